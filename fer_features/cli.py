@@ -1,0 +1,361 @@
+"""The ``fer`` command line: train, evaluate and predict with facial-expression pipelines."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+    help="Facial expression recognition with hand-crafted and learned features (FER2013 protocol).",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_DATA = Path("../shared/data/fer2013.zip")
+
+
+class Split(str, Enum):
+    training = "Training"
+    public = "PublicTest"
+    private = "PrivateTest"
+
+
+class ClassWeight(str, Enum):
+    none = "none"
+    balanced = "balanced"
+
+
+class Detector(str, Enum):
+    hog = "hog"
+    mmod = "mmod"
+
+
+def fail(message: str) -> None:
+    """Print a one-line error and exit with code 2 (a user mistake, no traceback)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _load_data(path: Path, skip_bad: bool):
+    from fer_features.datasets import DataError, load_fer2013
+
+    try:
+        with console.status(f"loading {path}"):
+            data = load_fer2013(path, skip_bad=skip_bad)
+    except (FileNotFoundError, DataError) as exc:
+        fail(str(exc))
+    if data.skipped:
+        err_console.print(f"[yellow]skipped {len(data.skipped)} bad file(s)[/], e.g. {data.skipped[0][0]}: {data.skipped[0][1]}")
+    return data
+
+
+def _limit(data, limit: int | None, seed: int):
+    """At most ``limit`` images per usage split, stratified by emotion, seeded."""
+    if not limit:
+        return data
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    keep = []
+    for usage in set(data.usage.tolist()):
+        idx = np.flatnonzero(data.usage == usage)
+        if len(idx) <= limit:
+            keep.append(idx)
+            continue
+        # proportional per class, at least one of each class present
+        chosen = []
+        for label in np.unique(data.y[idx]):
+            members = idx[data.y[idx] == label]
+            k = max(1, round(limit * len(members) / len(idx)))
+            chosen.append(rng.choice(members, size=min(k, len(members)), replace=False))
+        keep.append(np.concatenate(chosen))
+    return data.subset(np.sort(np.concatenate(keep)))
+
+
+def _peak_memory_mb() -> float:
+    """Peak resident memory of this process and its finished children, in MiB (Linux)."""
+    import resource
+
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(kb / 1024, 1)
+
+
+def _fit_with_progress(pipe, X, y) -> dict[str, float]:
+    """Fit, drawing a bar per feature extractor and a spinner for the classifier; returns timings."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from fer_features.features.base import extraction_progress
+
+    timings: dict[str, float] = {}
+    tasks: dict[str, int] = {}
+    started: dict[str, float] = {}
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        fit_task = None
+        start = time.perf_counter()
+
+        def hook(name: str, done: int, total: int) -> None:
+            nonlocal fit_task
+            if name not in tasks:
+                tasks[name] = progress.add_task(f"extract {name}", total=total)
+                started[name] = time.perf_counter()
+            progress.update(tasks[name], completed=done)
+            if done >= total:
+                timings[f"extract_{name}_seconds"] = round(time.perf_counter() - started[name], 2)
+                if fit_task is None and len(timings) == len(pipe.named_steps["features"].transformer_list):
+                    fit_task = progress.add_task("fit scaler, PCA and classifier", total=None)
+
+        with extraction_progress(hook):
+            pipe.fit(X, y)
+        if fit_task is not None:
+            progress.update(fit_task, total=1, completed=1)
+        timings["fit_seconds"] = round(time.perf_counter() - start, 2)
+    return timings
+
+
+def _simple_params(pipe) -> dict:
+    """The pipeline's parameters that are plain values (JSON-able), for the model card."""
+    out = {}
+    for k, v in pipe.get_params(deep=True).items():
+        if isinstance(v, (str, int, float, bool, type(None))):
+            out[k] = v
+        elif isinstance(v, tuple) and all(isinstance(x, (str, int, float, bool)) for x in v):
+            out[k] = list(v)
+    return out
+
+
+def _metrics_table(rows: dict[str, dict], title: str):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("split", "images", "accuracy", "macro-F1"):
+        table.add_column(col, justify="right" if col != "split" else "left")
+    for split, m in rows.items():
+        table.add_row(split, str(m["n"]), f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}")
+    return table
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="FER2013 zip, extracted folder, or fer2013.csv.")] = DEFAULT_DATA,
+    features: Annotated[str, typer.Option(help="Feature spec, names joined by '+' (see `fer list`).")] = "hog+lbp+landmarks",
+    clf: Annotated[str, typer.Option(help="Classifier head (see `fer list`).")] = "svm",
+    out: Annotated[Path, typer.Option(help="Where to write the trained pipeline (.joblib).")] = Path("models/fer-default.joblib"),
+    pca: Annotated[int, typer.Option(help="PCA components after scaling; 0 keeps every feature.")] = 256,
+    class_weight: Annotated[ClassWeight, typer.Option(help="'balanced' weights classes by inverse frequency.")] = ClassWeight.none,
+    n_jobs: Annotated[int, typer.Option(help="Parallel workers for extraction and calibration; -1 all cores.")] = -1,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    limit: Annotated[int, typer.Option(help="Use at most this many images per split (0: all); for quick runs.")] = 0,
+    skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable or malformed images instead of stopping.")] = False,
+) -> None:
+    """Fit a pipeline on [bold]Training[/], report PublicTest and PrivateTest, save it with a model card.
+
+    Writes OUT (joblib), OUT with .json (model card: features, classifier, parameters, data
+    fingerprint, library versions, metrics, timings) and OUT with .confusion.png (PrivateTest).
+    """
+    from fer_features.evaluation import evaluate, plot_confusion_matrix
+    from fer_features.persist import save_model
+    from fer_features.pipelines import build_pipeline
+
+    t0 = time.perf_counter()
+    try:
+        pipe = build_pipeline(
+            features,
+            clf,
+            pca=pca or None,
+            class_weight=None if class_weight is ClassWeight.none else class_weight.value,
+            n_jobs=n_jobs,
+            random_state=seed,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    dataset = _limit(_load_data(data, skip_bad), limit, seed)
+    load_seconds = round(time.perf_counter() - t0, 2)
+    X_train, y_train = dataset.split("Training")
+    if len(X_train) == 0:
+        fail(f"{data}: has no Training images")
+    console.print(f"training [bold]{features} → {clf}[/] on {len(X_train):,} Training faces")
+    timings = {"load_seconds": load_seconds, **_fit_with_progress(pipe, X_train, y_train)}
+
+    metrics = {}
+    t = time.perf_counter()
+    with console.status("scoring PublicTest and PrivateTest"):
+        for split in ("PublicTest", "PrivateTest"):
+            X, y = dataset.split(split)
+            if len(X):
+                metrics[split] = evaluate(pipe, X, y)
+    timings["evaluate_seconds"] = round(time.perf_counter() - t, 2)
+    console.print(_metrics_table(metrics, f"{features} → {clf}"))
+
+    card = {
+        "name": out.stem,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": "fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "features": features,
+        "classifier": clf,
+        "classes": [str(c) for c in pipe.classes_],
+        "params": _simple_params(pipe),
+        "data": {
+            "source": str(data),
+            "fingerprint": dataset.fingerprint,
+            "counts": dataset.counts(),
+            "skipped": len(dataset.skipped),
+        },
+        "metrics": metrics,
+        "timings": timings,
+    }
+    if "PrivateTest" in metrics:
+        plot_confusion_matrix(
+            metrics["PrivateTest"]["confusion_matrix"],
+            out.with_suffix(".confusion.png"),
+            title=f"{features} → {clf}, PrivateTest (acc {metrics['PrivateTest']['accuracy']:.3f})",
+        )
+    timings["total_seconds"] = round(time.perf_counter() - t0, 2)
+    card["peak_memory_mb"] = _peak_memory_mb()
+    save_model(pipe, out, card)
+    if "PrivateTest" in metrics:
+        m = metrics["PrivateTest"]
+        console.print(f"PrivateTest accuracy [bold]{m['accuracy']:.4f}[/], macro-F1 [bold]{m['macro_f1']:.4f}[/]")
+    console.print(
+        f"saved {out} (card {out.with_suffix('.json')}); wall time {timings['total_seconds']:.0f} s, "
+        f"peak memory {card['peak_memory_mb']:.0f} MiB"
+    )
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Trained pipeline (.joblib).")],
+    data: Annotated[Path, typer.Option(help="FER2013 zip, extracted folder, or fer2013.csv.")] = DEFAULT_DATA,
+    split: Annotated[Split, typer.Option(help="Which usage split to score.")] = Split.private,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the model).")] = None,
+    skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable or malformed images.")] = False,
+) -> None:
+    """Score a trained pipeline on one split: per-class report, accuracy, macro-F1, confusion matrix."""
+    from fer_features.evaluation import evaluate as score
+    from fer_features.evaluation import format_report, plot_confusion_matrix
+    from fer_features.persist import ModelError, load_model
+
+    try:
+        pipe = load_model(model)
+    except ModelError as exc:
+        fail(str(exc))
+    dataset = _load_data(data, skip_bad)
+    X, y = dataset.split(split.value)
+    if len(X) == 0:
+        fail(f"{data}: has no {split.value} images")
+    with console.status(f"scoring {len(X):,} {split.value} faces"):
+        metrics = score(pipe, X, y)
+    plot = plot or model.with_suffix(f".{split.value}.confusion.png")
+    plot_confusion_matrix(metrics["confusion_matrix"], plot, title=f"{model.stem}, {split.value} (acc {metrics['accuracy']:.3f})")
+    metrics = {"model": str(model), "split": split.value, "data_fingerprint": dataset.fingerprint, **metrics, "plot": str(plot)}
+    if json_out:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    console.print(f"[bold]{model}[/] on {split.value} ({len(X):,} faces)")
+    console.print(format_report(metrics), highlight=False)
+    console.print(f"confusion matrix: {plot}")
+
+
+@app.command()
+def predict(
+    paths: Annotated[list[Path], typer.Argument(help="Photos, 48x48 face crops, or folders of them.")],
+    model: Annotated[Path | None, typer.Option(help="Trained pipeline; default $FER_MODEL or models/fer-default.joblib.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    annotate: Annotated[Path | None, typer.Option(help="Write the photo with boxes and labels here (a folder for several photos).")] = None,
+    detector: Annotated[Detector, typer.Option(help="dlib face detector: HOG (fast) or MMOD CNN (robust, slow).")] = Detector.hog,
+    upsample: Annotated[int, typer.Option(help="Times to double the photo before detection (finds smaller faces).")] = 1,
+) -> None:
+    """Find every face in each photo and say its emotion, with probabilities.
+
+    A 48x48 image is taken as an aligned face crop and classified directly. A photo with no
+    face is reported and the batch goes on; an unreadable file is reported and makes the exit
+    code 2 once the batch is done.
+    """
+    from fer_features.persist import ModelError, default_model_path, load_model
+    from fer_features.predict import annotate as draw
+    from fer_features.predict import expand_paths, predict_paths
+
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        fail(f"{missing[0]}: no such file or folder")
+    files = expand_paths(paths)
+    if not files:
+        fail(f"no image files in {', '.join(map(str, paths))}")
+    try:
+        pipe = load_model(model or default_model_path())
+    except ModelError as exc:
+        fail(str(exc))
+    with console.status(f"finding faces in {len(files)} image(s)"):
+        results = predict_paths(pipe, files, detector=detector.value, upsample=upsample)
+
+    if annotate is not None:
+        from fer_features.faces import load_image
+        from fer_features.persist import atomic_path
+
+        readable = [r for r in results if r.error is None]
+        for r in readable:
+            target = annotate if len(files) == 1 else annotate / f"{Path(r.path).stem}.annotated.png"
+            with atomic_path(target) as tmp:
+                draw(load_image(r.path), r.faces).save(tmp, format="PNG")
+
+    if json_out:
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        _print_predictions(results, [str(c) for c in pipe.classes_])
+    errors = [r for r in results if r.error]
+    for r in errors:
+        err_console.print(f"[bold red]error:[/] {r.error}", highlight=False, soft_wrap=True)
+    if errors:
+        raise typer.Exit(code=2)
+
+
+def _print_predictions(results, classes: list[str]) -> None:
+    from rich.table import Table
+
+    table = Table()
+    for col in ("image", "face", "box (l, t, r, b)", "emotion", *classes):
+        table.add_column(col, justify="left" if col in ("image", "emotion", "box (l, t, r, b)") else "right")
+    for r in results:
+        name = Path(r.path).name
+        if r.error:
+            table.add_row(name, "", "", "[red]unreadable[/]", *[""] * len(classes))
+        elif not r.faces:
+            table.add_row(name, "0", "", "[yellow]no face found[/]", *[""] * len(classes))
+        for i, f in enumerate(r.faces, 1):
+            probs = [f"{f.probabilities[c]:.2f}" for c in classes]
+            table.add_row(name, str(i), ", ".join(map(str, f.box)), f"[bold]{f.label}[/]", *probs)
+    console.print(table)
+
+
+@app.command("list")
+def list_choices() -> None:
+    """List the feature extractors and classifiers that specs can name."""
+    from fer_features.classifiers import list_classifiers
+    from fer_features.features import list_features
+
+    console.print("[bold]features[/] (join with '+', e.g. hog+lbp+landmarks)")
+    for name, desc in list_features().items():
+        console.print(f"  {name:12s} {desc}", highlight=False)
+    console.print("[bold]classifiers[/]")
+    for name, desc in list_classifiers().items():
+        console.print(f"  {name:12s} {desc}", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console-script shim
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,97 @@
+"""Scoring a fitted pipeline on a split: accuracy, macro-F1, per-class report, confusion matrix."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from fer_features.datasets import EMOTIONS
+
+
+def evaluate(model, X: np.ndarray, labels: np.ndarray) -> dict:
+    """Score a fitted pipeline on face crops.
+
+    Parameters
+    ----------
+    model : fitted Pipeline
+        Predicts emotion names from ``(n, 48, 48)`` uint8 crops.
+    X : ndarray of shape (n_samples, 48, 48), dtype uint8
+    labels : ndarray of shape (n_samples,), dtype str
+        True emotion names.
+
+    Returns
+    -------
+    dict
+        ``accuracy`` and ``macro_f1`` (floats in 0..1), ``n`` (images), ``predict_seconds``
+        (wall time of ``predict``, seconds), ``per_class`` (``{emotion: {precision, recall,
+        f1, support}}``), ``confusion_matrix`` (list of lists, rows true, columns predicted,
+        in :data:`EMOTIONS` order) and ``labels`` (that order).
+    """
+    start = time.perf_counter()
+    predicted = np.asarray(model.predict(X))
+    seconds = time.perf_counter() - start
+    order = list(EMOTIONS)
+    p, r, f, s = precision_recall_fscore_support(labels, predicted, labels=order, zero_division=0)
+    return {
+        "n": int(len(labels)),
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "macro_f1": float(f1_score(labels, predicted, labels=order, average="macro", zero_division=0)),
+        "predict_seconds": round(seconds, 3),
+        "per_class": {
+            e: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, e in enumerate(order)
+        },
+        "confusion_matrix": confusion_matrix(labels, predicted, labels=order).tolist(),
+        "labels": order,
+    }
+
+
+def plot_confusion_matrix(cm, path: str | Path, *, title: str = "") -> Path:
+    """Save a row-normalised confusion matrix as PNG (matplotlib).
+
+    Parameters
+    ----------
+    cm : array-like of shape (7, 7), dtype int
+        Counts, rows true class, columns predicted, in :data:`EMOTIONS` order.
+    path : str or Path
+        Output PNG; written atomically.
+    title : str, optional
+
+    Returns
+    -------
+    Path
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    from fer_features.persist import atomic_path
+
+    cm = np.asarray(cm, dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100)
+    ConfusionMatrixDisplay(norm, display_labels=list(EMOTIONS)).plot(
+        ax=ax, cmap="Blues", values_format=".2f", colorbar=True, xticks_rotation=45
+    )
+    ax.set_title(title or "Confusion matrix (rows: true class, normalised)")
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def format_report(metrics: dict) -> str:
+    """Per-class precision/recall/F1 as plain text, like sklearn's classification report."""
+    lines = [f"{'':>10} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
+    for e, m in metrics["per_class"].items():
+        lines.append(f"{e:>10} {m['precision']:9.3f} {m['recall']:9.3f} {m['f1']:9.3f} {m['support']:8d}")
+    lines.append(f"{'accuracy':>10} {'':>9} {'':>9} {metrics['accuracy']:9.3f} {metrics['n']:8d}")
+    lines.append(f"{'macro-F1':>10} {'':>9} {'':>9} {metrics['macro_f1']:9.3f} {metrics['n']:8d}")
+    return "\n".join(lines)

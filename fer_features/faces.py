@@ -1,0 +1,353 @@
+"""Faces in photos: reading images, detection, 68-point landmarks, alignment to FER2013 crops.
+
+The flow is the field's: image → face detection (box) → 68-point landmark localisation (iBUG
+300-W markup) → similarity alignment on the eye centres → 48x48 grey crop framed like a
+FER2013 face. Detection and landmarks are dlib's [1]_ [2]_; the models are the files shipped by
+the ``face-recognition-models`` package (nothing is downloaded).
+
+Coordinates are in pixels of the image given, ``x`` to the right and ``y`` down; boxes are
+``(left, top, right, bottom)``.
+
+References
+----------
+.. [1] King, D. E. "Dlib-ml: A machine learning toolkit." JMLR 10, 2009.
+.. [2] Kazemi, V. and Sullivan, J. "One millisecond face alignment with an ensemble of regression
+       trees." CVPR 2014. :doi:`10.1109/CVPR.2014.241`
+.. [3] Sagonas, C., et al. "300 Faces in-the-wild challenge: The first facial landmark
+       localization challenge." ICCV Workshops 2013. :doi:`10.1109/ICCVW.2013.59`
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Side of the aligned crop, in pixels (FER2013's).
+CROP_SIZE = 48
+
+#: Where the eye centres (mean of the six landmarks of each eye) fall in a 48x48 FER2013 crop,
+#: in pixels ``(x, y)``: the image-left eye (the subject's right eye) first. Medians over
+#: FER2013 Training crops, measured by ``benchmarks/calibrate_alignment.py``.
+FER2013_EYES = ((14.6, 18.9), (32.7, 18.6))
+
+#: dlib model files shipped by ``face-recognition-models``, by short name.
+DLIB_MODELS = {
+    "landmarks68": "shape_predictor_68_face_landmarks.dat",
+    "landmarks5": "shape_predictor_5_face_landmarks.dat",
+    "mmod": "mmod_human_face_detector.dat",
+    "resnet": "dlib_face_recognition_resnet_model_v1.dat",
+}
+
+#: Face detectors by name.
+DETECTORS = ("hog", "mmod")
+
+# 68-point iBUG indices of the two eyes (image-left first).
+LEFT_EYE = slice(36, 42)
+RIGHT_EYE = slice(42, 48)
+
+
+class ImageError(ValueError):
+    """An image file cannot be read; the message names the file and the problem."""
+
+
+def dlib_model_path(name: str) -> Path:
+    """Path of a dlib model file shipped by ``face-recognition-models``.
+
+    Parameters
+    ----------
+    name : {'landmarks68', 'landmarks5', 'mmod', 'resnet'}
+
+    Returns
+    -------
+    Path
+        The file, from ``$FER_FEATURES_DLIB_MODELS`` if set, else from the installed
+        ``face_recognition_models`` package.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown.
+    FileNotFoundError
+        If the file is not there; the message says how to install it.
+    """
+    if name not in DLIB_MODELS:
+        raise ValueError(f"unknown dlib model {name!r}; expected one of {', '.join(DLIB_MODELS)}")
+    folder = os.environ.get("FER_FEATURES_DLIB_MODELS")
+    if folder is None:
+        # Located without importing the package: its __init__ needs pkg_resources.
+        spec = importlib.util.find_spec("face_recognition_models")
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(
+                f"dlib model {DLIB_MODELS[name]} not found: install it with "
+                "`pip install face-recognition-models`, or set FER_FEATURES_DLIB_MODELS to a folder holding it"
+            )
+        folder = Path(list(spec.submodule_search_locations)[0]) / "models"
+    path = Path(folder) / DLIB_MODELS[name]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"dlib model file {path} is missing: reinstall `face-recognition-models`, "
+            "or set FER_FEATURES_DLIB_MODELS to a folder holding it"
+        )
+    return path
+
+
+@functools.lru_cache(maxsize=4)
+def shape_predictor(path: str | os.PathLike | None = None):
+    """The dlib 68-point shape predictor, loaded once per process (``None``: the shipped model)."""
+    import dlib
+
+    return dlib.shape_predictor(str(path or dlib_model_path("landmarks68")))
+
+
+@functools.lru_cache(maxsize=4)
+def face_detector(kind: str = "hog", path: str | os.PathLike | None = None):
+    """A dlib face detector, loaded once per process.
+
+    Parameters
+    ----------
+    kind : {'hog', 'mmod'}, default='hog'
+        ``'hog'``: the frontal HOG + linear SVM detector; ``'mmod'``: the MMOD CNN detector [1]_
+        (more robust to pose, about 10x slower on a CPU).
+    path : path-like, optional
+        MMOD model file; defaults to the shipped one.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is unknown.
+    """
+    import dlib
+
+    if kind == "hog":
+        return dlib.get_frontal_face_detector()
+    if kind == "mmod":
+        return dlib.cnn_face_detection_model_v1(str(path or dlib_model_path("mmod")))
+    raise ValueError(f"unknown face detector {kind!r}; expected one of {', '.join(DETECTORS)}")
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a photo as 8-bit RGB, upright.
+
+    EXIF orientation is applied; grey, palette, RGBA (composited on white), 16-bit and
+    32-bit integer or float images are converted.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    image : ndarray of shape (height, width, 3), dtype uint8
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ImageError
+        If it is not an image Pillow can decode, or is truncated.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            return to_rgb(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: not a readable image ({exc})") from None
+
+
+def to_rgb(image) -> np.ndarray:
+    """Convert a PIL image or an array to ``(height, width, 3)`` uint8 RGB.
+
+    Arrays may be ``(h, w)`` grey, ``(h, w, 3)`` RGB or ``(h, w, 4)`` RGBA, of any integer
+    dtype (scaled from its range: 16-bit data by 1/257) or float in 0..1.
+    """
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            image = np.asarray(image)
+        elif image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+        else:
+            return np.asarray(image.convert("RGB"))
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating):
+            arr = np.clip(arr * 255.0 if arr.max() <= 1.0 else arr, 0, 255).round().astype(np.uint8)
+        elif arr.dtype in (np.uint16, np.int32, np.uint32, np.int64) and arr.max() > 255:
+            arr = (arr.astype(np.float64) / (65535.0 if arr.max() <= 65535 else arr.max()) * 255).round().astype(np.uint8)
+        else:
+            arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        alpha = arr[:, :, 3:4].astype(np.float32) / 255.0
+        return (arr[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        return np.ascontiguousarray(arr)
+    raise ImageError(f"unsupported image array of shape {arr.shape}")
+
+
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma of an RGB image, ``(h, w)`` uint8 (as PIL's ``convert('L')``, which made FER2013's grey)."""
+    if rgb.ndim == 2:
+        return rgb
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
+    return np.clip(rgb[..., :3].astype(np.float32) @ weights, 0, 255).round().astype(np.uint8)
+
+
+@dataclass
+class Face:
+    """One face found in a photo.
+
+    Attributes
+    ----------
+    box : tuple of 4 int
+        ``(left, top, right, bottom)`` in pixels of the photo.
+    landmarks : ndarray of shape (68, 2), dtype float32
+        iBUG 300-W points ``(x, y)`` in pixels of the photo.
+    crop : ndarray of shape (48, 48), dtype uint8
+        The aligned grey face, framed as FER2013 faces are.
+    score : float
+        Detector confidence (dlib's detection score; higher is surer).
+    """
+
+    box: tuple[int, int, int, int]
+    landmarks: np.ndarray
+    crop: np.ndarray
+    score: float
+
+
+def detect_faces(image: np.ndarray, *, detector: str = "hog", upsample: int = 1) -> list[tuple[tuple[int, int, int, int], float]]:
+    """Find face boxes in an RGB or grey image.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3) or (height, width), dtype uint8
+    detector : {'hog', 'mmod'}, default='hog'
+        See :func:`face_detector`.
+    upsample : int, default=1
+        Times the image is doubled before detection; each finds faces half as large
+        (the HOG detector's smallest face is about 80x80 pixels at 0).
+
+    Returns
+    -------
+    list of (box, score)
+        ``box = (left, top, right, bottom)`` in pixels, clipped to the image, sorted by score.
+    """
+    det = face_detector(detector)
+    h, w = image.shape[:2]
+    found = []
+    if detector == "hog":
+        rects, scores, _ = det.run(image, upsample, 0.0)
+        pairs = zip(rects, scores)
+    else:
+        pairs = ((d.rect, d.confidence) for d in det(image, upsample))
+    for r, s in pairs:
+        box = (max(0, r.left()), max(0, r.top()), min(w, r.right()), min(h, r.bottom()))
+        if box[2] > box[0] and box[3] > box[1]:
+            found.append((box, float(s)))
+    return sorted(found, key=lambda bs: -bs[1])
+
+
+def landmarks_in_box(grey: np.ndarray, box, predictor=None) -> np.ndarray:
+    """68 landmarks of the face in ``box``.
+
+    Parameters
+    ----------
+    grey : ndarray of shape (height, width), dtype uint8
+    box : tuple of 4 int
+        ``(left, top, right, bottom)`` in pixels.
+    predictor : dlib.shape_predictor, optional
+        Defaults to :func:`shape_predictor`.
+
+    Returns
+    -------
+    landmarks : ndarray of shape (68, 2), dtype float32
+        ``(x, y)`` in pixels.
+    """
+    import dlib
+
+    predictor = predictor or shape_predictor()
+    shape = predictor(grey, dlib.rectangle(*[int(round(v)) for v in box]))
+    return np.array([[p.x, p.y] for p in shape.parts()], np.float32)
+
+
+def align_face(grey: np.ndarray, landmarks: np.ndarray, *, size: int = CROP_SIZE) -> np.ndarray:
+    """Crop a face so that its eyes land where FER2013's do, and resize to ``size``.
+
+    A similarity transform (rotation, uniform scale, translation) maps the two eye centres
+    onto :data:`FER2013_EYES` (scaled to ``size``). Shrinking is anti-aliased with a Gaussian
+    prefilter (as :func:`skimage.transform.rescale` does).
+
+    Parameters
+    ----------
+    grey : ndarray of shape (height, width), dtype uint8
+    landmarks : ndarray of shape (68, 2)
+        iBUG 300-W points in pixels of ``grey``.
+    size : int, default=48
+        Side of the output, in pixels.
+
+    Returns
+    -------
+    crop : ndarray of shape (size, size), dtype uint8
+    """
+    from scipy.ndimage import gaussian_filter
+    from skimage.transform import SimilarityTransform, warp
+
+    src = np.array([landmarks[LEFT_EYE].mean(0), landmarks[RIGHT_EYE].mean(0)], np.float64)
+    dst = np.array(FER2013_EYES, np.float64) * (size / CROP_SIZE)
+    tform = SimilarityTransform.from_estimate(src, dst) if hasattr(SimilarityTransform, "from_estimate") else None
+    if tform is None:
+        tform = SimilarityTransform()
+        tform.estimate(src, dst)
+    image = grey.astype(np.float32)
+    sigma = max(0.0, (1.0 / tform.scale - 1.0) / 2.0)  # skimage's anti-aliasing sigma
+    if sigma > 0:
+        image = gaussian_filter(image, sigma)
+    crop = warp(image, tform.inverse, output_shape=(size, size), order=1, mode="edge", preserve_range=True)
+    return np.clip(crop, 0, 255).round().astype(np.uint8)
+
+
+def find_faces(
+    image: np.ndarray,
+    *,
+    detector: str = "hog",
+    upsample: int = 1,
+    size: int = CROP_SIZE,
+) -> list[Face]:
+    """Detect, landmark and align every face in a photo.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3) or (height, width), dtype uint8
+        RGB or grey photo (see :func:`load_image`).
+    detector : {'hog', 'mmod'}, default='hog'
+    upsample : int, default=1
+        See :func:`detect_faces`.
+    size : int, default=48
+        Side of the aligned crops, in pixels.
+
+    Returns
+    -------
+    list of Face
+        Highest detection score first; empty if no face was found.
+    """
+    rgb = to_rgb(image)
+    grey = to_grey(rgb)
+    faces = []
+    for box, score in detect_faces(rgb, detector=detector, upsample=upsample):
+        points = landmarks_in_box(grey, box)
+        faces.append(Face(box=box, landmarks=points, crop=align_face(grey, points, size=size), score=score))
+    return faces

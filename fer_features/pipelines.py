@@ -1,0 +1,91 @@
+"""Feature pipelines: face crops → features → scaling → PCA → classifier, as one sklearn Pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.decomposition import PCA
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from fer_features.classifiers import make_classifier
+from fer_features.datasets import IMAGE_SIZE
+from fer_features.features import make_features
+
+#: The default hand-crafted pipeline of ``fer train`` and ``make run``.
+DEFAULT_FEATURES = "hog+lbp+landmarks"
+DEFAULT_CLASSIFIER = "svm"
+DEFAULT_PCA = 256
+
+
+def feature_dims(spec: str, image_size: int = IMAGE_SIZE, feature_params: dict | None = None) -> int:
+    """Length of the feature vector a spec gives for square crops of ``image_size`` pixels."""
+    union = clone(make_features(spec, params=feature_params)).fit(np.zeros((1, image_size, image_size), np.uint8))
+    return len(union.get_feature_names_out())
+
+
+def build_pipeline(
+    features: str = DEFAULT_FEATURES,
+    clf: str = DEFAULT_CLASSIFIER,
+    *,
+    pca: int | None = DEFAULT_PCA,
+    class_weight: str | None = None,
+    n_jobs: int | None = None,
+    memory=None,
+    random_state: int = 0,
+    feature_params: dict[str, dict] | None = None,
+    clf_params: dict | None = None,
+) -> Pipeline:
+    """Build an unfitted facial-expression pipeline.
+
+    Parameters
+    ----------
+    features : str, default='hog+lbp+landmarks'
+        Feature spec: registered names joined by ``+`` (see :func:`fer_features.features.list_features`).
+    clf : str, default='svm'
+        Classifier head (see :func:`fer_features.classifiers.list_classifiers`).
+    pca : int or None, default=256
+        Components kept after standardisation; ``None`` keeps every feature. When the
+        features have no more dimensions than this, PCA is left out.
+    class_weight : {None, 'balanced'}, default=None
+    n_jobs : int, optional
+        Parallel workers for feature extraction and calibration folds; ``-1`` all cores.
+    memory : str, path or joblib.Memory, optional
+        Cache of fitted transformers (:class:`~sklearn.pipeline.Pipeline`'s ``memory``).
+    random_state : int, default=0
+    feature_params : dict of {name: dict}, optional
+        Extra parameters per feature extractor, e.g. ``{"hog": {"orientations": 12}}``.
+    clf_params : dict, optional
+        Extra parameters of the classifier head, e.g. ``{"C": 5}``.
+
+    Returns
+    -------
+    Pipeline
+        Steps ``features`` (FeatureUnion), ``scale`` (StandardScaler), ``pca`` (PCA or
+        ``'passthrough'``) and ``clf``. Fit it on ``X`` of shape ``(n_samples, 48, 48)``,
+        dtype uint8, and emotion names as ``y``; its ``classes_`` are then those names.
+
+    Raises
+    ------
+    ValueError
+        For an unknown feature, classifier or parameter.
+
+    Examples
+    --------
+    >>> from fer_features.pipelines import build_pipeline
+    >>> pipe = build_pipeline("hog", "logreg")
+    >>> [name for name, _ in pipe.steps]
+    ['features', 'scale', 'pca', 'clf']
+    """
+    union = make_features(features, n_jobs=n_jobs, params=feature_params)
+    head = make_classifier(clf, class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **(clf_params or {}))
+    reducer = "passthrough"
+    if pca is not None:
+        if int(pca) < 1:
+            raise ValueError(f"pca must be a positive number of components or None, got {pca!r}")
+        if feature_dims(features, feature_params=feature_params) > pca:
+            reducer = PCA(n_components=int(pca), random_state=random_state)
+    return Pipeline(
+        [("features", union), ("scale", StandardScaler()), ("pca", reducer), ("clf", head)],
+        memory=memory,
+    )
