@@ -158,6 +158,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     limit: Annotated[int, typer.Option(help="Use at most this many images per split (0: all); for quick runs.")] = 0,
     skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable or malformed images instead of stopping.")] = False,
+    cache_dir: Annotated[Path | None, typer.Option(help="Cache extracted Training features here (Pipeline memory) for re-runs.")] = None,
 ) -> None:
     """Fit a pipeline on [bold]Training[/], report PublicTest and PrivateTest, save it with a model card.
 
@@ -177,6 +178,7 @@ def train(
             class_weight=None if class_weight is ClassWeight.none else class_weight.value,
             n_jobs=n_jobs,
             random_state=seed,
+            memory=str(cache_dir) if cache_dir else None,
         )
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
@@ -276,6 +278,7 @@ def predict(
     annotate: Annotated[Path | None, typer.Option(help="Write the photo with boxes and labels here (a folder for several photos).")] = None,
     detector: Annotated[Detector, typer.Option(help="dlib face detector: HOG (fast) or MMOD CNN (robust, slow).")] = Detector.hog,
     upsample: Annotated[int, typer.Option(help="Times to double the photo before detection (finds smaller faces).")] = 1,
+    min_score: Annotated[float | None, typer.Option(help="Drop detections scoring lower (default: 0.3 for hog, 0 for mmod).")] = None,
 ) -> None:
     """Find every face in each photo and say its emotion, with probabilities.
 
@@ -298,7 +301,7 @@ def predict(
     except ModelError as exc:
         fail(str(exc))
     with console.status(f"finding faces in {len(files)} image(s)"):
-        results = predict_paths(pipe, files, detector=detector.value, upsample=upsample)
+        results = predict_paths(pipe, files, detector=detector.value, upsample=upsample, min_score=min_score)
 
     if annotate is not None:
         from fer_features.faces import load_image
@@ -322,9 +325,10 @@ def predict(
 
 
 def _print_predictions(results, classes: list[str]) -> None:
+    from rich import box
     from rich.table import Table
 
-    table = Table()
+    table = Table(box=box.SIMPLE_HEAD)
     for col in ("image", "face", "box (l, t, r, b)", "emotion", *classes):
         table.add_column(col, justify="left" if col in ("image", "emotion", "box (l, t, r, b)") else "right")
     for r in results:
@@ -336,7 +340,9 @@ def _print_predictions(results, classes: list[str]) -> None:
         for i, f in enumerate(r.faces, 1):
             probs = [f"{f.probabilities[c]:.2f}" for c in classes]
             table.add_row(name, str(i), ", ".join(map(str, f.box)), f"[bold]{f.label}[/]", *probs)
-    console.print(table)
+    # A pipe or file gets the whole table, not one wrapped at 80 columns.
+    wide = console if console.is_terminal else Console(width=max(console.width, 140))
+    wide.print(table)
 
 
 @app.command("list")

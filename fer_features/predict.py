@@ -74,6 +74,7 @@ def predict_photos(
     *,
     detector: str = "hog",
     upsample: int = 1,
+    min_score: float | None = None,
 ) -> list[list[FacePrediction]]:
     """Classify every face of several photos with one batched model call.
 
@@ -85,6 +86,8 @@ def predict_photos(
         RGB or grey photos. A 48x48 image is classified directly as a face crop.
     detector : {'hog', 'mmod'}, default='hog'
     upsample : int, default=1
+        See :func:`fer_features.faces.detect_faces`.
+    min_score : float, optional
         See :func:`fer_features.faces.detect_faces`.
 
     Returns
@@ -99,7 +102,7 @@ def predict_photos(
             owners.append(i)
             meta.append(((0, 0, IMAGE_SIZE, IMAGE_SIZE), None))
             continue
-        for face in find_faces(image, detector=detector, upsample=upsample):
+        for face in find_faces(image, detector=detector, upsample=upsample, min_score=min_score):
             crops.append(face.crop)
             owners.append(i)
             meta.append((tuple(int(v) for v in face.box), face.score))
@@ -121,7 +124,9 @@ def predict_photos(
     return results
 
 
-def predict_paths(model, paths: list[str | os.PathLike], *, detector: str = "hog", upsample: int = 1) -> list[PhotoResult]:
+def predict_paths(
+    model, paths: list[str | os.PathLike], *, detector: str = "hog", upsample: int = 1, min_score: float | None = None
+) -> list[PhotoResult]:
     """Read and classify photos; an unreadable file is reported in its result, not raised.
 
     Parameters
@@ -129,7 +134,7 @@ def predict_paths(model, paths: list[str | os.PathLike], *, detector: str = "hog
     model : fitted pipeline
     paths : list of path-like
         Image files (folders are expanded by :func:`expand_paths`).
-    detector, upsample
+    detector, upsample, min_score
         See :func:`predict_photos`.
 
     Returns
@@ -147,7 +152,7 @@ def predict_paths(model, paths: list[str | os.PathLike], *, detector: str = "hog
         results.append(PhotoResult(path=str(p), width=image.shape[1], height=image.shape[0]))
         images.append(image)
         readable.append(len(results) - 1)
-    for idx, faces in zip(readable, predict_photos(model, images, detector=detector, upsample=upsample)):
+    for idx, faces in zip(readable, predict_photos(model, images, detector=detector, upsample=upsample, min_score=min_score)):
         results[idx].faces = faces
     return results
 
