@@ -65,21 +65,21 @@ def _limit(data, limit: int | None, seed: int):
     if not limit:
         return data
     import numpy as np
+    from sklearn.model_selection import train_test_split
 
-    rng = np.random.default_rng(seed)
+    from fer_features.datasets import USAGES
+
     keep = []
-    for usage in set(data.usage.tolist()):
+    for usage in USAGES:
         idx = np.flatnonzero(data.usage == usage)
         if len(idx) <= limit:
             keep.append(idx)
             continue
-        # proportional per class, at least one of each class present
-        chosen = []
-        for label in np.unique(data.y[idx]):
-            members = idx[data.y[idx] == label]
-            k = max(1, round(limit * len(members) / len(idx)))
-            chosen.append(rng.choice(members, size=min(k, len(members)), replace=False))
-        keep.append(np.concatenate(chosen))
+        try:
+            chosen, _ = train_test_split(idx, train_size=limit, stratify=data.y[idx], random_state=seed)
+        except ValueError:  # a class too rare to stratify: plain random sample
+            chosen = np.random.default_rng(seed).choice(idx, size=limit, replace=False)
+        keep.append(chosen)
     return data.subset(np.sort(np.concatenate(keep)))
 
 
@@ -89,6 +89,19 @@ def _peak_memory_mb() -> float:
 
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return round(kb / 1024, 1)
+
+
+def _machine() -> dict:
+    """Where a measurement was taken: CPU count, platform, GPU if torch sees one."""
+    import os
+    import platform
+
+    info = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()}
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    return info
 
 
 def _fit_with_progress(pipe, X, y) -> dict[str, float]:
@@ -187,6 +200,8 @@ def train(
     X_train, y_train = dataset.split("Training")
     if len(X_train) == 0:
         fail(f"{data}: has no Training images")
+    if pca and pipe.named_steps["pca"] != "passthrough" and pca > len(X_train):
+        pipe.set_params(pca__n_components=len(X_train))  # PCA can keep at most n_samples components
     console.print(f"training [bold]{features} → {clf}[/] on {len(X_train):,} Training faces")
     timings = {"load_seconds": load_seconds, **_fit_with_progress(pipe, X_train, y_train)}
 
@@ -207,6 +222,7 @@ def train(
         "features": features,
         "classifier": clf,
         "classes": [str(c) for c in pipe.classes_],
+        "feature_dims": len(pipe.named_steps["features"].get_feature_names_out()),
         "params": _simple_params(pipe),
         "data": {
             "source": str(data),
@@ -216,6 +232,7 @@ def train(
         },
         "metrics": metrics,
         "timings": timings,
+        "machine": _machine(),
     }
     if "PrivateTest" in metrics:
         plot_confusion_matrix(

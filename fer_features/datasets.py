@@ -316,17 +316,16 @@ def _read_csv(path: Path, skip_bad: bool):
             f"(found {', '.join(map(str, df.columns))})"
         )
     n_pixels = IMAGE_SIZE * IMAGE_SIZE
+    # One non-numeric cell makes pandas read the whole column as text: compare numerically.
+    numeric = pd.to_numeric(df["emotion"], errors="coerce")
     images, labels, usages, names, skipped = [], [], [], [], []
-    for row, (emotion, pixels, usage) in enumerate(zip(df["emotion"], df["pixels"], df["Usage"])):
+    for row, (emotion, value, pixels, usage) in enumerate(zip(df["emotion"], numeric, df["pixels"], df["Usage"])):
         line = f"line {row + 2}"  # 1-based, after the header
-        try:
-            label = int(emotion)
-            if not 0 <= label < len(EMOTIONS) or label != emotion:
-                raise ValueError
-        except (TypeError, ValueError):
+        problem = None
+        if not (np.isfinite(value) and value == int(value) and 0 <= value < len(EMOTIONS)):
             problem = f"emotion {emotion!r} is not an integer label 0..{len(EMOTIONS) - 1}"
         else:
-            problem = None
+            label = int(value)
         if problem is None and usage not in USAGES:
             problem = f"Usage {usage!r} is not one of {', '.join(USAGES)}"
         if problem is None:

@@ -48,7 +48,8 @@ DETECTORS = ("hog", "mmod")
 
 #: Detections scoring below this are dropped by default, per detector. dlib's own threshold is
 #: 0; at 0.3 the HOG detector no longer takes the round mission patch in
-#: ``skimage.data.astronaut()`` (score 0.15) for a face, while her face scores 1.16.
+#: ``skimage.data.astronaut()`` (score 0.12-0.15 depending on JPEG/PNG) for a face, while her
+#: face scores 1.16.
 DEFAULT_MIN_SCORE = {"hog": 0.3, "mmod": 0.0}
 
 # 68-point iBUG indices of the two eyes (image-left first).
@@ -173,12 +174,15 @@ def to_rgb(image) -> np.ndarray:
     """Convert a PIL image or an array to ``(height, width, 3)`` uint8 RGB.
 
     Arrays may be ``(h, w)`` grey, ``(h, w, 3)`` RGB or ``(h, w, 4)`` RGBA, of any integer
-    dtype (scaled from its range: 16-bit data by 1/257) or float in 0..1.
+    dtype (uint16 and Pillow's 16-bit modes scaled by 1/257; wider integers by 1/257 when they fit
+    in 16 bits, else by their maximum; values up to 255 kept) or float in 0..1.
     """
     from PIL import Image
 
     if isinstance(image, Image.Image):
-        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        if image.mode.startswith("I;16"):
+            image = np.asarray(image).astype(np.uint16)
+        elif image.mode in ("I", "F"):
             image = np.asarray(image)
         elif image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
             rgba = image.convert("RGBA")
@@ -190,8 +194,11 @@ def to_rgb(image) -> np.ndarray:
     if arr.dtype != np.uint8:
         if np.issubdtype(arr.dtype, np.floating):
             arr = np.clip(arr * 255.0 if arr.max() <= 1.0 else arr, 0, 255).round().astype(np.uint8)
-        elif arr.dtype in (np.uint16, np.int32, np.uint32, np.int64) and arr.max() > 255:
-            arr = (arr.astype(np.float64) / (65535.0 if arr.max() <= 65535 else arr.max()) * 255).round().astype(np.uint8)
+        elif arr.dtype == np.uint16:  # 16-bit: full range 0..65535
+            arr = (arr.astype(np.float64) / 257.0).round().astype(np.uint8)
+        elif arr.max() > 255:  # 32-bit integers of unknown range: 16-bit if they fit, else by the maximum
+            top = 65535.0 if arr.max() <= 65535 else float(arr.max())
+            arr = (np.clip(arr, 0, None).astype(np.float64) / top * 255).round().astype(np.uint8)
         else:
             arr = np.clip(arr, 0, 255).astype(np.uint8)
     if arr.ndim == 2:

@@ -97,15 +97,15 @@ class FaceImageTransformer(TransformerMixin, BaseEstimator):
     def _validate(self, X, *, reset: bool) -> np.ndarray:
         name = type(self).__name__
         X = check_images(X, estimator=name, min_size=self._min_size)
-        X = validate_data(self, X, reset=reset, allow_nd=True, dtype=np.uint8, ensure_min_samples=1)
-        if reset:
-            self.image_shape_ = tuple(X.shape[1:])
-        elif tuple(X.shape[1:]) != self.image_shape_:
+        if not reset and tuple(X.shape[1:]) != self.image_shape_:
             h, w = self.image_shape_
             raise ValueError(
                 f"{name} was fitted on {w}x{h} images but got {X.shape[2]}x{X.shape[1]}; "
                 "resize faces to the size used in fit"
             )
+        X = validate_data(self, X, reset=reset, allow_nd=True, dtype=np.uint8, ensure_min_samples=1)
+        if reset:
+            self.image_shape_ = tuple(X.shape[1:])
         return X
 
     def fit(self, X, y=None):

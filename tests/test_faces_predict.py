@@ -1,0 +1,259 @@
+"""fer_features.faces (reading photos, detection, alignment) and fer_features.predict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer_features.datasets import EMOTIONS
+from fer_features.faces import (
+    DEFAULT_MIN_SCORE,
+    FER2013_EYES,
+    ImageError,
+    align_face,
+    dlib_model_path,
+    find_faces,
+    load_image,
+    to_grey,
+    to_rgb,
+)
+from fer_features.predict import annotate, expand_paths, predict_paths, predict_photos
+
+# Where the face is in skimage's astronaut (512x512), loosely: (left, top, right, bottom).
+ASTRONAUT_FACE = (140, 30, 270, 175)
+
+
+def overlap(a, b) -> float:
+    """Intersection over the smaller box's area."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return w * h / smaller
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def astronaut_faces(astronaut):
+    return find_faces(astronaut)
+
+
+# --------------------------------------------------------------------------- detection and alignment
+
+
+def test_astronaut_has_exactly_one_face(astronaut_faces):
+    boxes = [f.box for f in astronaut_faces]
+    assert len(astronaut_faces) == 1, f"expected one face, found boxes {boxes}"
+
+
+def test_astronaut_face_box_landmarks_and_crop(astronaut_faces):
+    assert astronaut_faces, "no face found in the astronaut photo"
+    face = astronaut_faces[0]  # the highest score first
+    assert overlap(face.box, ASTRONAUT_FACE) > 0.7
+    assert all(isinstance(v, int) for v in face.box)
+    assert face.landmarks.shape == (68, 2) and face.landmarks.dtype == np.float32
+    left, top, right, bottom = face.box
+    margin = 0.25 * (right - left)  # dlib's boxes are tight: the chin may lie a little below
+    inside = (face.landmarks[:, 0] > left - margin) & (face.landmarks[:, 0] < right + margin)
+    inside &= (face.landmarks[:, 1] > top - margin) & (face.landmarks[:, 1] < bottom + margin)
+    assert inside.all()
+    assert face.landmarks[48:68, 1].mean() > face.landmarks[36:48, 1].mean()  # mouth below the eyes
+    assert face.crop.shape == (48, 48) and face.crop.dtype == np.uint8
+    assert face.crop.std() > 10  # a face, not a flat patch
+    scores = [f.score for f in astronaut_faces]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_min_score_filters_detections(astronaut, astronaut_faces):
+    everything = find_faces(astronaut, min_score=-1.0)
+    assert len(everything) >= len(astronaut_faces)
+    assert [f.box for f in everything if f.score >= DEFAULT_MIN_SCORE["hog"]] == [f.box for f in astronaut_faces]
+    assert all(f.score >= DEFAULT_MIN_SCORE["hog"] for f in astronaut_faces)
+    assert find_faces(astronaut, min_score=max(f.score for f in everything) + 0.01) == []
+
+
+def test_grey_input_finds_the_same_face(astronaut, astronaut_faces):
+    grey_faces = find_faces(to_grey(astronaut))
+    assert grey_faces and overlap(grey_faces[0].box, astronaut_faces[0].box) > 0.8
+
+
+def test_align_face_puts_eyes_where_fer2013_has_them():
+    # align a synthetic image whose "eyes" are two bright dots; they must land on FER2013_EYES
+    grey = np.zeros((300, 400), np.uint8)
+    landmarks = np.zeros((68, 2), np.float32)
+    left, right = np.array([150.0, 120.0]), np.array([230.0, 140.0])  # tilted eye line
+    landmarks[36:42] = left
+    landmarks[42:48] = right
+    for x, y in (left, right):
+        grey[int(y) - 1 : int(y) + 2, int(x) - 1 : int(x) + 2] = 255
+    crop = align_face(grey, landmarks, size=96)
+    assert crop.shape == (96, 96) and crop.dtype == np.uint8
+    for (ex, ey), half in zip(FER2013_EYES, (slice(0, 48), slice(48, 96))):
+        ys, xs = np.nonzero(crop[:, half] > 0)
+        weights = crop[:, half][ys, xs].astype(float)
+        cx = np.average(xs, weights=weights) + half.start
+        cy = np.average(ys, weights=weights)
+        assert abs(cx - ex * 2) < 1.5 and abs(cy - ey * 2) < 1.5
+
+
+def test_blank_and_flat_photos_have_no_face():
+    assert find_faces(np.zeros((200, 200, 3), np.uint8)) == []
+    assert find_faces(np.full((200, 300), 128, np.uint8)) == []
+
+
+def test_dlib_model_path(monkeypatch, tmp_path):
+    assert dlib_model_path("landmarks68").is_file()
+    with pytest.raises(ValueError, match="landmarks68"):
+        dlib_model_path("landmarks99")
+    monkeypatch.setenv("FER_FEATURES_DLIB_MODELS", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="FER_FEATURES_DLIB_MODELS"):
+        dlib_model_path("landmarks68")
+
+
+# --------------------------------------------------------------------------- reading images
+
+
+def test_load_rgba_png_composited_on_white(tmp_path):
+    rgba = np.zeros((10, 20, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[:, :10, 3] = 255  # left half opaque red, right half transparent
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    out = load_image(tmp_path / "a.png")
+    assert out.shape == (10, 20, 3) and out.dtype == np.uint8
+    assert (out[:, :10] == [200, 0, 0]).all()
+    assert (out[:, 10:] == 255).all()
+
+
+def test_load_16bit_grey_png(tmp_path):
+    values = (np.arange(32 * 64).reshape(32, 64) * 32).astype(np.uint16)  # 0..65504
+    Image.fromarray(values).save(tmp_path / "g16.png")
+    out = load_image(tmp_path / "g16.png")
+    assert out.shape == (32, 64, 3) and out.dtype == np.uint8
+    np.testing.assert_allclose(out[..., 0], values / 257, atol=1)
+    assert (out[..., 0] == out[..., 2]).all()
+
+
+def test_load_dark_16bit_grey_png_is_scaled_too(tmp_path):
+    # a 16-bit image whose values happen to be small is still 16-bit data: 200/65535 is black
+    values = (np.arange(32 * 64).reshape(32, 64) % 201).astype(np.uint16)
+    Image.fromarray(values).save(tmp_path / "dark16.png")
+    out = load_image(tmp_path / "dark16.png")
+    np.testing.assert_allclose(out[..., 0], values / 257, atol=1)
+
+
+def test_load_grey_jpeg(tmp_path):
+    Image.fromarray(np.full((30, 50), 90, np.uint8)).save(tmp_path / "g.jpg")
+    out = load_image(tmp_path / "g.jpg")
+    assert out.shape == (30, 50, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - 90).max() <= 2
+
+
+def test_load_exif_rotated_jpeg(tmp_path):
+    image = np.zeros((30, 60, 3), np.uint8)
+    image[:, :10] = 255  # white band on the left
+    im = Image.fromarray(image)
+    exif = im.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    im.save(tmp_path / "rot.jpg", exif=exif, quality=95)
+    out = load_image(tmp_path / "rot.jpg")
+    assert out.shape == (60, 30, 3)
+    assert out[:10].mean() > 200 and out[-10:].mean() < 50  # the left band is now at the top
+
+
+def test_unreadable_files(tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not a picture")
+    with pytest.raises(ImageError, match="notes.png"):
+        load_image(bad)
+    good = tmp_path / "cut.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(good)
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(ImageError, match="truncated.png"):
+        load_image(truncated)
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        load_image(tmp_path / "missing.png")
+
+
+def test_to_rgb_arrays():
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert (to_rgb(grey) == grey[..., None]).all() and to_rgb(grey).shape == (3, 4, 3)
+    assert (to_rgb(np.ones((2, 2))) == 255).all()  # float 0..1
+    with pytest.raises(ImageError, match="shape"):
+        to_rgb(np.zeros((2, 2, 2), np.uint8))
+
+
+def test_to_grey_is_pil_luma():
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(rgb).convert("L")).astype(int)
+    assert np.abs(to_grey(rgb).astype(int) - expected).max() <= 1
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def test_predict_photos_blank_image_has_no_faces(tiny_model):
+    assert predict_photos(tiny_model, [np.zeros((120, 160, 3), np.uint8)]) == [[]]
+
+
+def test_48x48_image_is_classified_directly(tiny_model, patterns):
+    X, labels = patterns
+    crop = X[0]
+    results = predict_photos(tiny_model, [np.zeros((100, 100), np.uint8), crop, np.repeat(X[-1][..., None], 3, 2)])
+    assert results[0] == []
+    (face,) = results[1]
+    assert face.box == (0, 0, 48, 48) and face.detection_score is None
+    assert list(face.probabilities) == [str(c) for c in tiny_model.classes_]
+    assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+    expected = tiny_model.predict_proba(crop[None])[0]
+    assert face.label == tiny_model.classes_[expected.argmax()]
+    assert face.probabilities[face.label] == pytest.approx(expected.max(), abs=1e-4)
+    # an RGB 48x48 crop goes through its luma
+    assert results[2][0].label == tiny_model.predict(X[-1][None])[0]
+
+
+def test_predict_photos_astronaut(tiny_model, astronaut):
+    (faces,) = predict_photos(tiny_model, [astronaut])
+    assert faces and overlap(faces[0].box, ASTRONAUT_FACE) > 0.7
+    for face in faces:
+        assert set(face.probabilities) == set(EMOTIONS)
+        assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+        assert face.detection_score is not None
+
+
+def test_predict_paths_reports_bad_files_and_goes_on(tiny_model, patterns, tmp_path):
+    good = tmp_path / "crop.png"
+    Image.fromarray(patterns[0][5]).save(good)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    results = predict_paths(tiny_model, [bad, good])
+    assert [r.path for r in results] == [str(bad), str(good)]
+    assert results[0].error and "bad.jpg" in results[0].error and results[0].faces == []
+    assert results[1].error is None and len(results[1].faces) == 1
+    assert (results[1].width, results[1].height) == (48, 48)
+    d = results[1].to_dict()
+    assert d["faces"][0]["box"] == (0, 0, 48, 48)
+
+
+def test_expand_paths(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name in ("b.png", "a.JPG", "sub/c.webp", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    single = tmp_path / "notes.txt"
+    assert expand_paths([tmp_path, single]) == [tmp_path / "a.JPG", tmp_path / "b.png", tmp_path / "sub/c.webp", single]
+
+
+def test_annotate_keeps_size(tiny_model, astronaut):
+    (faces,) = predict_photos(tiny_model, [astronaut])
+    canvas = annotate(astronaut, faces)
+    assert canvas.size == (astronaut.shape[1], astronaut.shape[0]) and canvas.mode == "RGB"
+    assert (np.asarray(canvas) != astronaut).any()  # something was drawn
+    assert (astronaut == np.asarray(canvas)).mean() > 0.8  # but only boxes and labels
