@@ -59,13 +59,25 @@ def _logreg(*, class_weight=None, random_state=0, n_jobs=None, C=0.1, max_iter=2
     return LogisticRegression(C=C, max_iter=max_iter, class_weight=class_weight, random_state=random_state)
 
 
+def _cnn(*, class_weight=None, random_state=0, n_jobs=None, **params):
+    from fer_features.cnn.estimators import CNNClassifier  # imports torch: only when asked for
+
+    if class_weight is not None:
+        raise ValueError("class_weight is not supported by the cnn classifier")
+    return CNNClassifier(seed=random_state, **params)
+
+
 # name -> (factory, description)
 _REGISTRY: dict[str, tuple[Callable[..., ClassifierMixin], str]] = {
     "svm": (_svm, "RBF-kernel SVC (libsvm), temperature-scaled probabilities (Cortes & Vapnik 1995)"),
     "linear-svm": (_linear_svm, "linear SVM (liblinear), temperature-scaled probabilities"),
     "gbm": (_gbm, "histogram gradient boosting (scikit-learn's LightGBM-style trees)"),
     "logreg": (_logreg, "multinomial logistic regression"),
+    "cnn": (_cnn, "the CNN trained end to end on the pixels (the baseline); ignores --features"),
 }
+
+#: Heads that take the face crops themselves rather than extracted features.
+END_TO_END = {"cnn"}
 
 
 def list_classifiers() -> dict[str, str]:

@@ -159,10 +159,24 @@ def _metrics_table(rows: dict[str, dict], title: str):
     return table
 
 
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Preset(str, Enum):
+    small = "small"
+    large = "large"
+
+
 @app.command()
 def train(
     data: Annotated[Path, typer.Option(help="FER2013 zip, extracted folder, or fer2013.csv.")] = DEFAULT_DATA,
-    features: Annotated[str, typer.Option(help="Feature spec, names joined by '+' (see `fer list`).")] = "hog+lbp+landmarks",
+    features: Annotated[
+        str | None, typer.Option(help="Feature spec, names joined by '+' (see `fer list`). Default hog+lbp+landmarks; none for --clf cnn.")
+    ] = None,
     clf: Annotated[str, typer.Option(help="Classifier head (see `fer list`).")] = "svm",
     out: Annotated[Path, typer.Option(help="Where to write the trained pipeline (.joblib).")] = Path("models/fer-default.joblib"),
     pca: Annotated[int, typer.Option(help="PCA components after scaling; 0 keeps every feature.")] = 256,
@@ -172,38 +186,82 @@ def train(
     limit: Annotated[int, typer.Option(help="Use at most this many images per split (0: all); for quick runs.")] = 0,
     skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable or malformed images instead of stopping.")] = False,
     cache_dir: Annotated[Path | None, typer.Option(help="Cache extracted Training features here (Pipeline memory) for re-runs.")] = None,
+    cnn_checkpoint: Annotated[
+        Path | None, typer.Option(help="Trained CNN (.pt) for the cnn feature; without it the CNN is trained first.")
+    ] = None,
+    preset: Annotated[Preset, typer.Option(help="CNN size: small (2 CPU cores, ~30 min) or large (GPU).")] = Preset.small,
+    epochs: Annotated[int, typer.Option(help="CNN epochs at most (early stopping on PublicTest).")] = 25,
+    device: Annotated[Device, typer.Option(help="Torch device for the CNN: auto = cuda, else mps, else cpu.")] = Device.auto,
 ) -> None:
     """Fit a pipeline on [bold]Training[/], report PublicTest and PrivateTest, save it with a model card.
 
     Writes OUT (joblib), OUT with .json (model card: features, classifier, parameters, data
     fingerprint, library versions, metrics, timings) and OUT with .confusion.png (PrivateTest).
+    With [bold]--clf cnn[/] the network is trained end to end (best epoch on PublicTest) and its
+    checkpoint written to OUT with .pt; an interrupted run resumes when run again. With the
+    [bold]cnn[/] feature and no --cnn-checkpoint, that network is trained first (OUT with .cnn.pt).
     """
+    from fer_features.classifiers import END_TO_END, list_classifiers
     from fer_features.evaluation import evaluate, plot_confusion_matrix
+    from fer_features.features import parse_spec
     from fer_features.persist import save_model
-    from fer_features.pipelines import build_pipeline
+    from fer_features.pipelines import DEFAULT_FEATURES, build_pipeline
 
     t0 = time.perf_counter()
+    end_to_end = clf in END_TO_END
+    if features is None and not end_to_end:
+        features = DEFAULT_FEATURES
+    cnn_options = {"preset": preset.value, "epochs": epochs, "device": device.value}
     try:
-        pipe = build_pipeline(
-            features,
-            clf,
+        uses_cnn = features is not None and "cnn" in parse_spec(features)
+        if clf not in list_classifiers():
+            raise ValueError(f"unknown classifier {clf!r}; valid names: {', '.join(list_classifiers())}")
+        if cnn_checkpoint is not None and not cnn_checkpoint.is_file():
+            raise FileNotFoundError(f"{cnn_checkpoint}: no such CNN checkpoint")
+        feature_params = {"cnn": {"checkpoint": str(cnn_checkpoint), "device": device.value}} if cnn_checkpoint else None
+        build = dict(
             pca=pca or None,
             class_weight=None if class_weight is ClassWeight.none else class_weight.value,
             n_jobs=n_jobs,
             random_state=seed,
             memory=str(cache_dir) if cache_dir else None,
+            clf_params={**cnn_options, "resume_path": str(out.with_suffix(".resume.pt"))} if end_to_end else None,
         )
+        # Checks names and parameters before any data is read (the cnn feature needs its checkpoint first).
+        pipe = build_pipeline(features, clf, **build, feature_params=feature_params) if not uses_cnn or cnn_checkpoint else None
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     dataset = _limit(_load_data(data, skip_bad), limit, seed)
     load_seconds = round(time.perf_counter() - t0, 2)
     X_train, y_train = dataset.split("Training")
+    X_val, y_val = dataset.split("PublicTest")
     if len(X_train) == 0:
         fail(f"{data}: has no Training images")
-    if pca and pipe.named_steps["pca"] != "passthrough" and pca > len(X_train):
+    if (end_to_end or uses_cnn) and len(X_val) == 0:
+        fail(f"{data}: has no PublicTest images, which select the CNN's best epoch")
+    timings: dict[str, float] = {"load_seconds": load_seconds}
+    cnn_card: dict = {}
+
+    if uses_cnn and cnn_checkpoint is None:
+        cnn_checkpoint = out.with_suffix(".cnn.pt")
+        console.print(f"training the CNN for the cnn feature ({preset.value} preset) → {cnn_checkpoint}")
+        cnn_card = _train_cnn(X_train, y_train, X_val, y_val, cnn_options, seed, cnn_checkpoint, out.with_suffix(".cnn.resume.pt"))
+        timings["cnn_train_seconds"] = cnn_card["train_seconds"]
+        pipe = build_pipeline(features, clf, **build, feature_params={"cnn": {"checkpoint": str(cnn_checkpoint), "device": device.value}})
+    if pca and "pca" in pipe.named_steps and pipe.named_steps["pca"] != "passthrough" and pca > len(X_train):
         pipe.set_params(pca__n_components=len(X_train))  # PCA can keep at most n_samples components
-    console.print(f"training [bold]{features} → {clf}[/] on {len(X_train):,} Training faces")
-    timings = {"load_seconds": load_seconds, **_fit_with_progress(pipe, X_train, y_train)}
+
+    console.print(f"training [bold]{features or 'pixels'} → {clf}[/] on {len(X_train):,} Training faces")
+    if end_to_end:
+        timings.update(_fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs))
+        ckpt = pipe.named_steps["clf"].checkpoint_
+        cnn_checkpoint = out.with_suffix(".pt")
+        from fer_features.cnn.train import save_checkpoint
+
+        save_checkpoint(ckpt, cnn_checkpoint)
+        cnn_card = {k: ckpt[k] for k in ("config", "history", "best_epoch", "val_accuracy", "device", "train_seconds")}
+    else:
+        timings.update(_fit_with_progress(pipe, X_train, y_train))
 
     metrics = {}
     t = time.perf_counter()
@@ -212,17 +270,21 @@ def train(
             X, y = dataset.split(split)
             if len(X):
                 metrics[split] = evaluate(pipe, X, y)
+        if end_to_end and len(dataset.split("PrivateTest")[0]):
+            pipe.set_params(clf__tta=True)  # test-time augmentation, reported apart from the plain score
+            metrics["PrivateTest+TTA"] = evaluate(pipe, *dataset.split("PrivateTest"))
+            pipe.set_params(clf__tta=False)
     timings["evaluate_seconds"] = round(time.perf_counter() - t, 2)
-    console.print(_metrics_table(metrics, f"{features} → {clf}"))
+    console.print(_metrics_table(metrics, f"{features or 'pixels'} → {clf}"))
 
     card = {
         "name": out.stem,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": "fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "features": features,
+        "features": features or "pixels",
         "classifier": clf,
         "classes": [str(c) for c in pipe.classes_],
-        "feature_dims": len(pipe.named_steps["features"].get_feature_names_out()),
+        "feature_dims": len(pipe.named_steps["features"].get_feature_names_out()) if "features" in pipe.named_steps else None,
         "params": _simple_params(pipe),
         "data": {
             "source": str(data),
@@ -234,11 +296,13 @@ def train(
         "timings": timings,
         "machine": _machine(),
     }
+    if cnn_card:
+        card["cnn"] = {"checkpoint": str(cnn_checkpoint), **cnn_card}
     if "PrivateTest" in metrics:
         plot_confusion_matrix(
             metrics["PrivateTest"]["confusion_matrix"],
             out.with_suffix(".confusion.png"),
-            title=f"{features} → {clf}, PrivateTest (acc {metrics['PrivateTest']['accuracy']:.3f})",
+            title=f"{features or 'pixels'} → {clf}, PrivateTest (acc {metrics['PrivateTest']['accuracy']:.3f})",
         )
     timings["total_seconds"] = round(time.perf_counter() - t0, 2)
     card["peak_memory_mb"] = _peak_memory_mb()
@@ -250,6 +314,46 @@ def train(
         f"saved {out} (card {out.with_suffix('.json')}); wall time {timings['total_seconds']:.0f} s, "
         f"peak memory {card['peak_memory_mb']:.0f} MiB"
     )
+
+
+def _epoch_progress(total_epochs: int):
+    """A rich progress bar over epochs and the callback that advances it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err_console,
+    )
+    task = progress.add_task("CNN epochs", total=total_epochs)
+
+    def on_epoch(record: dict) -> None:
+        progress.update(
+            task,
+            completed=record["epoch"],
+            description=f"CNN epochs (loss {record['loss']:.3f}, PublicTest acc {record['val_accuracy']:.4f})",
+        )
+
+    return progress, on_epoch
+
+
+def _fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs: int) -> dict[str, float]:
+    start = time.perf_counter()
+    progress, on_epoch = _epoch_progress(epochs)
+    with progress:
+        pipe.fit(X_train, y_train, clf__X_val=X_val, clf__y_val=y_val, clf__on_epoch=on_epoch)
+    return {"fit_seconds": round(time.perf_counter() - start, 2)}
+
+
+def _train_cnn(X_train, y_train, X_val, y_val, options: dict, seed: int, path: Path, resume_path: Path) -> dict:
+    """Train the CNN whose embedding the cnn feature uses; save it to ``path``; its card entries."""
+    from fer_features.cnn import CNNClassifier, save_checkpoint
+
+    net = CNNClassifier(seed=seed, resume_path=str(resume_path), **options)
+    progress, on_epoch = _epoch_progress(options["epochs"])
+    with progress:
+        net.fit(X_train, y_train, X_val=X_val, y_val=y_val, on_epoch=on_epoch)
+    save_checkpoint(net.checkpoint_, path)
+    return {k: net.checkpoint_[k] for k in ("config", "history", "best_epoch", "val_accuracy", "device", "train_seconds")}
 
 
 @app.command()

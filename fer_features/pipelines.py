@@ -8,7 +8,7 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fer_features.classifiers import make_classifier
+from fer_features.classifiers import END_TO_END, make_classifier
 from fer_features.datasets import IMAGE_SIZE
 from fer_features.features import make_features
 
@@ -25,7 +25,7 @@ def feature_dims(spec: str, image_size: int = IMAGE_SIZE, feature_params: dict |
 
 
 def build_pipeline(
-    features: str = DEFAULT_FEATURES,
+    features: str | None = DEFAULT_FEATURES,
     clf: str = DEFAULT_CLASSIFIER,
     *,
     pca: int | None = DEFAULT_PCA,
@@ -42,6 +42,7 @@ def build_pipeline(
     ----------
     features : str, default='hog+lbp+landmarks'
         Feature spec: registered names joined by ``+`` (see :func:`fer_features.features.list_features`).
+        ``None`` (or ``'pixels'``) for an end-to-end head such as ``cnn``.
     clf : str, default='svm'
         Classifier head (see :func:`fer_features.classifiers.list_classifiers`).
     pca : int or None, default=256
@@ -62,7 +63,7 @@ def build_pipeline(
     -------
     Pipeline
         Steps ``features`` (FeatureUnion), ``scale`` (StandardScaler), ``pca`` (PCA or
-        ``'passthrough'``) and ``clf``. Fit it on ``X`` of shape ``(n_samples, 48, 48)``,
+        ``'passthrough'``) and ``clf``; for an end-to-end head, the single step ``clf``. Fit it on ``X`` of shape ``(n_samples, 48, 48)``,
         dtype uint8, and emotion names as ``y``; its ``classes_`` are then those names.
 
     Raises
@@ -77,6 +78,11 @@ def build_pipeline(
     >>> [name for name, _ in pipe.steps]
     ['features', 'scale', 'pca', 'clf']
     """
+    if clf in END_TO_END:
+        if features not in (None, "pixels"):
+            raise ValueError(f"the {clf} classifier learns from the pixels: give no features (got {features!r})")
+        head = make_classifier(clf, class_weight=class_weight, random_state=random_state, **(clf_params or {}))
+        return Pipeline([("clf", head)], memory=memory)
     union = make_features(features, n_jobs=n_jobs, params=feature_params)
     head = make_classifier(clf, class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **(clf_params or {}))
     reducer = "passthrough"

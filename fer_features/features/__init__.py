@@ -106,11 +106,18 @@ def make_features(spec: str, *, n_jobs: int | None = None, params: dict[str, dic
     return FeatureUnion(steps)
 
 
+def _cnn_embedding(**params):
+    from fer_features.cnn.estimators import CNNEmbedding  # imports torch: only when asked for
+
+    return CNNEmbedding(**params)
+
+
 register_feature("hog", HOGFeatures, "HOG, 9 orientations in 6x6-pixel cells (Dalal & Triggs 2005)")
 register_feature("lbp", LBPFeatures, "uniform LBP(8,1) histograms over a 6x6 grid (Ojala et al. 2002)")
 register_feature(
     "landmarks", LandmarkFeatures, "dlib 68-point landmarks, normalised, plus 20 distances and angles"
 )
+register_feature("cnn", _cnn_embedding, "embedding (penultimate layer) of a CNN trained on FER2013 (needs its checkpoint)")
 
 __all__ = [
     "FaceImageTransformer",
