@@ -60,6 +60,9 @@ def _logreg(*, class_weight=None, random_state=0, n_jobs=None, C=0.1, max_iter=2
 
 
 def _cnn(*, class_weight=None, random_state=0, n_jobs=None, **params):
+    from fer_features.cnn import require_torch
+
+    require_torch("the cnn classifier")
     from fer_features.cnn.estimators import CNNClassifier  # imports torch: only when asked for
 
     if class_weight is not None:

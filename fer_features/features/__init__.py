@@ -107,6 +107,9 @@ def make_features(spec: str, *, n_jobs: int | None = None, params: dict[str, dic
 
 
 def _cnn_embedding(**params):
+    from fer_features.cnn import require_torch
+
+    require_torch("the cnn feature")
     from fer_features.cnn.estimators import CNNEmbedding  # imports torch: only when asked for
 
     return CNNEmbedding(**params)
