@@ -29,15 +29,21 @@ class _TorchModuleMixin:
         module_state = state.pop("_module_state", None)
         self.__dict__.update(state)
         if module_state is not None:
-            from fer_features.cnn.net import build_net, resolve_device
+            from fer_features.cnn.net import resolve_device
 
             try:
                 self.device_ = resolve_device(self.device)
             except ValueError:  # e.g. pickled with device='cuda', loaded without a GPU
                 self.device_ = resolve_device("auto")
-            net = build_net({**self.net_config_, "n_classes": self.n_classes_})
+            net = self._make_module()
             net.load_state_dict(module_state)
             self.module_ = net.to(self.device_).eval()
+
+    def _make_module(self):
+        """An untrained module of the fitted architecture (for unpickling)."""
+        from fer_features.cnn.net import build_net
+
+        return build_net({**self.net_config_, "n_classes": self.n_classes_})
 
     def _load(self, ckpt: dict) -> None:
         from fer_features.cnn.net import resolve_device

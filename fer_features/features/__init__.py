@@ -120,6 +120,23 @@ register_feature("lbp", LBPFeatures, "uniform LBP(8,1) histograms over a 6x6 gri
 register_feature(
     "landmarks", LandmarkFeatures, "dlib 68-point landmarks, normalised, plus 20 distances and angles"
 )
+def _vgg16(**params):
+    from fer_features.cnn import require_torch
+
+    require_torch("the vgg16 feature")
+    from fer_features.features.vgg16 import VGG16Features
+
+    return VGG16Features(**params)
+
+
+def _dlib_resnet(**params):
+    from fer_features.features.dlib_resnet import DlibResNetEmbedding
+
+    return DlibResNetEmbedding(**params)
+
+
+register_feature("dlib-resnet", _dlib_resnet, "dlib's 128-d ResNet face descriptor (slow on CPU: cache it)")
+register_feature("vgg16", _vgg16, "ImageNet VGG16 bottleneck from a local torchvision weights file (--weights)")
 register_feature("cnn", _cnn_embedding, "embedding (penultimate layer) of a CNN trained on FER2013 (needs its checkpoint)")
 
 __all__ = [
