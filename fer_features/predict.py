@@ -184,8 +184,9 @@ def annotate(image: np.ndarray, faces: list[FacePrediction]):
         left, top, right, bottom = face.box
         draw.rectangle((left, top, right, bottom), outline=(255, 200, 0), width=width)
         text = f"{face.label} {face.probabilities[face.label]:.2f}"
-        tb = draw.textbbox((left, top), text, font=font)
-        y = top - (tb[3] - tb[1]) - 2 * width if top - (tb[3] - tb[1]) - 2 * width >= 0 else bottom + width
-        draw.rectangle((left, y, left + (tb[2] - tb[0]) + 2 * width, y + (tb[3] - tb[1]) + 2 * width), fill=(255, 200, 0))
-        draw.text((left + width, y - (tb[1] - top)), text, fill=(0, 0, 0), font=font)
+        x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
+        label_h = y1 - y0 + 2 * width
+        y = top - label_h if top >= label_h else bottom  # above the box, or below it at the top edge
+        draw.rectangle((left, y, left + x1 - x0 + 2 * width, y + label_h), fill=(255, 200, 0))
+        draw.text((left + width - x0, y + width - y0), text, fill=(0, 0, 0), font=font)
     return canvas
