@@ -192,6 +192,10 @@ def train(
     preset: Annotated[Preset, typer.Option(help="CNN size: small (2 CPU cores, ~30 min) or large (GPU).")] = Preset.small,
     epochs: Annotated[int, typer.Option(help="CNN epochs at most (early stopping on PublicTest).")] = 25,
     device: Annotated[Device, typer.Option(help="Torch device for the CNN: auto = cuda, else mps, else cpu.")] = Device.auto,
+    feature_param: Annotated[
+        list[str] | None,
+        typer.Option(help="Extractor parameter NAME.PARAM=VALUE, repeatable, e.g. hog.orientations=12 or vgg16.weights=vgg16.pth."),
+    ] = None,
 ) -> None:
     """Fit a pipeline on [bold]Training[/], report PublicTest and PrivateTest, save it with a model card.
 
@@ -218,7 +222,9 @@ def train(
             raise ValueError(f"unknown classifier {clf!r}; valid names: {', '.join(list_classifiers())}")
         if cnn_checkpoint is not None and not cnn_checkpoint.is_file():
             raise FileNotFoundError(f"{cnn_checkpoint}: no such CNN checkpoint")
-        feature_params = {"cnn": {"checkpoint": str(cnn_checkpoint), "device": device.value}} if cnn_checkpoint else None
+        feature_params = _parse_feature_params(feature_param or [])
+        if cnn_checkpoint:
+            feature_params.setdefault("cnn", {}).update(checkpoint=str(cnn_checkpoint), device=device.value)
         build = dict(
             pca=pca or None,
             class_weight=None if class_weight is ClassWeight.none else class_weight.value,
@@ -247,7 +253,8 @@ def train(
         console.print(f"training the CNN for the cnn feature ({preset.value} preset) → {cnn_checkpoint}")
         cnn_card = _train_cnn(X_train, y_train, X_val, y_val, cnn_options, seed, cnn_checkpoint, out.with_suffix(".cnn.resume.pt"))
         timings["cnn_train_seconds"] = cnn_card["train_seconds"]
-        pipe = build_pipeline(features, clf, **build, feature_params={"cnn": {"checkpoint": str(cnn_checkpoint), "device": device.value}})
+        feature_params.setdefault("cnn", {}).update(checkpoint=str(cnn_checkpoint), device=device.value)
+        pipe = build_pipeline(features, clf, **build, feature_params=feature_params)
     if pca and "pca" in pipe.named_steps and pipe.named_steps["pca"] != "passthrough" and pca > len(X_train):
         pipe.set_params(pca__n_components=len(X_train))  # PCA can keep at most n_samples components
 
@@ -314,6 +321,22 @@ def train(
         f"saved {out} (card {out.with_suffix('.json')}); wall time {timings['total_seconds']:.0f} s, "
         f"peak memory {card['peak_memory_mb']:.0f} MiB"
     )
+
+
+def _parse_feature_params(items: list[str]) -> dict[str, dict]:
+    """``["hog.orientations=12"]`` → ``{"hog": {"orientations": 12}}``; values are JSON if they parse."""
+    params: dict[str, dict] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        name, dot, param = key.partition(".")
+        if not (sep and dot and name and param):
+            raise ValueError(f"--feature-param {item!r}: expected NAME.PARAM=VALUE, e.g. hog.orientations=12")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        params.setdefault(name.strip().lower(), {})[param.strip()] = tuple(value) if isinstance(value, list) else value
+    return params
 
 
 def _epoch_progress(total_epochs: int):

@@ -102,7 +102,13 @@ def make_features(spec: str, *, n_jobs: int | None = None, params: dict[str, dic
     extra = set(params) - set(names)
     if extra:
         raise ValueError(f"parameters given for {', '.join(sorted(extra))}, which is not in {spec!r}")
-    steps = [(n, _REGISTRY[n][0](n_jobs=n_jobs, **params.get(n, {}))) for n in names]
+    steps = []
+    for n in names:
+        try:
+            steps.append((n, _REGISTRY[n][0](n_jobs=n_jobs, **params.get(n, {}))))
+        except TypeError as exc:  # an unknown keyword: name the feature and its valid parameters
+            valid = sorted(set(_REGISTRY[n][0](n_jobs=n_jobs).get_params()) - {"n_jobs"})
+            raise ValueError(f"bad parameter for feature {n!r} ({exc}); its parameters: {', '.join(valid)}") from None
     return FeatureUnion(steps)
 
 
