@@ -220,6 +220,10 @@ def train(
         uses_cnn = features is not None and "cnn" in parse_spec(features)
         if clf not in list_classifiers():
             raise ValueError(f"unknown classifier {clf!r}; valid names: {', '.join(list_classifiers())}")
+        if end_to_end or uses_cnn:
+            from fer_features.cnn.net import resolve_device
+
+            resolve_device(device.value)  # a missing GPU is a user error, before any data is read
         if cnn_checkpoint is not None and not cnn_checkpoint.is_file():
             raise FileNotFoundError(f"{cnn_checkpoint}: no such CNN checkpoint")
         feature_params = _parse_feature_params(feature_param or [])

@@ -154,7 +154,12 @@ def _autocast(device: torch.device):
 
 
 def set_cpu_threads() -> None:
-    """Use every core for intra-op parallelism, once (PyTorch may default to fewer)."""
+    """Use every core for intra-op parallelism (PyTorch may default to fewer).
+
+    Left alone when ``OMP_NUM_THREADS`` is set: the user's choice wins.
+    """
+    if os.environ.get("OMP_NUM_THREADS"):
+        return
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
@@ -211,27 +216,35 @@ def train_cnn(
 
     net = build_net({**cfg.net, "n_classes": n_classes}).to(dev)
     optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, len(xt) // cfg.batch_size)
+    loader_gen = torch.Generator().manual_seed(cfg.seed)
+    # drop_last keeps batch norm away from a last batch of one image, unless that leaves no batch
+    loader = DataLoader(
+        TensorDataset(xt, yt), batch_size=cfg.batch_size, shuffle=True, drop_last=len(xt) > cfg.batch_size, generator=loader_gen
+    )
+    steps_per_epoch = len(loader)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15, anneal_strategy="cos"
     )
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    loader_gen = torch.Generator().manual_seed(cfg.seed)
     aug_gen = torch.Generator(device=dev).manual_seed(cfg.seed + 1)
 
     state = {"epoch": 0, "history": [], "best_accuracy": -1.0, "best_epoch": -1, "best_state": None, "seconds": 0.0}
+    # A resume file is used only for the same config and the same data.
+    data_key = [len(xt), len(xv), round(mean, 6), round(std, 6), int(yt.sum()), int(yv.sum())]
     resume_path = Path(resume_path) if resume_path else None
     if resume_path is not None and resume_path.is_file():
         saved = torch.load(resume_path, map_location="cpu", weights_only=False)
-        if saved.get("config") == asdict(cfg):
+        if saved.get("config") == asdict(cfg) and saved.get("data_key") == data_key:
             net.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             loader_gen.set_state(saved["loader_gen"])
-            aug_gen.set_state(saved["aug_gen"].to(aug_gen.get_state().device) if dev.type == "cpu" else saved["aug_gen"])
+            aug_gen.set_state(saved["aug_gen"])
+            torch.set_rng_state(saved["torch_rng"])  # dropout draws from the global generator
+            if dev.type == "cuda" and saved.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(saved["cuda_rng"], dev)
             state = saved["state"]
 
-    loader = DataLoader(TensorDataset(xt, yt), batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=loader_gen)
     for epoch in range(state["epoch"], cfg.epochs):
         if epoch - state["best_epoch"] > cfg.patience and state["best_epoch"] >= 0:
             break
@@ -247,7 +260,7 @@ def train_cnn(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total += float(loss) * len(yb)
+            total += float(loss.detach()) * len(yb)
             count += len(yb)
         val_acc = float((predict_logits(net, xv, dev).argmax(1) == yv).float().mean())
         seconds = time.perf_counter() - start
@@ -270,6 +283,9 @@ def train_cnn(
                 torch.save(
                     {
                         "config": asdict(cfg),
+                        "data_key": data_key,
+                        "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
                         "model": net.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
