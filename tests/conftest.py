@@ -249,3 +249,25 @@ def camera_png(photo_dir) -> Path:
     path = photo_dir / "camera.png"
     Image.fromarray(data.camera()).save(path)
     return path
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def fer(*args, **kwargs):
+    """Run the ``fer`` command line in-process (typer's CliRunner); arguments are str()-ed."""
+    from typer.testing import CliRunner
+
+    from fer_features.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], **kwargs)
+
+
+def assert_user_error(result, *fragments):
+    """Exit code 2, a one-line message on stderr, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    assert "error:" in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr

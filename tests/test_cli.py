@@ -11,26 +11,15 @@ import textwrap
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 from fer_features.cli import _limit, app
 from fer_features.datasets import EMOTIONS, FERDataset
-
-runner = CliRunner()
-
-
-def fer(*args, **kwargs):
-    return runner.invoke(app, [str(a) for a in args], **kwargs)
+from conftest import assert_user_error, fer  # noqa: E402
 
 
-def assert_user_error(result, *fragments):
-    """Exit code 2, a one-line message on stderr, no traceback."""
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    assert "error:" in result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
+
+
+
 
 
 def train_args(data, out, *extra):

@@ -16,7 +16,6 @@ import joblib
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 torch = pytest.importorskip("torch")
 
@@ -32,6 +31,7 @@ from fer_features.cnn.train import (  # noqa: E402
     train_cnn,
 )
 from fer_features.datasets import EMOTIONS  # noqa: E402
+from conftest import assert_user_error, fer  # noqa: E402
 
 #: A network small enough to train in a fraction of a second on 100 images.
 TINY = {"widths": (4, 8, 8, 8), "convs_per_stage": 1, "embedding_dim": 16, "dropout": 0.0}
@@ -621,22 +621,10 @@ def test_augment_erasing_blanks_one_rectangle_per_image():
 
 # --------------------------------------------------------------------------- fer train / fer predict with the CNN
 
-runner = CliRunner()
 
 
-def fer(*args):
-    from fer_features.cli import app
-
-    return runner.invoke(app, [str(a) for a in args])
 
 
-def assert_user_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    assert "error:" in result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
 
 
 def cli_train(real_zip, out, *extra, device="cpu"):
