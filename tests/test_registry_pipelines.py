@@ -10,7 +10,7 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fer_features.classifiers import list_classifiers, make_classifier
+from fer_features.classifiers import END_TO_END, list_classifiers, make_classifier
 from fer_features.datasets import EMOTIONS
 from fer_features.features import HOGFeatures, LBPFeatures, list_features, make_features, parse_spec
 from fer_features.pipelines import build_pipeline, feature_dims
@@ -105,7 +105,11 @@ def test_feature_dims_matches_fitted_output():
 # --------------------------------------------------------------------------- classifiers and pipelines
 
 
-@pytest.mark.parametrize("clf", sorted(list_classifiers()))
+# Heads that sit on extracted features; the end-to-end cnn head is tested in test_cnn.py.
+FEATURE_HEADS = sorted(set(list_classifiers()) - END_TO_END)
+
+
+@pytest.mark.parametrize("clf", FEATURE_HEADS)
 def test_every_classifier_learns_synthetic_patterns(clf, patterns):
     X, labels = patterns
     pipe = build_pipeline("hog", clf, pca=20, n_jobs=1)
@@ -158,6 +162,14 @@ def test_bad_pca():
         build_pipeline("hog", "logreg", pca=0)
 
 
+def test_end_to_end_head_takes_no_features():
+    with pytest.raises(ValueError, match="learns from the pixels"):
+        build_pipeline("hog", "cnn")
+    with pytest.raises(ValueError, match="class_weight"):
+        build_pipeline(None, "cnn", class_weight="balanced")
+    assert [name for name, _ in build_pipeline(None, "cnn").steps] == ["clf"]
+
+
 def test_unknown_classifier_lists_valid_names():
     with pytest.raises(ValueError) as info:
         build_pipeline("hog", "random-forest")
@@ -176,7 +188,7 @@ def test_bad_classifier_parameter():
         make_classifier("logreg", gamma=3)
 
 
-@pytest.mark.parametrize("clf", sorted(list_classifiers()))
+@pytest.mark.parametrize("clf", FEATURE_HEADS)
 def test_class_weight_and_seed_reach_the_head(clf):
     head = make_classifier(clf, class_weight="balanced", random_state=7, n_jobs=2)
     params = head.get_params()
