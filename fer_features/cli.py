@@ -237,8 +237,17 @@ def train(
             memory=str(cache_dir) if cache_dir else None,
             clf_params={**cnn_options, "resume_path": str(out.with_suffix(".resume.pt"))} if end_to_end else None,
         )
-        # Checks names and parameters before any data is read (the cnn feature needs its checkpoint first).
-        pipe = build_pipeline(features, clf, **build, feature_params=feature_params) if not uses_cnn or cnn_checkpoint else None
+        # Checks names and parameters before any data is read. A pipeline with the cnn feature is
+        # built once its checkpoint exists; until then its extractors and head are checked alone.
+        if uses_cnn and not cnn_checkpoint:
+            from fer_features.classifiers import make_classifier
+            from fer_features.features import make_features
+
+            make_features(features, params=feature_params)
+            make_classifier(clf, class_weight=build["class_weight"])
+            pipe = None
+        else:
+            pipe = build_pipeline(features, clf, **build, feature_params=feature_params)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     dataset = _limit(_load_data(data, skip_bad), limit, seed)
