@@ -9,6 +9,7 @@ threads make these small networks 10-20x slower, and results do not depend on th
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from dataclasses import asdict
 
@@ -237,13 +238,26 @@ def test_checkpoint_round_trip(tmp_path):
     assert not list((tmp_path / "sub").glob("*.tmp"))  # written atomically
 
 
-def test_set_cpu_threads_uses_every_available_core():
+def test_set_cpu_threads_uses_every_available_core(monkeypatch):
     import os
 
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     try:
         torch.set_num_threads(1)
         _set_cpu_threads()
         assert torch.get_num_threads() == len(os.sched_getaffinity(0))
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_set_cpu_threads_leaves_an_explicit_omp_num_threads_alone(monkeypatch):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs at least 2 cores to tell the two apart")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    try:
+        torch.set_num_threads(1)
+        _set_cpu_threads()
+        assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(1)
 
