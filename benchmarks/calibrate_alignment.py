@@ -3,7 +3,8 @@
 Runs dlib's HOG face detector on upscaled FER2013 Training crops, and on those where it
 finds exactly one face, the 68-point shape predictor in the detected box. Prints the median
 face box (fractions of the crop) and the median eye centres (pixels of the 48x48 crop):
-these are ``LandmarkFeatures(box=...)`` and ``fer_features.faces.FER2013_EYES``.
+the eye centres are ``fer_features.faces.FER2013_EYES``; the box is close to
+``LandmarkFeatures``' default ``box`` (see its docstring).
 
 Usage::
 
@@ -50,9 +51,9 @@ def main() -> None:
     result = {
         "crops": len(sample),
         "detected_one_face": len(boxes),
-        "median_box_fractions": np.round(np.median(boxes, 0), 2).tolist(),
-        "median_eye_centres_px": np.round(np.median(eyes, 0), 1).tolist(),
-        "eye_centre_iqr_px": np.round(np.percentile(eyes, 75, 0) - np.percentile(eyes, 25, 0), 1).tolist(),
+        "median_box_fractions": [round(float(v), 2) for v in np.median(boxes, 0)],
+        "median_eye_centres_px": [[round(float(v), 1) for v in eye] for eye in np.median(eyes, 0)],
+        "eye_centre_iqr_px": [[round(float(v), 1) for v in eye] for eye in np.subtract(*np.percentile(eyes, [75, 25], 0))],
     }
     print(json.dumps(result, indent=2))
 
