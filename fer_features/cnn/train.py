@@ -75,7 +75,8 @@ class TrainConfig:
 
 def to_tensor(X: np.ndarray, mean: float, std: float) -> torch.Tensor:
     """``(n, h, w)`` uint8 → ``(n, 1, h, w)`` float32, standardised."""
-    return (torch.from_numpy(np.ascontiguousarray(X)).float().div_(255.0).sub_(mean).div_(std)).unsqueeze(1)
+    # a copy: X may be a read-only memory map (joblib workers), which torch will not wrap
+    return (torch.from_numpy(np.array(X, dtype=np.uint8, copy=True)).float().div_(255.0).sub_(mean).div_(std)).unsqueeze(1)
 
 
 def augment(x: torch.Tensor, cfg: TrainConfig, generator: torch.Generator) -> torch.Tensor:
