@@ -279,7 +279,7 @@ def train(
         from fer_features.cnn.train import save_checkpoint
 
         save_checkpoint(ckpt, cnn_checkpoint)
-        cnn_card = {k: ckpt[k] for k in ("config", "history", "best_epoch", "val_accuracy", "device", "train_seconds")}
+        cnn_card = _cnn_card(ckpt)
     else:
         timings.update(_fit_with_progress(pipe, X_train, y_train))
 
@@ -389,7 +389,12 @@ def _train_cnn(X_train, y_train, X_val, y_val, options: dict, seed: int, path: P
     with progress:
         net.fit(X_train, y_train, X_val=X_val, y_val=y_val, on_epoch=on_epoch)
     save_checkpoint(net.checkpoint_, path)
-    return {k: net.checkpoint_[k] for k in ("config", "history", "best_epoch", "val_accuracy", "device", "train_seconds")}
+    return _cnn_card(net.checkpoint_)
+
+
+def _cnn_card(ckpt: dict) -> dict:
+    """The model-card entries of a CNN checkpoint: its config, epochs, selection score, device, time."""
+    return {k: ckpt[k] for k in ("config", "history", "best_epoch", "val_accuracy", "device", "train_seconds")}
 
 
 @app.command()
