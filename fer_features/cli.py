@@ -398,6 +398,98 @@ def _cnn_card(ckpt: dict) -> dict:
 
 
 @app.command()
+def cv(
+    data: Annotated[Path, typer.Option(help="FER2013 zip, extracted folder, or fer2013.csv.")] = DEFAULT_DATA,
+    features: Annotated[str, typer.Option(help="Feature spec, names joined by '+' (see `fer list`).")] = "hog+lbp+landmarks",
+    clf: Annotated[str, typer.Option(help="Classifier head (see `fer list`).")] = "svm",
+    folds: Annotated[int, typer.Option(min=2, help="Number of stratified folds.")] = 5,
+    pca: Annotated[int, typer.Option(help="PCA components after scaling; 0 keeps every feature.")] = 256,
+    class_weight: Annotated[ClassWeight, typer.Option(help="'balanced' weights classes by inverse frequency.")] = ClassWeight.none,
+    n_jobs: Annotated[int, typer.Option(help="Parallel workers inside each fold (extraction, calibration); -1 all cores.")] = -1,
+    seed: Annotated[int, typer.Option(help="Seed of the fold split and the models.")] = 0,
+    limit: Annotated[int, typer.Option(help="Use at most this many Training images (0: all); for quick runs.")] = 0,
+    feature_param: Annotated[list[str] | None, typer.Option(help="Extractor parameter NAME.PARAM=VALUE, repeatable.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable or malformed images.")] = False,
+) -> None:
+    """Stratified k-fold cross-validation on [bold]Training[/]: mean ± std accuracy and macro-F1, per-fold times.
+
+    The folds are scikit-learn's StratifiedKFold (shuffled with --seed); PublicTest and
+    PrivateTest are not touched.
+    """
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, cross_validate
+
+    from fer_features.classifiers import END_TO_END
+    from fer_features.pipelines import build_pipeline
+
+    if clf in END_TO_END:
+        fail(f"fer cv runs feature pipelines; the {clf} classifier is trained with `fer train --clf {clf}`")
+    try:
+        pipe = build_pipeline(
+            features,
+            clf,
+            pca=pca or None,
+            class_weight=None if class_weight is ClassWeight.none else class_weight.value,
+            n_jobs=n_jobs,
+            random_state=seed,
+            feature_params=_parse_feature_params(feature_param or []),
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    dataset = _limit(_load_data(data, skip_bad), limit, seed)
+    X, y = dataset.split("Training")
+    if len(X) < folds:
+        fail(f"{data}: {len(X)} Training images cannot make {folds} folds")
+    if pca and pipe.named_steps["pca"] != "passthrough" and pca > len(X) * (folds - 1) // folds:
+        pipe.set_params(pca__n_components=len(X) * (folds - 1) // folds)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with console.status(f"{folds}-fold cross-validation of {features} → {clf} on {len(X):,} Training faces"):
+        scores = cross_validate(pipe, X, y, cv=splitter, scoring={"accuracy": "accuracy", "macro_f1": "f1_macro"})
+    per_fold = [
+        {
+            "fold": i + 1,
+            "accuracy": float(scores["test_accuracy"][i]),
+            "macro_f1": float(scores["test_macro_f1"][i]),
+            "fit_seconds": round(float(scores["fit_time"][i]), 2),
+            "score_seconds": round(float(scores["score_time"][i]), 2),
+        }
+        for i in range(folds)
+    ]
+    result = {
+        "features": features,
+        "classifier": clf,
+        "folds": folds,
+        "seed": seed,
+        "n_images": int(len(X)),
+        "data_fingerprint": dataset.fingerprint,
+        "accuracy_mean": float(np.mean(scores["test_accuracy"])),
+        "accuracy_std": float(np.std(scores["test_accuracy"])),
+        "macro_f1_mean": float(np.mean(scores["test_macro_f1"])),
+        "macro_f1_std": float(np.std(scores["test_macro_f1"])),
+        "per_fold": per_fold,
+    }
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{features} → {clf}, {folds}-fold CV on {len(X):,} Training faces")
+    for col in ("fold", "accuracy", "macro-F1", "fit (s)", "score (s)"):
+        table.add_column(col, justify="right")
+    for f in per_fold:
+        table.add_row(str(f["fold"]), f"{f['accuracy']:.4f}", f"{f['macro_f1']:.4f}", f"{f['fit_seconds']:.1f}", f"{f['score_seconds']:.1f}")
+    table.add_row(
+        "mean ± std",
+        f"{result['accuracy_mean']:.4f} ± {result['accuracy_std']:.4f}",
+        f"{result['macro_f1_mean']:.4f} ± {result['macro_f1_std']:.4f}",
+        "",
+        "",
+    )
+    console.print(table)
+
+
+@app.command()
 def evaluate(
     model: Annotated[Path, typer.Argument(help="Trained pipeline (.joblib).")],
     data: Annotated[Path, typer.Option(help="FER2013 zip, extracted folder, or fer2013.csv.")] = DEFAULT_DATA,
