@@ -56,10 +56,8 @@ class _TorchModuleMixin:
         self.mean_, self.std_ = float(ckpt["mean"]), float(ckpt["std"])
 
     def _logits(self, X: np.ndarray, tta: bool = False) -> np.ndarray:
-        from fer_features.cnn.train import predict_logits, set_cpu_threads, to_tensor
+        from fer_features.cnn.train import predict_logits, to_tensor
 
-        if self.device_.type == "cpu":
-            set_cpu_threads()
         logits = predict_logits(self.module_, to_tensor(X, self.mean_, self.std_), self.device_, self.batch_size, tta=tta)
         return logits.numpy()
 
@@ -119,19 +117,11 @@ class CNNEmbedding(_TorchModuleMixin, FaceImageTransformer):
         return int(self.module_.classifier.in_features)
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
-        import torch
+        from fer_features.cnn.train import batched_forward, to_tensor
 
-        from fer_features.cnn.train import set_cpu_threads, to_tensor
-
-        if self.device_.type == "cpu":
-            set_cpu_threads()
-        net, out = self.module_, []
-        with torch.inference_mode():
-            xt = to_tensor(X, self.mean_, self.std_)
-            for start in range(0, len(xt), self.batch_size):
-                xb = xt[start : start + self.batch_size].to(self.device_)
-                out.append(net.embed(xb).float().cpu())
-        return torch.cat(out).numpy().astype(np.float32)
+        xt = to_tensor(X, self.mean_, self.std_)
+        out = batched_forward(self.module_.embed, xt, self.device_, self.batch_size, net=self.module_, mixed_precision=False)
+        return out.numpy().astype(np.float32)
 
     def _extract(self, X):
         # called by FaceImageTransformer.transform on chunks of 512 crops, with progress reports

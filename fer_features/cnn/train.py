@@ -128,23 +128,62 @@ def augment(x: torch.Tensor, cfg: TrainConfig, generator: torch.Generator) -> to
 
 
 @torch.inference_mode()
-def predict_logits(net, X: torch.Tensor, device: torch.device, batch_size: int = 512, tta: bool = False) -> torch.Tensor:
-    """Logits of standardised images, batch by batch, in eval mode, gathered on the CPU.
+def batched_forward(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    X: torch.Tensor,
+    device: torch.device,
+    batch_size: int = 512,
+    *,
+    net: torch.nn.Module | None = None,
+    mixed_precision: bool = True,
+) -> torch.Tensor:
+    """Apply ``forward`` to ``X`` batch by batch through a DataLoader, gathered on the CPU.
 
-    With ``tta``, the logits of the image and its mirror image are averaged.
+    Parameters
+    ----------
+    forward : callable
+        Tensor ``(b, ...)`` on ``device`` → tensor ``(b, d)``.
+    X : Tensor of shape (n, ...)
+        On the CPU.
+    device : torch.device
+    batch_size : int, default=512
+    net : torch.nn.Module, optional
+        Put in eval mode for the pass (and back to its mode after).
+    mixed_precision : bool, default=True
+        bf16 autocast on CUDA (:func:`_autocast`); False keeps float32 everywhere.
+
+    Returns
+    -------
+    Tensor of shape (n, d), float32, on the CPU
     """
-    was_training = net.training
-    net.eval()
+    if device.type == "cpu":
+        set_cpu_threads()
+    was_training = net.training if net is not None else False
+    if net is not None:
+        net.eval()
     out = []
     for (xb,) in DataLoader(TensorDataset(X), batch_size=batch_size, shuffle=False):
         xb = xb.to(device, non_blocking=True)
-        with _autocast(device):
-            logits = net(xb).float()
-            if tta:
-                logits = (logits + net(torch.flip(xb, dims=[3])).float()) / 2
-        out.append(logits.cpu())
-    net.train(was_training)
-    return torch.cat(out) if out else torch.zeros((0, net.classifier.out_features))
+        with _autocast(device) if mixed_precision else torch.autocast(device.type, enabled=False):
+            out.append(forward(xb).float().cpu())
+    if net is not None:
+        net.train(was_training)
+    return torch.cat(out)
+
+
+def predict_logits(net, X: torch.Tensor, device: torch.device, batch_size: int = 512, tta: bool = False) -> torch.Tensor:
+    """Logits of standardised images ``(n, 1, h, w)``, in eval mode, gathered on the CPU.
+
+    With ``tta``, the logits of each image and of its mirror image are averaged.
+    """
+    if len(X) == 0:
+        return torch.zeros((0, net.classifier.out_features))
+
+    def forward(xb):
+        logits = net(xb).float()
+        return (logits + net(torch.flip(xb, dims=[3])).float()) / 2 if tta else logits
+
+    return batched_forward(forward, X, device, batch_size, net=net)
 
 
 def _autocast(device: torch.device):

@@ -110,18 +110,16 @@ class VGG16Features(_TorchModuleMixin, FaceImageTransformer):
         import torch
         import torch.nn.functional as F
 
-        from fer_features.cnn.train import set_cpu_threads
+        from fer_features.cnn.train import batched_forward
 
-        if self.device_.type == "cpu":
-            set_cpu_threads()
         mean = torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1).to(self.device_)
         std = torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1).to(self.device_)
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(X), self.batch_size):
-                xb = torch.from_numpy(np.ascontiguousarray(X[start : start + self.batch_size])).to(self.device_)
-                xb = xb.float().div_(255.0).unsqueeze(1)
-                xb = F.interpolate(xb, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-                xb = (xb.expand(-1, 3, -1, -1) - mean) / std
-                out.append(self.module_(xb).flatten(1).float().cpu())
-        return torch.cat(out).numpy().astype(np.float32)
+
+        def forward(xb):  # uint8 (b, h, w) on the device → (b, 512 * k * k)
+            xb = F.interpolate(xb.float().div_(255.0).unsqueeze(1), size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+            return self.module_((xb.expand(-1, 3, -1, -1) - mean) / std).flatten(1)
+
+        # a copy: X may be a read-only memory map (joblib workers), which torch will not wrap
+        xt = torch.from_numpy(np.array(X, dtype=np.uint8, copy=True))
+        out = batched_forward(forward, xt, self.device_, self.batch_size, net=self.module_, mixed_precision=False)
+        return out.numpy().astype(np.float32)
