@@ -83,6 +83,14 @@ def _limit(data, limit: int | None, seed: int):
     return data.subset(np.sort(np.concatenate(keep)))
 
 
+def _cap_pca(pipe, n_fit: int) -> None:
+    """Lower the pipeline's PCA to ``n_fit`` components if it asks for more (PCA keeps at most
+    as many components as it has images to fit on: a small ``--limit``)."""
+    reducer = pipe.named_steps.get("pca")
+    if reducer not in (None, "passthrough") and reducer.n_components > n_fit:
+        pipe.set_params(pca__n_components=n_fit)
+
+
 def _peak_memory_mb() -> float:
     """Peak resident memory of this process and its finished children, in MiB (Linux)."""
     import resource
@@ -268,8 +276,7 @@ def train(
         timings["cnn_train_seconds"] = cnn_card["train_seconds"]
         feature_params.setdefault("cnn", {}).update(checkpoint=str(cnn_checkpoint), device=device.value)
         pipe = build_pipeline(features, clf, **build, feature_params=feature_params)
-    if pca and "pca" in pipe.named_steps and pipe.named_steps["pca"] != "passthrough" and pca > len(X_train):
-        pipe.set_params(pca__n_components=len(X_train))  # PCA can keep at most n_samples components
+    _cap_pca(pipe, len(X_train))
 
     console.print(f"training [bold]{features or 'pixels'} → {clf}[/] on {len(X_train):,} Training faces")
     if end_to_end:
@@ -441,8 +448,7 @@ def cv(
     X, y = dataset.split("Training")
     if len(X) < folds:
         fail(f"{data}: {len(X)} Training images cannot make {folds} folds")
-    if pca and pipe.named_steps["pca"] != "passthrough" and pca > len(X) * (folds - 1) // folds:
-        pipe.set_params(pca__n_components=len(X) * (folds - 1) // folds)
+    _cap_pca(pipe, len(X) * (folds - 1) // folds)  # the smallest training fold
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     with console.status(f"{folds}-fold cross-validation of {features} → {clf} on {len(X):,} Training faces"):
         scores = cross_validate(pipe, X, y, cv=splitter, scoring={"accuracy": "accuracy", "macro_f1": "f1_macro"})
