@@ -298,8 +298,7 @@ def _decode_members(source: Path, members, skip_bad: bool):
         labels.append(EMOTIONS.index(emotion))
         usages.append(usage)
         names.append(name)
-    X = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    return X, np.asarray(labels, np.int64), np.asarray(usages, dtype="<U11"), np.asarray(names), skipped
+    return _as_arrays(images, labels, usages, names, skipped)
 
 
 def _read_csv(path: Path, skip_bad: bool):
@@ -347,6 +346,11 @@ def _read_csv(path: Path, skip_bad: bool):
         labels.append(label)
         usages.append(usage)
         names.append(line)
+    return _as_arrays(images, labels, usages, names, skipped)
+
+
+def _as_arrays(images, labels, usages, names, skipped):
+    """The decoded lists as the loader's arrays (an empty ``(0, 48, 48)`` X when nothing was kept)."""
     X = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     return X, np.asarray(labels, np.int64), np.asarray(usages, dtype="<U11"), np.asarray(names), skipped
 
