@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shlex
 import sys
 import time
 from enum import Enum
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Annotated
 
@@ -602,6 +605,205 @@ def _print_predictions(results, classes: list[str]) -> None:
             table.add_row(name, str(i), ", ".join(map(str, f.box)), f"[bold]{f.label}[/]", *probs)
     # A pipe or file gets the whole table, not one wrapped at 80 columns.
     wide = console if console.is_terminal else Console(width=max(console.width, 140))
+    wide.print(table)
+
+
+class Backend(str, Enum):
+    local = "local"
+    dask = "dask"
+
+
+def _names(values: list[str] | None) -> list[str] | None:
+    """Repeatable, comma-separated option values → a list (None when not given)."""
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@app.command()
+def benchmark(
+    data: Annotated[Path, typer.Option(help="FER2013 zip, extracted folder, or fer2013.csv.")] = DEFAULT_DATA,
+    grid_file: Annotated[
+        Path | None, typer.Option("--grid", help="TOML or YAML grid file (features, classifiers, baseline, pca, cv, ...).")
+    ] = None,
+    features: Annotated[
+        list[str] | None, typer.Option(help="Feature sets to run (repeat or comma-separate), e.g. hog,hog+lbp. Default: the full grid.")
+    ] = None,
+    clf: Annotated[list[str] | None, typer.Option(help="Classifier heads to run (repeat or comma-separate). Default: svm, gbm, logreg.")] = None,
+    baseline: Annotated[bool | None, typer.Option("--baseline/--no-baseline", help="Score the CNN trained end to end (default: yes).")] = None,
+    pca: Annotated[int | None, typer.Option(help="PCA components after scaling; 0 keeps every feature (default 256).")] = None,
+    cv: Annotated[int | None, typer.Option(help="Also k-fold CV accuracy on Training with this many folds (default 0: none).")] = None,
+    class_weight: Annotated[ClassWeight | None, typer.Option(help="'balanced' weights classes by inverse frequency.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of PCA, classifiers and CV folds (default 0).")] = None,
+    limit: Annotated[int, typer.Option(help="Use at most this many images per split (0: all); for quick runs.")] = 0,
+    cnn_checkpoint: Annotated[
+        Path, typer.Option(help="CNN for the cnn feature and the baseline; trained first (--preset, --epochs) if missing.")
+    ] = Path("models/cnn-small.pt"),
+    preset: Annotated[Preset, typer.Option(help="CNN size if it has to be trained.")] = Preset.small,
+    epochs: Annotated[int, typer.Option(help="CNN epochs at most, if it has to be trained.")] = 25,
+    device: Annotated[Device, typer.Option(help="Torch device for the CNN.")] = Device.auto,
+    n_jobs: Annotated[int, typer.Option(help="Cells run at once (processes; -1: one per core). Each gets cores/n_jobs threads.")] = -1,
+    backend: Annotated[Backend, typer.Option(help="Where cells run: local processes (joblib) or a Dask cluster.")] = Backend.local,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a local cluster).")
+    ] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Feature and cell cache (default: ~/.cache/fer-features/benchmark).")] = None,
+    results_dir: Annotated[Path, typer.Option(help="Where the CSV, JSON, Markdown and PNG results go.")] = Path("benchmarks/results"),
+    report: Annotated[Path | None, typer.Option(help="Also write this Markdown report (the repository's BENCHMARKS.md).")] = None,
+    force: Annotated[bool, typer.Option(help="Recompute cached features and cells.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the cell records as JSON.")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable or malformed images.")] = False,
+) -> None:
+    """Every feature set × classifier on the FER2013 protocol, plus the CNN baseline, in one table.
+
+    Each extractor runs once over the data and is cached (keyed by the data fingerprint and its
+    parameters), so the grid costs one extraction per feature; finished cells are cached too,
+    so a run that stopped picks up where it was. Writes benchmark.csv/.json/.md and PNG plots to
+    --results-dir, and with --report a BENCHMARKS.md.
+    """
+    import dataclasses
+
+    from fer_features.benchmark import Grid, load_grid, run_benchmark, write_benchmarks_md, write_results
+    from fer_features.benchmark.run import machine_info
+    from fer_features.datasets import default_cache_dir
+    from fer_features.persist import library_versions
+
+    t0 = time.perf_counter()
+    try:
+        grid = load_grid(grid_file) if grid_file else Grid()
+        overrides = {
+            "features": _names(features),
+            "classifiers": _names(clf),
+            "baseline": baseline,
+            "cv": cv,
+            "seed": seed,
+            "class_weight": None if class_weight in (None, ClassWeight.none) else class_weight.value,
+        }
+        for key, value in overrides.items():
+            if value is not None or (key == "class_weight" and class_weight is not None):
+                setattr(grid, key, value)
+        if pca is not None:
+            grid.pca = pca or None
+        grid.validate()
+        needs_cnn = grid.baseline or any("cnn" in f.split("+") for f in grid.features)
+        if needs_cnn:
+            from fer_features.cnn.net import resolve_device
+
+            resolve_device(device.value)
+        if backend is Backend.local and scheduler:
+            raise ValueError("--scheduler is for --backend dask")
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    dataset = _limit(_load_data(data, skip_bad), limit, grid.seed)
+    if needs_cnn and not cnn_checkpoint.is_file():
+        X_train, y_train = dataset.split("Training")
+        X_val, y_val = dataset.split("PublicTest")
+        if len(X_val) == 0:
+            fail(f"{data}: has no PublicTest images, which select the CNN's best epoch")
+        err_console.print(
+            f"{cnn_checkpoint} does not exist: training the CNN first ({preset.value} preset, at most {epochs} epochs; "
+            "this dominates the benchmark's time: ~30 min on 2 CPU cores for the small preset)"
+        )
+        options = {"preset": preset.value, "epochs": epochs, "device": device.value}
+        _train_cnn(X_train, y_train, X_val, y_val, options, grid.seed, cnn_checkpoint, cnn_checkpoint.with_suffix(".resume.pt"))
+
+    cells = grid.cells()
+    err_console.print(f"benchmark: {len(cells)} cells on {len(dataset):,} faces ({backend.value} backend)")
+    try:
+        records = _run_with_progress(
+            run_benchmark,
+            dataset,
+            grid,
+            total=len(cells),
+            cache_dir=cache_dir or default_cache_dir() / "benchmark",
+            cnn_checkpoint=cnn_checkpoint if needs_cnn else None,
+            n_jobs=n_jobs if n_jobs > 0 else (os.cpu_count() or 1),
+            backend=backend.value,
+            scheduler=scheduler,
+            device=device.value,
+            force=force,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    versions = library_versions()
+    for extra in ("dask", "distributed", "pandas", "matplotlib"):
+        with contextlib.suppress(Exception):
+            versions[extra] = importlib_metadata.version(extra)
+    grid_dict = dataclasses.asdict(grid)
+    meta = {
+        "command": "fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": machine_info(),
+        "library_versions": versions,
+        "data": {"source": str(data), "fingerprint": dataset.fingerprint, "counts": dataset.counts(), "limit": limit},
+        "grid": grid_dict,
+        "settings_text": f"PCA {grid.pca or 'none'}, seed {grid.seed}, class weights {grid.class_weight or 'none'}, "
+        f"CV folds {grid.cv or 'none'}, CNN checkpoint {cnn_checkpoint if needs_cnn else 'not used'}, "
+        f"{backend.value} backend, {n_jobs if n_jobs > 0 else os.cpu_count()} cells at once",
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "cells_computed": sum(not r.get("cached") for r in records),
+        "cells_cached": sum(bool(r.get("cached")) for r in records),
+    }
+    paths = write_results(records, meta, results_dir)
+    if report is not None:
+        write_benchmarks_md(records, meta, report, paths)
+    if json_out:
+        typer.echo(json.dumps(records, indent=2, default=str))
+        return
+    _print_benchmark(records)
+    console.print(f"results: {', '.join(str(p) for p in paths.values())}" + (f"; report {report}" if report else ""))
+    console.print(f"wall time {meta['wall_seconds']:.0f} s ({meta['cells_computed']} cells computed, {meta['cells_cached']} cached)")
+
+
+def _run_with_progress(run, dataset, grid, *, total: int, **kwargs) -> list[dict]:
+    """Call ``run_benchmark`` with rich progress bars: one per extraction, one for the cells."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console) as progress:
+        bars: dict[str, int] = {}
+        cells = progress.add_task("cells", total=total)
+
+        def on_event(kind: str, info: dict) -> None:
+            if kind == "extract-start":
+                bars[info["name"]] = progress.add_task(f"extract {info['name']}", total=info["total"])
+            elif kind == "extract-progress":
+                progress.update(bars[info["name"]], completed=info["done"])
+            elif kind == "extract-done":
+                how = "cached" if info.get("cached") else f"{info['seconds']:.0f} s"
+                progress.console.print(f"features {info['name']}: {info['dims']:,} dims, {info['img_per_s']:,.0f} img/s ({how})")
+            elif kind == "cell-done":
+                acc = (info.get("PrivateTest") or {}).get("accuracy", float("nan"))
+                how = "cached" if info.get("cached") else f"fit {info.get('fit_seconds', float('nan')):.0f} s"
+                progress.console.print(f"{info['cell']}: PrivateTest accuracy {acc:.4f} ({how})", highlight=False)
+                progress.advance(cells)
+
+        return run(dataset, grid, on_event=on_event, **kwargs)
+
+
+def _print_benchmark(records: list[dict]) -> None:
+    from rich.table import Table
+
+    from fer_features.benchmark.report import _HEADERS, results_frame
+
+    frame = results_frame(records).drop(columns=["cv_accuracy_mean", "cv_accuracy_std"] if not any(r.get("cv") for r in records) else [])
+    table = Table(title="fer benchmark (PublicTest selects, PrivateTest reports)")
+    for col in frame.columns:
+        table.add_column(_HEADERS[col], justify="left" if col in ("features", "clf") else "right", no_wrap=col == "features")
+    best = frame["public_accuracy"].idxmax() if frame["public_accuracy"].notna().any() else None
+    for i, row in frame.iterrows():
+        cells = []
+        for col, v in row.items():
+            if isinstance(v, (str, bool)):
+                cells.append(str(v))
+            elif v != v:  # NaN
+                cells.append("–")
+            elif "accuracy" in col or "f1" in col:
+                cells.append(f"{v:.4f}")
+            else:
+                cells.append(f"{v:,.1f}" if v < 100 else f"{v:,.0f}")
+        table.add_row(*cells, style="bold" if i == best else None)
+    wide = console if console.is_terminal else Console(width=max(console.width, 180))
     wide.print(table)
 
 

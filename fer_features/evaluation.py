@@ -39,7 +39,7 @@ def evaluate(model, X: np.ndarray, labels: np.ndarray) -> dict:
         "n": int(len(labels)),
         "accuracy": float(accuracy_score(labels, predicted)),
         "macro_f1": float(f1_score(labels, predicted, labels=order, average="macro", zero_division=0)),
-        "predict_seconds": round(seconds, 3),
+        "predict_seconds": round(seconds, 6),
         "per_class": {
             e: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
             for i, e in enumerate(order)

@@ -84,14 +84,60 @@ def build_pipeline(
         head = make_classifier(clf, class_weight=class_weight, random_state=random_state, **(clf_params or {}))
         return Pipeline([("clf", head)], memory=memory)
     union = make_features(features, n_jobs=n_jobs, params=feature_params)
+    head = build_head(
+        clf,
+        n_features=feature_dims(features, feature_params=feature_params) if pca is not None else None,
+        pca=pca,
+        class_weight=class_weight,
+        n_jobs=n_jobs,
+        random_state=random_state,
+        clf_params=clf_params,
+    )
+    return Pipeline([("features", union), *head.steps], memory=memory)
+
+
+def build_head(
+    clf: str = DEFAULT_CLASSIFIER,
+    *,
+    n_features: int | None = None,
+    pca: int | None = DEFAULT_PCA,
+    class_weight: str | None = None,
+    n_jobs: int | None = None,
+    random_state: int = 0,
+    clf_params: dict | None = None,
+) -> Pipeline:
+    """The part of a feature pipeline after extraction: scaling → PCA → classifier.
+
+    :func:`build_pipeline` puts a :class:`~sklearn.pipeline.FeatureUnion` in front of it;
+    ``fer benchmark`` fits it on cached feature matrices, so both train the same head.
+
+    Parameters
+    ----------
+    clf : str, default='svm'
+        A feature-pipeline head (not an end-to-end one such as ``cnn``).
+    n_features : int, optional
+        Length of the feature vectors; when it is known and not above ``pca``, PCA is left out.
+    pca, class_weight, n_jobs, random_state, clf_params
+        As in :func:`build_pipeline`.
+
+    Returns
+    -------
+    Pipeline
+        Steps ``scale`` (StandardScaler), ``pca`` (PCA or ``'passthrough'``) and ``clf``; it
+        takes ``X`` of shape ``(n_samples, n_features)``, float.
+
+    Raises
+    ------
+    ValueError
+        For an unknown or end-to-end classifier, or a bad parameter.
+    """
+    if clf in END_TO_END:
+        raise ValueError(f"the {clf} classifier learns from the pixels and has no feature head")
     head = make_classifier(clf, class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **(clf_params or {}))
     reducer = "passthrough"
     if pca is not None:
         if int(pca) < 1:
             raise ValueError(f"pca must be a positive number of components or None, got {pca!r}")
-        if feature_dims(features, feature_params=feature_params) > pca:
+        if n_features is None or n_features > pca:
             reducer = PCA(n_components=int(pca), random_state=random_state)
-    return Pipeline(
-        [("features", union), ("scale", StandardScaler()), ("pca", reducer), ("clf", head)],
-        memory=memory,
-    )
+    return Pipeline([("scale", StandardScaler()), ("pca", reducer), ("clf", head)])
