@@ -278,3 +278,56 @@ def test_load_200_requests_4_concurrent(live_server, tmp_path):
         Path(os.environ["FER_BENCH_OUT"]).write_text(json.dumps(report, indent=2))
     # no leak: 200 requests may not add more than 50 MiB (a leaked 320x320 image per request would be ~60 MiB)
     assert after - before < 50, report
+
+
+# --------------------------------------------------------------------------- the `fer serve` command
+
+
+def test_fer_serve_user_errors(tiny_model_path, tmp_path):
+    import socket
+
+    from conftest import assert_user_error, fer
+
+    assert_user_error(fer("serve", "--model", tmp_path / "none.joblib"), "none.joblib", "fer train")
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert_user_error(fer("serve", "--model", tiny_model_path, "--port", port), f"127.0.0.1:{port}", "--port")
+
+
+def test_fer_serve_runs_and_answers(tiny_model_path, astronaut_jpeg):
+    """`fer serve` in a subprocess: it listens, answers /health and /predict, and stops on SIGINT."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo = Path(__file__).parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
+    cmd = [sys.executable, "-m", "fer_features.cli", "serve", "--model", str(tiny_model_path), "--port", str(port), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "fer serve did not answer within 60 s"
+                time.sleep(0.2)
+        assert health.json()["model"] == str(tiny_model_path)
+        answer = httpx.post(f"http://127.0.0.1:{port}/predict", content=astronaut_jpeg, timeout=30)
+        assert answer.status_code == 200 and len(answer.json()["faces"]) == 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, proc.stdout.read()
