@@ -7,6 +7,7 @@ import io
 import json
 import os
 import time
+import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +19,9 @@ from PIL import Image
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from fastapi.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():  # starlette 1.x suggests httpx2 for its TestClient; httpx still works
+    warnings.filterwarnings("ignore", message=".*httpx2.*")
+    from fastapi.testclient import TestClient  # noqa: E402
 
 from fer_features.datasets import EMOTIONS  # noqa: E402
 from fer_features.serve import create_app, decode_upload  # noqa: E402
@@ -331,3 +334,31 @@ def test_fer_serve_runs_and_answers(tiny_model_path, astronaut_jpeg):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, proc.stdout.read()
+
+
+@pytest.mark.parametrize(
+    "kind", ["1x1 PNG", "1x3000 strip", "16-bit grey PNG", "CMYK JPEG", "palette GIF", "RGBA PNG", "grey JPEG", "BMP"]
+)
+def test_odd_but_valid_images_are_answered(client, kind):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    if kind == "1x1 PNG":
+        Image.fromarray(rgb[:1, :1]).save(buf, "PNG")
+    elif kind == "1x3000 strip":
+        Image.fromarray(np.zeros((1, 3000), np.uint8)).save(buf, "PNG")
+    elif kind == "16-bit grey PNG":
+        Image.fromarray((rng.integers(0, 65536, (60, 80))).astype(np.uint16)).save(buf, "PNG")
+    elif kind == "CMYK JPEG":
+        Image.fromarray(rgb).convert("CMYK").save(buf, "JPEG")
+    elif kind == "palette GIF":
+        Image.fromarray(rgb).convert("P").save(buf, "GIF")
+    elif kind == "RGBA PNG":
+        Image.fromarray(np.dstack([rgb, rgb[..., :1]])).save(buf, "PNG")
+    elif kind == "grey JPEG":
+        Image.fromarray(rgb[..., 0]).save(buf, "JPEG")
+    else:
+        Image.fromarray(rgb).save(buf, "BMP")
+    response = client.post("/predict", content=buf.getvalue())
+    assert response.status_code == 200, response.text
+    assert response.json()["faces"] == []
