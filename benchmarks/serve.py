@@ -6,10 +6,11 @@ Usage::
 
 Server: ``fer serve`` is started as a subprocess on a free port of 127.0.0.1; after 10 warm-up
 requests, ``--requests`` POST /predict requests (skimage's astronaut as JPEG, one face) are sent
-``--concurrency`` at a time over loopback; latency percentiles, throughput and the server's
-resident memory before and after are reported. Video: a clip made from the same photo (shifted a
-few pixels per frame, MPEG-4 Part 2) goes through :func:`fer_features.video.predict_video`, with
-and without writing an annotated video.
+``--concurrency`` at a time over loopback; latency percentiles and throughput are reported, and
+the server's resident memory after the warm-up, after the timed requests and after as many
+again (growth that stops is warm-up; growth that goes on would be a leak). Video: a clip made
+from the same photo (shifted a few pixels per frame, MPEG-4 Part 2) goes through
+:func:`fer_features.video.predict_video`, with and without writing an annotated video.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def load_test(model: str, side: int, requests: int, concurrency: int) -> dict:
         port = s.getsockname()[1]
     repo = Path(__file__).parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
-    cmd = [sys.executable, "-m", "fer_features.cli", "serve", "--model", model, "--port", str(port), "--log-level", "warning"]
+    cmd = [sys.executable, "-m", "fer_features.cli", "serve", "--model", model, "--port", str(port)]
+    cmd += ["--log-level", "warning"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     photo = jpeg(astronaut(side))
@@ -90,6 +92,9 @@ def load_test(model: str, side: int, requests: int, concurrency: int) -> dict:
                 results = list(pool.map(lambda _: one(client), range(requests)))
             wall = time.perf_counter() - t0
             after = rss_mib(proc.pid)
+            with ThreadPoolExecutor(concurrency) as pool:  # as many again, for memory only: does it keep growing?
+                again = list(pool.map(lambda _: one(client), range(requests)))
+            after_again = rss_mib(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -99,7 +104,7 @@ def load_test(model: str, side: int, requests: int, concurrency: int) -> dict:
         "image": f"astronaut {side}x{side} JPEG ({len(photo) // 1024} KiB)",
         "requests": requests,
         "concurrency": concurrency,
-        "errors": sum(not ok for ok, _, _ in results),
+        "errors": sum(not ok for ok, _, _ in results + again),
         "p50_ms": round(float(np.percentile(latency, 50)), 1),
         "p90_ms": round(float(np.percentile(latency, 90)), 1),
         "p99_ms": round(float(np.percentile(latency, 99)), 1),
@@ -107,6 +112,7 @@ def load_test(model: str, side: int, requests: int, concurrency: int) -> dict:
         "throughput_rps": round(requests / wall, 2),
         "rss_before_mib": round(before, 1),
         "rss_after_mib": round(after, 1),
+        "rss_after_twice_mib": round(after_again, 1),
     }
 
 
@@ -152,15 +158,20 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     video = video_fps(args.model, args.video_side, args.video_frames)
     print(json.dumps(video), flush=True)
-    machine = f"{os.cpu_count()} CPU cores, no GPU, {platform.platform()}; load average at the end {os.getloadavg()[0]:.1f}"
+    machine = f"{os.cpu_count()} CPU cores, no GPU, {platform.platform()}"
+    machine += f"; load average at the end {os.getloadavg()[0]:.1f}"
+    head = (
+        "| photo | requests (concurrent) | errors | p50 ms | p90 ms | p99 ms | detect + classify p50 ms | requests/s "
+        "| server RSS (MiB): after warm-up → after the requests → after as many again |"
+    )
+    rows = [
+        f"| {r['image']} | {r['requests']} ({r['concurrency']}) | {r['errors']} | {r['p50_ms']} | {r['p90_ms']} "
+        f"| {r['p99_ms']} | {r['predict_p50_ms']} | {r['throughput_rps']} "
+        f"| {r['rss_before_mib']} → {r['rss_after_mib']} → {r['rss_after_twice_mib']} |"
+        for r in load
+    ]
     text = (
-        "| photo | requests (concurrent) | errors | p50 ms | p90 ms | p99 ms | model call p50 ms | requests/s | server RSS before → after (MiB) |\n"
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
-        + "\n".join(
-            f"| {r['image']} | {r['requests']} ({r['concurrency']}) | {r['errors']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | "
-            f"{r['predict_p50_ms']} | {r['throughput_rps']} | {r['rss_before_mib']} → {r['rss_after_mib']} |"
-            for r in load
-        )
+        "\n".join([head, "|" + " --- |" * 9, *rows])
         + "\n\n| video | faces | frames/s (CSV) | frames/s (CSV + annotated video) |\n| --- | --- | --- | --- |\n"
         + f"| {video['clip']} | {video['faces']} | {video['fps_csv_only']} | {video['fps_with_annotated_video']} |\n"
         + f"\nModel `{args.model}`; {machine}.\n"

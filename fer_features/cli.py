@@ -642,12 +642,15 @@ def _predict_video(source: Path | None, model: Path | None, out: Path | None, an
                    device: int, json_out: bool, options: dict) -> None:  # fmt: skip
     """``fer predict VIDEO`` (``source``) or ``fer predict --webcam`` (``source=None``): CSV, annotated video, fps."""
     from fer_features.persist import ModelError, default_model_path, load_model
-    from fer_features.video import VIDEO_SUFFIXES, VideoError, capture_info, is_video, open_capture, predict_video, run_webcam
+    from fer_features.video import VIDEO_SUFFIXES, VideoError, capture_info, is_video, open_capture
+    from fer_features.video import predict_video, run_webcam
 
     if source is not None and not source.is_file():
         fail(f"{source}: no such file")
-    if annotate is not None and (source is None or not is_video(annotate)):
-        fail(f"--annotate {annotate}: give a video file name ({', '.join(VIDEO_SUFFIXES[:4])}, …) for a video" if source else "--annotate is for photos and videos, not --webcam")
+    if annotate is not None and source is None:
+        fail("--annotate is for photos and videos, not --webcam")
+    if annotate is not None and not is_video(annotate):
+        fail(f"--annotate {annotate}: give a video file name ({', '.join(VIDEO_SUFFIXES[:4])}, …) for a video")
     try:
         pipe = load_model(model or default_model_path())
     except ModelError as exc:
@@ -662,15 +665,21 @@ def _predict_video(source: Path | None, model: Path | None, out: Path | None, an
             cap = open_capture(source)
             total = capture_info(cap)["frames"] or None
             cap.release()
-            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn())
+            columns = (
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+            )  # fmt: skip
             with Progress(*columns, console=err_console) as progress:
                 task = progress.add_task(f"frames of {source.name}", total=total, rate="")
                 start = time.perf_counter()
 
                 def tick(index, frame, faces):
-                    progress.update(task, completed=index + 1, rate=f"{(index + 1) / (time.perf_counter() - start):.1f} frames/s")
+                    rate = (index + 1) / (time.perf_counter() - start)
+                    progress.update(task, completed=index + 1, rate=f"{rate:.1f} frames/s")
 
-                summary = predict_video(pipe, source, out_csv=out, annotate_path=annotate, every=every, on_frame=tick, **options)
+                summary = predict_video(
+                    pipe, source, out_csv=out, annotate_path=annotate, every=every, on_frame=tick, **options
+                )
     except (VideoError, FileNotFoundError) as exc:
         fail(str(exc))
     result = {
@@ -694,7 +703,8 @@ def _predict_video(source: Path | None, model: Path | None, out: Path | None, an
         f"{summary.seconds:.1f} s: [bold]{summary.fps:.1f} frames/s[/]"
     )
     if summary.labels:
-        console.print("first face per analysed frame: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.labels.items(), key=lambda kv: -kv[1])))
+        counts = sorted(summary.labels.items(), key=lambda kv: -kv[1])
+        console.print("first face per analysed frame: " + ", ".join(f"{k} {v}" for k, v in counts))
     for what, path in (("predictions", out), ("annotated video", annotate)):
         if path:
             console.print(f"{what}: {path}")
@@ -737,8 +747,9 @@ def serve(
             pass
     except OSError as exc:
         fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host")
-    app_ = create_app(path, model=pipe, max_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, detector=detector.value, upsample=upsample)
-    console.print(f"serving [bold]{path}[/] on http://{host}:{port}  (API docs: http://{host}:{port}/docs; Ctrl+C stops)")
+    limits = dict(max_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels)
+    app_ = create_app(path, model=pipe, **limits, detector=detector.value, upsample=upsample)
+    console.print(f"serving [bold]{path}[/] on http://{host}:{port} (API docs: /docs; Ctrl+C stops)")
     uvicorn.run(app_, host=host, port=port, log_level=log_level)
 
 

@@ -61,7 +61,9 @@ def open_capture(source: str | os.PathLike | int):
         cap = cv2.VideoCapture(source)
         if not cap.isOpened():
             cap.release()
-            raise VideoError(f"no camera at device {source}: check the camera is connected and free, or try another --device")
+            raise VideoError(
+                f"no camera at device {source}: check the camera is connected and free, or try another --device"
+            )
         return cap
     path = Path(source)
     if not path.is_file():
@@ -131,7 +133,8 @@ def iter_predictions(
 
     def flush():
         analysed = [frame for _, frame, todo in pending if todo]
-        results = iter(predict_photos(model, analysed, detector=detector, upsample=upsample, min_score=min_score)) if analysed else iter(())
+        options = dict(detector=detector, upsample=upsample, min_score=min_score)
+        results = iter(predict_photos(model, analysed, **options) if analysed else ())
         for i, frame, todo in pending:
             yield i, frame, next(results) if todo else None
         pending.clear()
@@ -155,11 +158,12 @@ def csv_rows(index: int, time_s: float, faces: list[FacePrediction], classes: li
     """The CSV rows of one analysed frame: one per face, or one with empty face fields when it has none."""
     if not faces:
         return [[index, round(time_s, 4), 0, "", "", "", "", "", "", ""] + [""] * len(classes)]
-    return [
-        [index, round(time_s, 4), len(faces), k, *f.box, f.label, "" if f.detection_score is None else f.detection_score]
-        + [f.probabilities[c] for c in classes]
-        for k, f in enumerate(faces)
-    ]
+    rows = []
+    for k, f in enumerate(faces):
+        score = "" if f.detection_score is None else f.detection_score
+        probabilities = [f.probabilities[c] for c in classes]
+        rows.append([index, round(time_s, 4), len(faces), k, *f.box, f.label, score, *probabilities])
+    return rows
 
 
 @dataclass
@@ -279,9 +283,8 @@ def predict_video(
                 if rows:
                     rows.writerow([*CSV_COLUMNS, *(f"p_{c}" for c in classes)])
                 shown: list[FacePrediction] = []
-                for index, frame, faces in iter_predictions(
-                    model, cap, every=every, batch_size=batch_size, detector=detector, upsample=upsample, min_score=min_score
-                ):
+                options = dict(detector=detector, upsample=upsample, min_score=min_score)
+                for index, frame, faces in iter_predictions(model, cap, every=every, batch_size=batch_size, **options):
                     summary.frames += 1
                     if faces is not None:
                         shown = faces
@@ -352,7 +355,8 @@ def check_display() -> None:
         cv2.destroyWindow("fer")
     except cv2.error:
         raise VideoError(
-            f"this OpenCV has no GUI support (opencv-python-headless); `pip install opencv-python` for a window, or {instead}"
+            "this OpenCV has no GUI support (opencv-python-headless); "
+            f"`pip install opencv-python` for a window, or {instead}"
         ) from None
 
 
@@ -391,6 +395,8 @@ def run_webcam(model, device: int = 0, *, out_csv=None, every: int = 1, **predic
         return key in (ord("q"), 27)
 
     try:
-        return predict_video(model, device, out_csv=out_csv, every=every, batch_size=1, on_frame=show, **predict_options)
+        return predict_video(
+            model, device, out_csv=out_csv, every=every, batch_size=1, on_frame=show, **predict_options
+        )
     finally:
         cv2.destroyAllWindows()

@@ -20,7 +20,9 @@ from fer_features.datasets import EMOTIONS
 CHROMIUM = Path(os.environ.get("FER_CHROMIUM", "/usr/bin/chromium"))
 
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} not found: `apt-get install chromium` (.ci/run does)"),
+    pytest.mark.skipif(
+        not CHROMIUM.is_file(), reason=f"{CHROMIUM} not found: `apt-get install chromium` (.ci/run does)"
+    ),
 ]
 
 
@@ -47,7 +49,9 @@ def write_y4m(path: Path, rgb: np.ndarray, frames: int = 4) -> Path:
 
 
 def test_demo_page_upload_webcam_facematch(live_server, astronaut_png, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (it is in requirements.lock)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the playwright package is not installed (it is in requirements.lock)"
+    )
     from skimage import data
 
     y4m = write_y4m(tmp_path / "astronaut.y4m", data.astronaut())
@@ -65,7 +69,8 @@ def test_demo_page_upload_webcam_facematch(live_server, astronaut_png, tmp_path)
     args = [
         "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync",
-        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={y4m}",
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}",
     ]  # fmt: skip
     with sync_api.sync_playwright() as pw:
         # Playwright gives every launch a fresh temporary profile (user-data-dir).
@@ -85,12 +90,14 @@ def test_demo_page_upload_webcam_facematch(live_server, astronaut_png, tmp_path)
             page.wait_for_selector("#upload-status[data-state=done]")
             assert page.get_attribute("#upload-faces", "data-faces") == "1"
             assert page.locator("#upload-faces .bar").count() == len(EMOTIONS)
-            assert page.evaluate("[document.getElementById('upload-canvas').width, document.getElementById('upload-canvas').height]") == [512, 512]
+            size = page.evaluate("(c => [c.width, c.height])(document.getElementById('upload-canvas'))")
+            assert size == [512, 512]
             # the canvas holds the photo with a yellow box (255, 200, 0) drawn on it
             yellow = page.evaluate(
                 """() => { const c = document.getElementById('upload-canvas');
                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
-                   for (let i = 0; i < d.length; i += 4) if (d[i] > 240 && Math.abs(d[i+1] - 200) < 12 && d[i+2] < 20) n++;
+                   for (let i = 0; i < d.length; i += 4)
+                     if (d[i] > 240 && Math.abs(d[i+1] - 200) < 12 && d[i+2] < 20) n++;
                    return n; }"""
             )
             assert yellow > 200, yellow

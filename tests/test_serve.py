@@ -311,7 +311,8 @@ def test_fer_serve_runs_and_answers(tiny_model_path, astronaut_jpeg):
         port = s.getsockname()[1]
     repo = Path(__file__).parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
-    cmd = [sys.executable, "-m", "fer_features.cli", "serve", "--model", str(tiny_model_path), "--port", str(port), "--log-level", "warning"]
+    cmd = [sys.executable, "-m", "fer_features.cli", "serve", "--model", str(tiny_model_path), "--port", str(port)]
+    cmd += ["--log-level", "warning"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60

@@ -49,7 +49,11 @@ _REQUEST_BODY = {
         "description": "The image: multipart field `file`, or the raw bytes as the body (any image type Pillow reads).",
         "content": {
             "multipart/form-data": {
-                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}, "required": ["file"]}
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
             },
             "image/jpeg": _IMAGE_BODY,
             "image/png": _IMAGE_BODY,
@@ -118,21 +122,22 @@ def decode_upload(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
     from fer_features.faces import to_rgb
 
     if not data:
-        raise UploadError(400, "empty", "empty upload: send an image (JPEG, PNG, …) as multipart field 'file' or as the request body")
+        message = "empty upload: send an image (JPEG, PNG, …) as multipart field 'file' or as the request body"
+        raise UploadError(400, "empty", message)
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         head = data[:16]
-        raise UploadError(415, "not_an_image", f"not an image Pillow can read ({len(data)} bytes starting {head!r})") from None
+        message = f"not an image Pillow can read ({len(data)} bytes starting {head!r})"
+        raise UploadError(415, "not_an_image", message) from None
     except Image.DecompressionBombError as exc:
         raise UploadError(413, "too_many_pixels", str(exc)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UploadError(422, "corrupt_image", f"corrupt image header ({exc})") from None
     width, height = im.size
     if width * height > max_pixels:
-        raise UploadError(
-            413, "too_many_pixels", f"image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}: resize it"
-        )
+        message = f"image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}: resize it"
+        raise UploadError(413, "too_many_pixels", message)
     if width == 0 or height == 0:
         raise UploadError(422, "corrupt_image", f"image has no pixels ({width}x{height})")
     try:
@@ -141,7 +146,8 @@ def decode_upload(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
     except Image.DecompressionBombError as exc:
         raise UploadError(413, "too_many_pixels", str(exc)) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
-        raise UploadError(422, "corrupt_image", f"{im.format or 'image'} data is truncated or corrupt ({exc})") from None
+        message = f"{im.format or 'image'} data is truncated or corrupt ({exc})"
+        raise UploadError(422, "corrupt_image", message) from None
 
 
 async def read_upload(request, max_bytes: int) -> bytes:
@@ -295,7 +301,9 @@ def create_app(
         t1 = time.perf_counter()
         image = await run_in_threadpool(decode_upload, data, max_pixels=max_pixels)
         t2 = time.perf_counter()
-        faces, predict_s = await run_in_threadpool(infer, image, upsample if up is None else up, min_score if score is None else score)
+        up = upsample if up is None else up
+        score = min_score if score is None else score
+        faces, predict_s = await run_in_threadpool(infer, image, up, score)
         timing = {
             "read_ms": round((t1 - t0) * 1e3, 2),
             "decode_ms": round((t2 - t1) * 1e3, 2),
@@ -304,7 +312,9 @@ def create_app(
         }
         return image, faces, timing
 
-    up_query = Query(None, ge=0, le=2, description="Times to double the image before detection (finds smaller faces, slower).")
+    up_query = Query(
+        None, ge=0, le=2, description="Times to double the image before detection (finds smaller faces, slower)."
+    )
     score_query = Query(None, description="Drop detections scoring lower (default 0.3 for the HOG detector).")
 
     @app.post("/predict", openapi_extra=_REQUEST_BODY, responses=_ERRORS)
@@ -318,7 +328,12 @@ def create_app(
             "height": int(image.shape[0]),
             "classes": app.state.classes,
             "faces": [
-                {"box": list(f.box), "label": f.label, "probabilities": f.probabilities, "detection_score": f.detection_score}
+                {
+                    "box": list(f.box),
+                    "label": f.label,
+                    "probabilities": f.probabilities,
+                    "detection_score": f.detection_score,
+                }
                 for f in faces
             ],
             "timing": timing,
@@ -335,7 +350,8 @@ def create_app(
         image, faces, timing = await run(request, upsample, min_score)
         buf = io.BytesIO()
         await run_in_threadpool(lambda: annotate(image, faces).save(buf, format="PNG"))
-        return Response(buf.getvalue(), media_type="image/png", headers={"X-Faces": str(len(faces)), "X-Total-Ms": str(timing["total_ms"])})
+        headers = {"X-Faces": str(len(faces)), "X-Total-Ms": str(timing["total_ms"])}
+        return Response(buf.getvalue(), media_type="image/png", headers=headers)
 
     @app.get("/health")
     def health() -> dict:
