@@ -132,3 +132,19 @@ def crop_png_path(tmp_path, patterns):
     path = tmp_path / "crop.png"
     Image.fromarray(patterns[0][0]).save(path)
     return path
+
+
+def test_webcam_loop_shows_frames_and_stops_on_q(clip, tiny_model, monkeypatch, tmp_path):
+    """run_webcam's loop with the clip standing in for the camera and the window calls recorded."""
+    import fer_features.video as video
+
+    shown, keys = [], iter([-1, -1, -1, ord("q")])
+    monkeypatch.setattr(video, "check_display", lambda: None)
+    real_open = video.open_capture
+    monkeypatch.setattr(video, "open_capture", lambda source: real_open(clip) if source == 0 else real_open(source))
+    monkeypatch.setattr(cv2, "imshow", lambda name, frame: shown.append(frame.shape))
+    monkeypatch.setattr(cv2, "waitKey", lambda ms: next(keys))
+    monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
+    summary = video.run_webcam(tiny_model, 0, out_csv=tmp_path / "live.csv")
+    assert summary.frames == 4 and len(shown) == 4 and shown[0] == (SIDE, SIDE, 3)
+    assert [int(r["frame"]) for r in read_csv(tmp_path / "live.csv")] == [0, 1, 2, 3]
