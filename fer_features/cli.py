@@ -535,24 +535,40 @@ def evaluate(
 
 @app.command()
 def predict(
-    paths: Annotated[list[Path], typer.Argument(help="Photos, 48x48 face crops, or folders of them.")],
+    paths: Annotated[list[Path] | None, typer.Argument(help="Photos, 48x48 face crops, folders of them, or one video file.")] = None,
     model: Annotated[Path | None, typer.Option(help="Trained pipeline; default $FER_MODEL or models/fer-default.joblib.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
-    annotate: Annotated[Path | None, typer.Option(help="Write the photo with boxes and labels here (a folder for several photos).")] = None,
+    annotate: Annotated[
+        Path | None, typer.Option(help="Write the photo with boxes and labels here (a folder for several photos; an .mp4/.avi for a video).")
+    ] = None,
     detector: Annotated[Detector, typer.Option(help="dlib face detector: HOG (fast) or MMOD CNN (robust, slow).")] = Detector.hog,
     upsample: Annotated[int, typer.Option(help="Times to double the photo before detection (finds smaller faces).")] = 1,
     min_score: Annotated[float | None, typer.Option(help="Drop detections scoring lower (default: 0.3 for hog, 0 for mmod).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Video or webcam: write per-frame faces, labels and probabilities to this CSV.")] = None,
+    every: Annotated[int, typer.Option(min=1, help="Video or webcam: analyse every k-th frame.")] = 1,
+    webcam: Annotated[bool, typer.Option("--webcam", help="Classify the camera's frames live in an OpenCV window (needs a display).")] = False,
+    device: Annotated[int, typer.Option(help="Webcam: OpenCV camera index.")] = 0,
 ) -> None:
-    """Find every face in each photo and say its emotion, with probabilities.
+    """Find every face in each photo (or each frame of a video, or the webcam) and say its emotion.
 
     A 48x48 image is taken as an aligned face crop and classified directly. A photo with no
     face is reported and the batch goes on; an unreadable file is reported and makes the exit
-    code 2 once the batch is done.
+    code 2 once the batch is done. One video file (.mp4, .avi, .mov, .mkv, .webm, …) is read
+    frame by frame: [bold]--out[/] CSV, [bold]--annotate[/] video, [bold]--every[/] k.
     """
     from fer_features.persist import ModelError, default_model_path, load_model
     from fer_features.predict import annotate as draw
     from fer_features.predict import expand_paths, predict_paths
+    from fer_features.video import is_video
 
+    if webcam or (paths and len(paths) == 1 and is_video(paths[0])):
+        options = dict(detector=detector.value, upsample=upsample, min_score=min_score)
+        _predict_video(None if webcam else paths[0], model, out, annotate, every, device, json_out, options)
+        return
+    if not paths:
+        fail("give photos, folders of them or one video file, or --webcam")
+    if out is not None:
+        fail("--out writes the CSV of a video or the webcam; for photos use --json")
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(f"{missing[0]}: no such file or folder")
@@ -819,6 +835,124 @@ def list_choices() -> None:
     console.print("[bold]classifiers[/]")
     for name, desc in list_classifiers().items():
         console.print(f"  {name:12s} {desc}", highlight=False)
+
+
+# --------------------------------------------------------------------------- video, webcam and `fer serve`
+
+
+def _predict_video(source: Path | None, model: Path | None, out: Path | None, annotate: Path | None, every: int,
+                   device: int, json_out: bool, options: dict) -> None:  # fmt: skip
+    """``fer predict VIDEO`` (``source``) or ``fer predict --webcam`` (``source=None``): CSV, annotated video, fps."""
+    from fer_features.persist import ModelError, default_model_path, load_model
+    from fer_features.video import VIDEO_SUFFIXES, VideoError, capture_info, is_video, open_capture
+    from fer_features.video import predict_video, run_webcam
+
+    if source is not None and not source.is_file():
+        fail(f"{source}: no such file")
+    if annotate is not None and source is None:
+        fail("--annotate is for photos and videos, not --webcam")
+    if annotate is not None and not is_video(annotate):
+        fail(f"--annotate {annotate}: give a video file name ({', '.join(VIDEO_SUFFIXES[:4])}, …) for a video")
+    try:
+        pipe = load_model(model or default_model_path())
+    except ModelError as exc:
+        fail(str(exc))
+    try:
+        if source is None:
+            err_console.print(f"webcam {device}: q or Esc in the window to stop")
+            summary = run_webcam(pipe, device, out_csv=out, every=every, **options)
+        else:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            cap = open_capture(source)
+            total = capture_info(cap)["frames"] or None
+            cap.release()
+            columns = (
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+            )  # fmt: skip
+            with Progress(*columns, console=err_console) as progress:
+                task = progress.add_task(f"frames of {source.name}", total=total, rate="")
+                start = time.perf_counter()
+
+                def tick(index, frame, faces):
+                    rate = (index + 1) / (time.perf_counter() - start)
+                    progress.update(task, completed=index + 1, rate=f"{rate:.1f} frames/s")
+
+                summary = predict_video(
+                    pipe, source, out_csv=out, annotate_path=annotate, every=every, on_frame=tick, **options
+                )
+    except (VideoError, FileNotFoundError) as exc:
+        fail(str(exc))
+    result = {
+        "source": str(source) if source is not None else f"webcam {device}",
+        "frames": summary.frames,
+        "analysed": summary.analysed,
+        "faces": summary.faces,
+        "seconds": summary.seconds,
+        "frames_per_second": summary.fps,
+        "analysed_per_second": summary.analysed_fps,
+        "labels": summary.labels,
+        "video": summary.source,
+        "csv": str(out) if out else None,
+        "annotated": str(annotate) if annotate else None,
+    }
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    console.print(
+        f"{result['source']}: {summary.frames} frames ({summary.analysed} analysed, {summary.faces} faces) in "
+        f"{summary.seconds:.1f} s: [bold]{summary.fps:.1f} frames/s[/]"
+    )
+    if summary.labels:
+        counts = sorted(summary.labels.items(), key=lambda kv: -kv[1])
+        console.print("first face per analysed frame: " + ", ".join(f"{k} {v}" for k, v in counts))
+    for what, path in (("predictions", out), ("annotated video", annotate)):
+        if path:
+            console.print(f"{what}: {path}")
+
+
+@app.command()
+def serve(
+    model: Annotated[Path | None, typer.Option(help="Trained pipeline; default $FER_MODEL or models/fer-default.joblib.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 for every interface.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload, in MiB.")] = 10.0,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Largest image, in pixels (width x height).")] = 25_000_000,
+    detector: Annotated[Detector, typer.Option(help="dlib face detector: HOG (fast) or MMOD CNN (robust, slow).")] = Detector.hog,
+    upsample: Annotated[int, typer.Option(min=0, max=2, help="Default times to double an image before detection.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+) -> None:
+    """Serve the model over HTTP: JSON API ([bold]POST /predict[/], [bold]GET /health[/], docs at /docs) and a demo page at /.
+
+    The page has three tabs: Upload (a photo → boxes and probability bars), Webcam (the
+    browser's camera, a few frames a second) and FaceMatch (hold the emotion shown; scored 0-100).
+    Browsers allow the camera on http://127.0.0.1 or localhost only (else https).
+    """
+    import socket
+
+    from fer_features.persist import ModelError, default_model_path, load_model
+
+    try:
+        import uvicorn
+
+        from fer_features.serve import create_app
+    except ImportError as exc:
+        fail(f"fer serve needs fastapi, uvicorn and python-multipart ({exc}): pip install 'fer-features[serve]'")
+    path = model or default_model_path()
+    try:
+        pipe = load_model(path)
+    except ModelError as exc:
+        fail(str(exc))
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host")
+    limits = dict(max_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels)
+    app_ = create_app(path, model=pipe, **limits, detector=detector.value, upsample=upsample)
+    console.print(f"serving [bold]{path}[/] on http://{host}:{port} (API docs: /docs; Ctrl+C stops)")
+    uvicorn.run(app_, host=host, port=port, log_level=log_level)
 
 
 def main() -> None:  # pragma: no cover - console-script shim

@@ -271,3 +271,42 @@ def assert_user_error(result, *fragments):
     assert "error:" in result.stderr
     for fragment in fragments:
         assert fragment in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------- fer serve
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory, tiny_model) -> Path:
+    """:func:`tiny_model` saved as a model file with a card (needs no real data)."""
+    from fer_features.persist import save_model
+
+    return save_model(tiny_model, tmp_path_factory.mktemp("serve-model") / "tiny.joblib", {"features": "hog", "classifier": "logreg"})
+
+
+@pytest.fixture(scope="session")
+def live_server(tiny_model_path):
+    """``fer serve``'s app on a free port of 127.0.0.1, run by uvicorn in a thread: its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from fer_features.serve import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(tiny_model_path), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail(f"uvicorn did not start on 127.0.0.1:{port}")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
