@@ -303,6 +303,13 @@ def reading(records: list[dict]) -> list[str]:
     return out
 
 
+def _load_range(records: list[dict]) -> str:
+    """``'; load average 2.1-4.4 as cells ended'`` from the records' machine info (a busy machine
+    shows here: more than the cell workers were running)."""
+    loads = [r["machine"]["load_average_1min"] for r in records if "load_average_1min" in r.get("machine", {})]
+    return f"; 1-min load average {min(loads):.1f}–{max(loads):.1f} as its cells ended" if loads else ""
+
+
 def write_benchmarks_md(records: list[dict], meta: dict, path: str | Path, results: dict[str, Path]) -> Path:
     """Write the project's BENCHMARKS.md: command, machine, date, table, plots and reading.
 
@@ -330,7 +337,7 @@ def write_benchmarks_md(records: list[dict], meta: dict, path: str | Path, resul
     run_lines = [
         f"  - started {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(started))}: {len(rs)} cells "
         f"computed in {max(r['run_seconds_so_far'] for r in rs):,.0f} s from the start of extraction to its last cell "
-        f"({rs[0].get('workers', '?')} cells at once, {rs[0].get('backend', 'local')} backend)"
+        f"({rs[0].get('workers', '?')} cells at once, {rs[0].get('backend', 'local')} backend)" + _load_range(rs)
         for started, rs in sorted(runs.items())
     ]
     lines = [
