@@ -582,6 +582,7 @@ def evaluate(
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the model).")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable or malformed images.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of a photo folder's split: the --seed given to fer train.")] = 0,
 ) -> None:
     """Score a trained pipeline on one split: per-class report, accuracy, macro-F1, confusion matrix."""
     from fer_features.evaluation import evaluate as score
@@ -592,7 +593,7 @@ def evaluate(
         pipe = load_model(model)
     except ModelError as exc:
         fail(str(exc))
-    dataset = _load_data(data, skip_bad, format=data_format.value, label_mode=label_mode.value, classes=classes)
+    dataset = _load_data(data, skip_bad, format=data_format.value, label_mode=label_mode.value, classes=classes, seed=seed)
     X, y = dataset.split(split.value)
     if len(X) == 0:
         fail(f"{data}: has no {split.value} images")

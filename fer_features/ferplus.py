@@ -139,7 +139,7 @@ def load_ferplus(
     missing = [c for c in ("Usage", "Image name", *FERPLUS_COLUMNS) if c not in votes_df.columns]
     if missing:
         raise DataError(
-            f"{new}: missing column(s) {', '.join(missing)}; a FERPlus CSV has Usage, Image name, "
+            f"{new}: missing column(s) {', '.join(missing)}; a FERPlus CSV (fer2013new.csv) has Usage, Image name, "
             f"{', '.join(FERPLUS_COLUMNS)}"
         )
     votes = votes_df[list(FERPLUS_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
