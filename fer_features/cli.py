@@ -39,6 +39,30 @@ class ClassWeight(str, Enum):
     balanced = "balanced"
 
 
+class DataFormat(str, Enum):
+    auto = "auto"
+    fer2013 = "fer2013"
+    ferplus = "ferplus"
+    photos = "photos"
+
+
+class LabelMode(str, Enum):
+    majority = "majority"
+    probability = "probability"
+
+
+class Balance(str, Enum):
+    none = "none"
+    weights = "weights"
+    oversample = "oversample"
+
+
+_DATA_HELP = "FER2013 zip, folder or fer2013.csv; FERPlus fer2013new.csv; or a folder of labelled photos."
+FormatOpt = Annotated[DataFormat, typer.Option("--format", help="Data format; auto detects it from the path.")]
+LabelModeOpt = Annotated[LabelMode, typer.Option(help="FERPlus labels: majority vote, or the vote distribution (argmax for training).")]
+ClassesOpt = Annotated[int, typer.Option(min=7, max=8, help="FERPlus classes: 7, or 8 with contempt.")]
+
+
 class Detector(str, Enum):
     hog = "hog"
     mmod = "mmod"
@@ -50,16 +74,31 @@ def fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _load_data(path: Path, skip_bad: bool):
-    from fer_features.datasets import DataError, load_fer2013
+def _load_data(
+    path: Path,
+    skip_bad: bool,
+    *,
+    format: str = "auto",
+    label_mode: str = "majority",
+    classes: int = 7,
+    seed: int = 0,
+    n_jobs: int = -1,
+):
+    """Load any data source (:func:`fer_features.sources.load_dataset`); a bad one is a user error."""
+    from fer_features.datasets import DataError
+    from fer_features.sources import load_dataset
 
     try:
         with console.status(f"loading {path}"):
-            data = load_fer2013(path, skip_bad=skip_bad)
-    except (FileNotFoundError, DataError) as exc:
+            data = load_dataset(
+                path, format, skip_bad=skip_bad, label_mode=label_mode, classes=classes, seed=seed, n_jobs=n_jobs
+            )
+    except (FileNotFoundError, DataError, ValueError) as exc:
         fail(str(exc))
     if data.skipped:
         err_console.print(f"[yellow]skipped {len(data.skipped)} bad file(s)[/], e.g. {data.skipped[0][0]}: {data.skipped[0][1]}")
+    if hasattr(data, "summary"):  # a photo folder: faces found, photos left out
+        err_console.print(data.summary(), highlight=False, soft_wrap=True)
     return data
 
 
@@ -184,7 +223,13 @@ class Preset(str, Enum):
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option(help="FER2013 zip, extracted folder, or fer2013.csv.")] = DEFAULT_DATA,
+    data: Annotated[Path, typer.Option(help=_DATA_HELP)] = DEFAULT_DATA,
+    data_format: FormatOpt = DataFormat.auto,
+    label_mode: LabelModeOpt = LabelMode.majority,
+    classes: ClassesOpt = 7,
+    augment: Annotated[bool, typer.Option(help="Add mirrored copies of the Training faces.")] = False,
+    augment_shift: Annotated[int, typer.Option(min=0, help="With --augment, also one copy shifted by up to this many pixels.")] = 0,
+    balance: Annotated[Balance, typer.Option(help="Rare classes: none, class weights, or oversampling of Training.")] = Balance.none,
     features: Annotated[
         str | None, typer.Option(help="Feature spec, names joined by '+' (see `fer list`). Default hog+lbp+landmarks; none for --clf cnn.")
     ] = None,
@@ -240,9 +285,13 @@ def train(
         feature_params = _parse_feature_params(feature_param or [])
         if cnn_checkpoint:
             feature_params.setdefault("cnn", {}).update(checkpoint=str(cnn_checkpoint), device=device.value)
+        if augment_shift and not augment:
+            raise ValueError("--augment-shift needs --augment")
+        if end_to_end and (augment or balance is not Balance.none):
+            raise ValueError(f"--augment and --balance are for feature pipelines; the {clf} classifier augments its own training")
         build = dict(
             pca=pca or None,
-            class_weight=None if class_weight is ClassWeight.none else class_weight.value,
+            class_weight="balanced" if balance is Balance.weights else (None if class_weight is ClassWeight.none else class_weight.value),
             n_jobs=n_jobs,
             random_state=seed,
             memory=str(cache_dir) if cache_dir else None,
@@ -261,12 +310,24 @@ def train(
             pipe = build_pipeline(features, clf, **build, feature_params=feature_params)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
-    dataset = _limit(_load_data(data, skip_bad), limit, seed)
+    dataset = _limit(
+        _load_data(data, skip_bad, format=data_format.value, label_mode=label_mode.value, classes=classes, seed=seed, n_jobs=n_jobs),
+        limit,
+        seed,
+    )
     load_seconds = round(time.perf_counter() - t0, 2)
     X_train, y_train = dataset.split("Training")
     X_val, y_val = dataset.split("PublicTest")
     if len(X_train) == 0:
         fail(f"{data}: has no Training images")
+    n_original = len(X_train)
+    if augment or balance is Balance.oversample:
+        from fer_features.augment import resample_training
+
+        X_train, y_train = resample_training(
+            X_train, y_train, augment_flip=augment, shift=augment_shift, balance=balance.value, seed=seed
+        )
+        console.print(f"Training resampled: {n_original:,} → {len(X_train):,} faces (augment={augment}, balance={balance.value})")
     if (end_to_end or uses_cnn) and len(X_val) == 0:
         fail(f"{data}: has no PublicTest images, which select the CNN's best epoch")
     timings: dict[str, float] = {"load_seconds": load_seconds}
@@ -318,9 +379,11 @@ def train(
         "params": _simple_params(pipe),
         "data": {
             "source": str(data),
+            "format": data_format.value,
             "fingerprint": dataset.fingerprint,
             "counts": dataset.counts(),
             "skipped": len(dataset.skipped),
+            "training_resampling": {"augment": augment, "augment_shift": augment_shift, "balance": balance.value, "n_fit": len(X_train)},
         },
         "metrics": metrics,
         "timings": timings,
@@ -409,7 +472,12 @@ def _cnn_card(ckpt: dict) -> dict:
 
 @app.command()
 def cv(
-    data: Annotated[Path, typer.Option(help="FER2013 zip, extracted folder, or fer2013.csv.")] = DEFAULT_DATA,
+    data: Annotated[Path, typer.Option(help=_DATA_HELP)] = DEFAULT_DATA,
+    data_format: FormatOpt = DataFormat.auto,
+    label_mode: LabelModeOpt = LabelMode.majority,
+    classes: ClassesOpt = 7,
+    augment: Annotated[bool, typer.Option(help="Add mirrored copies of each training fold's faces.")] = False,
+    balance: Annotated[Balance, typer.Option(help="none, class weights, or oversampling of each training fold.")] = Balance.none,
     features: Annotated[str, typer.Option(help="Feature spec, names joined by '+' (see `fer list`).")] = "hog+lbp+landmarks",
     clf: Annotated[str, typer.Option(help="Classifier head (see `fer list`).")] = "svm",
     folds: Annotated[int, typer.Option(min=2, help="Number of stratified folds.")] = 5,
@@ -440,18 +508,26 @@ def cv(
             features,
             clf,
             pca=pca or None,
-            class_weight=None if class_weight is ClassWeight.none else class_weight.value,
+            class_weight="balanced" if balance is Balance.weights else (None if class_weight is ClassWeight.none else class_weight.value),
             n_jobs=n_jobs,
             random_state=seed,
             feature_params=_parse_feature_params(feature_param or []),
         )
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
-    dataset = _limit(_load_data(data, skip_bad), limit, seed)
+    dataset = _limit(
+        _load_data(data, skip_bad, format=data_format.value, label_mode=label_mode.value, classes=classes, seed=seed, n_jobs=n_jobs),
+        limit,
+        seed,
+    )
     X, y = dataset.split("Training")
     if len(X) < folds:
         fail(f"{data}: {len(X)} Training images cannot make {folds} folds")
     _cap_pca(pipe, len(X) * (folds - 1) // folds)  # the smallest training fold
+    if augment or balance is Balance.oversample:
+        from fer_features.augment import TrainingResampler
+
+        pipe = TrainingResampler(pipe, augment_flip=augment, balance=balance.value, seed=seed)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     with console.status(f"{folds}-fold cross-validation of {features} → {clf} on {len(X):,} Training faces"):
         scores = cross_validate(pipe, X, y, cv=splitter, scoring={"accuracy": "accuracy", "macro_f1": "f1_macro"})
@@ -501,11 +577,15 @@ def cv(
 @app.command()
 def evaluate(
     model: Annotated[Path, typer.Argument(help="Trained pipeline (.joblib).")],
-    data: Annotated[Path, typer.Option(help="FER2013 zip, extracted folder, or fer2013.csv.")] = DEFAULT_DATA,
+    data: Annotated[Path, typer.Option(help=_DATA_HELP)] = DEFAULT_DATA,
+    data_format: FormatOpt = DataFormat.auto,
+    label_mode: LabelModeOpt = LabelMode.majority,
+    classes: ClassesOpt = 7,
     split: Annotated[Split, typer.Option(help="Which usage split to score.")] = Split.private,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the model).")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable or malformed images.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of a photo folder's split: the --seed given to fer train.")] = 0,
 ) -> None:
     """Score a trained pipeline on one split: per-class report, accuracy, macro-F1, confusion matrix."""
     from fer_features.evaluation import evaluate as score
@@ -516,7 +596,7 @@ def evaluate(
         pipe = load_model(model)
     except ModelError as exc:
         fail(str(exc))
-    dataset = _load_data(data, skip_bad)
+    dataset = _load_data(data, skip_bad, format=data_format.value, label_mode=label_mode.value, classes=classes, seed=seed)
     X, y = dataset.split(split.value)
     if len(X) == 0:
         fail(f"{data}: has no {split.value} images")
@@ -638,7 +718,10 @@ def _names(values: list[str] | None) -> list[str] | None:
 
 @app.command()
 def benchmark(
-    data: Annotated[Path, typer.Option(help="FER2013 zip, extracted folder, or fer2013.csv.")] = DEFAULT_DATA,
+    data: Annotated[Path, typer.Option(help=_DATA_HELP)] = DEFAULT_DATA,
+    data_format: FormatOpt = DataFormat.auto,
+    label_mode: LabelModeOpt = LabelMode.majority,
+    classes: ClassesOpt = 7,
     grid_file: Annotated[
         Path | None, typer.Option("--grid", help="TOML or YAML grid file (features, classifiers, baseline, pca, cv, ...).")
     ] = None,
@@ -710,7 +793,11 @@ def benchmark(
             raise ValueError("--scheduler is for --backend dask")
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
-    dataset = _limit(_load_data(data, skip_bad), limit, grid.seed)
+    dataset = _limit(
+        _load_data(data, skip_bad, format=data_format.value, label_mode=label_mode.value, classes=classes, seed=grid.seed),
+        limit,
+        grid.seed,
+    )
     if needs_cnn and not cnn_checkpoint.is_file():
         X_train, y_train = dataset.split("Training")
         X_val, y_val = dataset.split("PublicTest")
@@ -751,7 +838,8 @@ def benchmark(
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": machine_info(),
         "library_versions": versions,
-        "data": {"source": str(data), "fingerprint": dataset.fingerprint, "counts": dataset.counts(), "limit": limit},
+        "data": {"source": str(data), "format": data_format.value, "fingerprint": dataset.fingerprint,
+                 "counts": dataset.counts(), "limit": limit},
         "grid": grid_dict,
         "settings_text": f"PCA {grid.pca or 'none'}, seed {grid.seed}, class weights {grid.class_weight or 'none'}, "
         f"CV folds {grid.cv or 'none'}, CNN checkpoint {cnn_checkpoint if needs_cnn else 'not used'}, "
@@ -953,6 +1041,76 @@ def serve(
     app_ = create_app(path, model=pipe, **limits, detector=detector.value, upsample=upsample)
     console.print(f"serving [bold]{path}[/] on http://{host}:{port} (API docs: /docs; Ctrl+C stops)")
     uvicorn.run(app_, host=host, port=port, log_level=log_level)
+
+
+# --------------------------------------------------------------------------- fer data (issue 5)
+
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich", help="Look at data sets before training on them.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("inspect")
+def data_inspect(
+    path: Annotated[Path, typer.Argument(help=_DATA_HELP)],
+    data_format: FormatOpt = DataFormat.auto,
+    label_mode: LabelModeOpt = LabelMode.majority,
+    classes: ClassesOpt = 7,
+    out: Annotated[Path | None, typer.Option(help="Folder for the PNGs (default: no plots).")] = None,
+    per_class: Annotated[int, typer.Option(min=1, help="Images per class in the sample grid.")] = 8,
+    blank_std: Annotated[float, typer.Option(help="Pixel std (grey levels) under which an image is near-blank.")] = 2.0,
+    near: Annotated[bool, typer.Option(help="Also look for near duplicates (re-encoded copies).")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the sample grid and of a photo folder's split.")] = 0,
+    n_jobs: Annotated[int, typer.Option(help="Workers for face detection in photo folders; -1 all cores.")] = -1,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Counts per class and split, data-quality findings (unreadable, near-blank, duplicate images) and plots.
+
+    With [bold]--out DIR[/]: class_histogram.png, sample_grid.png and mean_faces.png. Unreadable
+    files are reported, not fatal.
+    """
+    from fer_features.inspect import inspect_dataset, write_plots
+
+    t0 = time.perf_counter()
+    dataset = _load_data(path, True, format=data_format.value, label_mode=label_mode.value, classes=classes, seed=seed, n_jobs=n_jobs)
+    report = inspect_dataset(dataset, blank_std=blank_std, near_duplicates=near)
+    if out is not None:
+        report["plots"] = write_plots(dataset, out, per_class=per_class, seed=seed)
+    report["seconds"] = round(time.perf_counter() - t0, 2)
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    from rich.table import Table
+
+    usages = list(report["counts"])
+    table = Table(title=f"{path}: {report['n_images']:,} images")
+    table.add_column("class")
+    for u in [*usages, "total"]:
+        table.add_column(u, justify="right")
+    for c in report["classes"]:
+        row = [report["counts"][u][c] for u in usages]
+        table.add_row(c, *[f"{v:,}" for v in row], f"{sum(row):,}")
+    table.add_row("total", *[f"{sum(report['counts'][u].values()):,}" for u in usages], f"{report['n_images']:,}")
+    console.print(table)
+    console.print(f"unreadable files: {len(report['unreadable'])}")
+    if report["photo_problems"]:
+        p = report["photo_problems"]
+        console.print(f"photos: {p['photos']}, no face {p['no_face']}, several faces {p['several_faces']}" + (f" (list: {p['problems_csv']})" if p["problems_csv"] else ""))
+    b = report["blank"]
+    console.print(f"near-blank images (pixel std < {b['threshold_std']:g}): {b['count']} " + ", ".join(f"{u} {n}" for u, n in b["by_split"].items() if n))
+    for key, title in (("exact_duplicates", "exact duplicates"), ("near_duplicates", f"near duplicates (mean |diff| < {report.get('near_duplicates', {}).get('max_mad', 0):g})")):
+        d = report.get(key)
+        if d is None:
+            continue
+        pairs = ", ".join(f"{k} {v}" for k, v in d["cross_split_pairs"].items())
+        console.print(
+            f"{title}: {d['groups']} groups of {d['images']} images ({d['redundant_images']} redundant); within a split "
+            f"{d['within_split_groups']}, across splits {d['cross_split_groups']}" + (f" ({pairs})" if pairs else "")
+            + f"; with conflicting labels {d['conflicting_label_groups']}",
+            highlight=False,
+        )
+    for name, file in report.get("plots", {}).items():
+        console.print(f"{name}: {file}", highlight=False)
+    console.print(f"{report['seconds']:.1f} s")
 
 
 def main() -> None:  # pragma: no cover - console-script shim

@@ -32,6 +32,9 @@ import numpy as np
 #: The seven FER2013 classes, in label order 0..6.
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
+#: FERPlus's eight classes: FER2013's seven, then contempt (label 7).
+EMOTIONS8: tuple[str, ...] = EMOTIONS + ("contempt",)
+
 #: The three usage splits of the standard protocol: train, select, report.
 USAGES: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
 
@@ -82,6 +85,12 @@ class FERDataset:
         fingerprint whatever its container or location.
     skipped : list of (str, str)
         ``(name, problem)`` for each file left out with ``skip_bad=True``.
+    classes : tuple of str, default=EMOTIONS
+        Class names that ``y`` indexes: :data:`EMOTIONS`, or :data:`EMOTIONS8` for FERPlus
+        with contempt.
+    soft : ndarray of shape (n_samples, n_classes), dtype float32, or None
+        Per-image label distribution (FERPlus ``label_mode='probability'``: annotator votes,
+        rows summing to 1); ``None`` for hard labels only.
     """
 
     X: np.ndarray
@@ -91,6 +100,8 @@ class FERDataset:
     source: str
     fingerprint: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    classes: tuple[str, ...] = EMOTIONS
+    soft: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -98,7 +109,7 @@ class FERDataset:
     @property
     def labels(self) -> np.ndarray:
         """Emotion names, ndarray of shape (n_samples,), dtype str."""
-        return np.asarray(EMOTIONS)[self.y]
+        return np.asarray(self.classes)[self.y]
 
     def split(self, usage: str) -> tuple[np.ndarray, np.ndarray]:
         """Images and emotion names of one usage split.
@@ -126,14 +137,17 @@ class FERDataset:
     def counts(self) -> dict[str, dict[str, int]]:
         """Number of images per usage split and emotion: ``{usage: {emotion: count}}``."""
         return {
-            u: {e: int(np.sum((self.usage == u) & (self.y == i))) for i, e in enumerate(EMOTIONS)}
+            u: {e: int(np.sum((self.usage == u) & (self.y == i))) for i, e in enumerate(self.classes)}
             for u in USAGES
         }
 
     def subset(self, index: np.ndarray) -> FERDataset:
         """A dataset holding only the images at ``index`` (integer or boolean array)."""
         X, y, usage, names = self.X[index], self.y[index], self.usage[index], self.names[index]
-        return FERDataset(X, y, usage, names, self.source, _fingerprint(X, y, usage), self.skipped)
+        soft = None if self.soft is None else self.soft[index]
+        return FERDataset(
+            X, y, usage, names, self.source, _fingerprint(X, y, usage, soft), self.skipped, self.classes, soft
+        )
 
 
 def default_cache_dir() -> Path:
@@ -358,11 +372,13 @@ def _as_arrays(images, labels, usages, names, skipped):
 # --------------------------------------------------------------------------- cache
 
 
-def _fingerprint(X: np.ndarray, y: np.ndarray, usage: np.ndarray) -> str:
+def _fingerprint(X: np.ndarray, y: np.ndarray, usage: np.ndarray, soft: np.ndarray | None = None) -> str:
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(X).tobytes())
     h.update(np.asarray(y, np.int64).tobytes())
     h.update("\n".join(usage.tolist()).encode())
+    if soft is not None:
+        h.update(np.ascontiguousarray(soft, np.float32).tobytes())
     return h.hexdigest()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from fer_features.datasets import EMOTIONS
+from fer_features.datasets import EMOTIONS, EMOTIONS8
 
 
 def evaluate(model, X: np.ndarray, labels: np.ndarray) -> dict:
@@ -28,12 +28,14 @@ def evaluate(model, X: np.ndarray, labels: np.ndarray) -> dict:
         ``accuracy`` and ``macro_f1`` (floats in 0..1), ``n`` (images), ``predict_seconds``
         (wall time of ``predict``, seconds), ``per_class`` (``{emotion: {precision, recall,
         f1, support}}``), ``confusion_matrix`` (list of lists, rows true, columns predicted,
-        in :data:`EMOTIONS` order) and ``labels`` (that order).
+        in :data:`EMOTIONS` order, or :data:`EMOTIONS8` when contempt is among the true or
+        predicted labels or the model's classes) and ``labels`` (that order).
     """
     start = time.perf_counter()
     predicted = np.asarray(model.predict(X))
     seconds = time.perf_counter() - start
-    order = list(EMOTIONS)
+    seen = set(np.unique(labels).tolist()) | set(np.unique(predicted).tolist()) | set(map(str, getattr(model, "classes_", ())))
+    order = list(EMOTIONS8 if "contempt" in seen else EMOTIONS)
     p, r, f, s = precision_recall_fscore_support(labels, predicted, labels=order, zero_division=0)
     return {
         "n": int(len(labels)),
@@ -54,8 +56,9 @@ def plot_confusion_matrix(cm, path: str | Path, *, title: str = "") -> Path:
 
     Parameters
     ----------
-    cm : array-like of shape (7, 7), dtype int
-        Counts, rows true class, columns predicted, in :data:`EMOTIONS` order.
+    cm : array-like of shape (7, 7) or (8, 8), dtype int
+        Counts, rows true class, columns predicted, in :data:`EMOTIONS` order (8x8:
+        :data:`EMOTIONS8`, FERPlus with contempt).
     path : str or Path
         Output PNG; written atomically.
     title : str, optional
@@ -75,7 +78,7 @@ def plot_confusion_matrix(cm, path: str | Path, *, title: str = "") -> Path:
     cm = np.asarray(cm, dtype=float)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100)
-    ConfusionMatrixDisplay(norm, display_labels=list(EMOTIONS)).plot(
+    ConfusionMatrixDisplay(norm, display_labels=list(EMOTIONS8[: len(cm)])).plot(
         ax=ax, cmap="Blues", values_format=".2f", colorbar=True, xticks_rotation=45
     )
     ax.set_title(title or "Confusion matrix (rows: true class, normalised)")

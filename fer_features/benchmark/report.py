@@ -166,11 +166,12 @@ def plot_accuracy_vs_time(frame: pd.DataFrame, path: Path) -> Path:
 def plot_per_class_f1(records: list[dict], path: Path) -> Path:
     """Heat map of PrivateTest F1 per cell (rows) and emotion (columns)."""
     rows = [r for r in records if r.get("PrivateTest")]
-    data = np.array([[r["PrivateTest"]["f1"][e] for e in EMOTIONS] for r in rows]) if rows else np.zeros((0, len(EMOTIONS)))
+    emotions = list(rows[0]["PrivateTest"]["f1"]) if rows else list(EMOTIONS)  # 8 with FERPlus's contempt
+    data = np.array([[r["PrivateTest"]["f1"].get(e, np.nan) for e in emotions] for r in rows]) if rows else np.zeros((0, len(emotions)))
     plt, fig = _figure(8, 0.32 * len(rows) + 1.8)
     ax = fig.add_subplot()
     im = ax.imshow(data, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=30, ha="right")
+    ax.set_xticks(range(len(emotions)), emotions, rotation=30, ha="right")
     ax.set_yticks(range(len(rows)), [r["cell"] for r in rows], fontsize=7)
     for i in range(data.shape[0]):
         for j in range(data.shape[1]):

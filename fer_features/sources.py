@@ -1,0 +1,113 @@
+"""One entry point for every data source: FER2013 (zip, folder, CSV), FERPlus, folders of photos.
+
+:func:`load_dataset` tells the kind from the path (or takes ``format``) and returns a
+:class:`~fer_features.datasets.FERDataset`: aligned grey crops ``(n, 48, 48)`` uint8, labels and
+usage splits, whatever the source.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+from fer_features.datasets import DataError, FERDataset, load_fer2013
+
+#: Data formats :func:`load_dataset` reads; ``'auto'`` detects one of the others from the path.
+FORMATS = ("auto", "fer2013", "ferplus", "photos")
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The format of a data path.
+
+    Rules, in order: a ``.zip`` is ``'fer2013'``; a CSV whose header has ``Image name`` is
+    ``'ferplus'`` (any other CSV ``'fer2013'``); a folder holding ``fer2013new.csv`` and
+    ``fer2013.csv`` is ``'ferplus'``; a folder whose first image is not 48x48 is ``'photos'``;
+    any other folder ``'fer2013'``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    """
+    from fer_features.ferplus import find_ferplus_pair
+    from fer_features.photo_folders import is_photo_folder
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if path.is_file():
+        if zipfile.is_zipfile(path):
+            return "fer2013"
+        return "ferplus" if find_ferplus_pair(path) else "fer2013"
+    if find_ferplus_pair(path):
+        return "ferplus"
+    return "photos" if is_photo_folder(path) else "fer2013"
+
+
+def load_dataset(
+    path: str | os.PathLike,
+    format: str = "auto",
+    *,
+    skip_bad: bool = False,
+    label_mode: str = "majority",
+    classes: int = 7,
+    seed: int = 0,
+    n_jobs: int | None = -1,
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+) -> FERDataset:
+    """Load any supported data source as a :class:`~fer_features.datasets.FERDataset`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        FER2013 zip, folder or ``fer2013.csv``; FERPlus ``fer2013new.csv`` (with ``fer2013.csv``
+        beside it) or their folder; a folder of labelled photos.
+    format : {'auto', 'fer2013', 'ferplus', 'photos'}, default='auto'
+        ``'auto'`` uses :func:`detect_format`.
+    skip_bad : bool, default=False
+        FER2013/FERPlus: leave out bad files instead of raising (see
+        :func:`~fer_features.datasets.load_fer2013`). Photo folders never stop on a bad photo.
+    label_mode : {'majority', 'probability'}, default='majority'
+    classes : {7, 8}, default=7
+        FERPlus only, see :func:`~fer_features.ferplus.load_ferplus`.
+    seed : int, default=0
+        Photo folders without split folders: seed of the stratified split.
+    n_jobs : int, default=-1
+        Photo folders: joblib workers for face detection.
+    cache, cache_dir
+        As for :func:`~fer_features.datasets.load_fer2013`.
+
+    Returns
+    -------
+    FERDataset
+        For photo folders a :class:`~fer_features.photo_folders.PhotoFolderDataset`, which also
+        lists the photos left out.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        For an unknown ``format`` (:class:`DataError` is a ``ValueError`` too).
+    DataError
+        If the source is not in the layout of its format or a file in it is bad.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown data format {format!r}; expected one of {', '.join(FORMATS)}")
+    if format == "auto":
+        format = detect_format(path)
+    if format == "fer2013":
+        return load_fer2013(path, skip_bad=skip_bad, cache=cache, cache_dir=cache_dir)
+    if format == "ferplus":
+        from fer_features.ferplus import load_ferplus
+
+        return load_ferplus(
+            path, label_mode=label_mode, classes=classes, skip_bad=skip_bad, cache=cache, cache_dir=cache_dir
+        )
+    from fer_features.photo_folders import load_photo_folder
+
+    if not Path(path).is_dir():
+        raise DataError(f"{path}: the photos format needs a folder of <emotion>/<photo> or <split>/<emotion>/<photo>")
+    return load_photo_folder(path, seed=seed, n_jobs=n_jobs, cache=cache, cache_dir=cache_dir)
