@@ -23,14 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-
-def crop_as_photo(crop: np.ndarray, scale: int, size: int) -> np.ndarray:
-    big = np.asarray(Image.fromarray(crop).resize((48 * scale, 48 * scale), Image.BICUBIC))
-    border = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]]).mean()
-    canvas = np.full((size, size), round(border), np.uint8)
-    off = (size - big.shape[0]) // 2
-    canvas[off : off + big.shape[0], off : off + big.shape[1]] = big
-    return canvas
+from fer_features.photo_folders import crop_as_photo
 
 
 def main() -> None:

@@ -361,3 +361,38 @@ def _write_cache(cache_file: Path, ok, X, problems) -> None:
         os.replace(tmp, cache_file)
     except OSError:
         pass
+
+
+def crop_as_photo(crop: np.ndarray, scale: int = 4, size: int = 320) -> np.ndarray:
+    """A 48x48 face crop made photo-sized: upscaled, centred on a plain square.
+
+    For measuring how often the photo path (detection, landmarks, alignment) finds the face in
+    images whose answer is known, such as FER2013's own crops.
+
+    Parameters
+    ----------
+    crop : ndarray of shape (48, 48), dtype uint8
+    scale : int, default=4
+        Upscaling factor (bicubic, Pillow): the face becomes ``48 * scale`` pixels wide.
+    size : int, default=320
+        Side of the square canvas in pixels; filled with the mean grey of the crop's border.
+
+    Returns
+    -------
+    ndarray of shape (size, size), dtype uint8
+
+    Raises
+    ------
+    ValueError
+        If the upscaled crop does not fit the canvas.
+    """
+    if 48 * scale > size:
+        raise ValueError(f"a crop upscaled {scale} times ({48 * scale} px) does not fit a {size}-pixel canvas")
+    from PIL import Image
+
+    big = np.asarray(Image.fromarray(crop).resize((48 * scale, 48 * scale), Image.BICUBIC))
+    border = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]]).mean()
+    canvas = np.full((size, size), round(border), np.uint8)
+    off = (size - big.shape[0]) // 2
+    canvas[off : off + big.shape[0], off : off + big.shape[1]] = big
+    return canvas

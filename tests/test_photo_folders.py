@@ -13,22 +13,13 @@ from PIL import Image
 from fer_features.datasets import EMOTIONS, DataError
 from fer_features.photo_folders import (
     PhotoFolderDataset,
+    crop_as_photo,
     load_photo_folder,
     normalise_class,
     scan_photo_folder,
     stratified_split,
 )
 from fer_features.sources import detect_format, load_dataset
-
-
-def fer_crop_as_photo(crop: np.ndarray, scale: int = 4, size: int = 320) -> np.ndarray:
-    """A 48x48 crop upscaled ``scale`` times (bicubic) and centred on a ``size`` square of its border's mean grey."""
-    big = np.asarray(Image.fromarray(crop).resize((48 * scale, 48 * scale), Image.BICUBIC))
-    border = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]]).mean()
-    canvas = np.full((size, size), round(border), np.uint8)
-    off = (size - big.shape[0]) // 2
-    canvas[off : off + big.shape[0], off : off + big.shape[1]] = big
-    return canvas
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +127,7 @@ def test_fer2013_crops_as_photos(real_zip, tmp_path):
             split = "train" if i % 3 else "test"
             target = root / split / n.split("/")[1] / f"{i}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(fer_crop_as_photo(crop)).save(target)
+            Image.fromarray(crop_as_photo(crop)).save(target)
     assert detect_format(root) == "photos"
     data = load_dataset(root, n_jobs=1, cache_dir=tmp_path / "cache")
     assert data.n_photos == 12
