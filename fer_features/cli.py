@@ -125,14 +125,6 @@ def _limit(data, limit: int | None, seed: int):
     return data.subset(np.sort(np.concatenate(keep)))
 
 
-def _cap_pca(pipe, n_fit: int) -> None:
-    """Lower the pipeline's PCA to ``n_fit`` components if it asks for more (PCA keeps at most
-    as many components as it has images to fit on: a small ``--limit``)."""
-    reducer = pipe.named_steps.get("pca")
-    if reducer not in (None, "passthrough") and reducer.n_components > n_fit:
-        pipe.set_params(pca__n_components=n_fit)
-
-
 def _peak_memory_mb() -> float:
     """Peak resident memory of this process and its finished children, in MiB (Linux)."""
     import resource
@@ -265,7 +257,7 @@ def train(
     from fer_features.evaluation import evaluate, plot_confusion_matrix
     from fer_features.features import parse_spec
     from fer_features.persist import save_model
-    from fer_features.pipelines import DEFAULT_FEATURES, build_pipeline
+    from fer_features.pipelines import DEFAULT_FEATURES, build_pipeline, cap_pca
 
     t0 = time.perf_counter()
     end_to_end = clf in END_TO_END
@@ -340,7 +332,7 @@ def train(
         timings["cnn_train_seconds"] = cnn_card["train_seconds"]
         feature_params.setdefault("cnn", {}).update(checkpoint=str(cnn_checkpoint), device=device.value)
         pipe = build_pipeline(features, clf, **build, feature_params=feature_params)
-    _cap_pca(pipe, len(X_train))
+    cap_pca(pipe, len(X_train))
 
     console.print(f"training [bold]{features or 'pixels'} → {clf}[/] on {len(X_train):,} Training faces")
     if end_to_end:
@@ -499,7 +491,7 @@ def cv(
     from sklearn.model_selection import StratifiedKFold, cross_validate
 
     from fer_features.classifiers import END_TO_END
-    from fer_features.pipelines import build_pipeline
+    from fer_features.pipelines import build_pipeline, cap_pca
 
     if clf in END_TO_END:
         fail(f"fer cv runs feature pipelines; the {clf} classifier is trained with `fer train --clf {clf}`")
@@ -523,7 +515,7 @@ def cv(
     X, y = dataset.split("Training")
     if len(X) < folds:
         fail(f"{data}: {len(X)} Training images cannot make {folds} folds")
-    _cap_pca(pipe, len(X) * (folds - 1) // folds)  # the smallest training fold
+    cap_pca(pipe, len(X) * (folds - 1) // folds)  # the smallest training fold
     if augment or balance is Balance.oversample:
         from fer_features.augment import TrainingResampler
 

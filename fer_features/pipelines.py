@@ -141,3 +141,27 @@ def build_head(
         if n_features is None or n_features > pca:
             reducer = PCA(n_components=int(pca), random_state=random_state)
     return Pipeline([("scale", StandardScaler()), ("pca", reducer), ("clf", head)])
+
+
+def cap_pca(pipe: Pipeline, n_fit: int) -> Pipeline:
+    """Lower a pipeline's PCA to ``n_fit`` components if it asks for more.
+
+    PCA keeps at most as many components as it has images to fit on, which a small subset (or
+    the smallest training fold of a cross-validation) can fall under.
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        From :func:`build_pipeline` or :func:`build_head`; changed in place.
+    n_fit : int
+        Images the PCA will be fitted on.
+
+    Returns
+    -------
+    Pipeline
+        ``pipe``.
+    """
+    reducer = pipe.named_steps.get("pca")
+    if reducer not in (None, "passthrough") and reducer.n_components > n_fit:
+        pipe.set_params(pca__n_components=n_fit)
+    return pipe

@@ -140,7 +140,7 @@ def run_feature_cell(
     from sklearn.model_selection import StratifiedKFold, cross_validate
     from threadpoolctl import threadpool_limits
 
-    from fer_features.pipelines import build_head
+    from fer_features.pipelines import build_head, cap_pca
 
     record: dict = {"worker_pid": os.getpid(), "threads": threads}
     with threadpool_limits(limits=threads), PeakMemory() as peak:
@@ -156,9 +156,7 @@ def run_feature_cell(
             random_state=settings["seed"],
             clf_params=settings["clf_params"],
         )
-        n_fit = len(X_train) * (settings["cv"] - 1) // settings["cv"] if settings["cv"] else len(X_train)
-        if head.named_steps["pca"] != "passthrough" and head.named_steps["pca"].n_components > n_fit:
-            head.set_params(pca__n_components=n_fit)  # PCA keeps at most as many components as images
+        cap_pca(head, len(X_train) * (settings["cv"] - 1) // settings["cv"] if settings["cv"] else len(X_train))
         if settings["cv"]:
             folds = StratifiedKFold(n_splits=settings["cv"], shuffle=True, random_state=settings["seed"])
             cvs = cross_validate(clone(head), X_train, y_train, cv=folds, scoring={"accuracy": "accuracy", "macro_f1": "f1_macro"})
