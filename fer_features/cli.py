@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
 import sys
 import time
 from enum import Enum
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Annotated
 
@@ -133,19 +131,6 @@ def _peak_memory_mb() -> float:
     return round(kb / 1024, 1)
 
 
-def _machine() -> dict:
-    """Where a measurement was taken: CPU count, platform, GPU if torch sees one."""
-    import os
-    import platform
-
-    info = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()}
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
 def _fit_with_progress(pipe, X, y) -> dict[str, float]:
     """Fit, drawing a bar per feature extractor and a spinner for the classifier; returns timings."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -256,7 +241,7 @@ def train(
     from fer_features.classifiers import END_TO_END, list_classifiers
     from fer_features.evaluation import evaluate, plot_confusion_matrix
     from fer_features.features import parse_spec
-    from fer_features.persist import save_model
+    from fer_features.persist import machine_info, save_model
     from fer_features.pipelines import DEFAULT_FEATURES, build_pipeline, cap_pca
 
     t0 = time.perf_counter()
@@ -379,7 +364,7 @@ def train(
         },
         "metrics": metrics,
         "timings": timings,
-        "machine": _machine(),
+        "machine": machine_info(),
     }
     if cnn_card:
         card["cnn"] = {"checkpoint": str(cnn_checkpoint), **cnn_card}
@@ -755,9 +740,8 @@ def benchmark(
     import dataclasses
 
     from fer_features.benchmark import Grid, load_grid, run_benchmark, write_benchmarks_md, write_results
-    from fer_features.benchmark.run import machine_info
     from fer_features.datasets import default_cache_dir
-    from fer_features.persist import library_versions
+    from fer_features.persist import library_versions, machine_info
 
     t0 = time.perf_counter()
     try:
@@ -820,16 +804,12 @@ def benchmark(
         )
     except ValueError as exc:
         fail(str(exc))
-    versions = library_versions()
-    for extra in ("dask", "distributed", "pandas", "matplotlib"):
-        with contextlib.suppress(Exception):
-            versions[extra] = importlib_metadata.version(extra)
     grid_dict = dataclasses.asdict(grid)
     meta = {
         "command": "fer " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": machine_info(),
-        "library_versions": versions,
+        "library_versions": library_versions(("dask", "distributed", "pandas", "matplotlib")),
         "data": {"source": str(data), "format": data_format.value, "fingerprint": dataset.fingerprint,
                  "counts": dataset.counts(), "limit": limit},
         "grid": grid_dict,

@@ -52,15 +52,45 @@ def card_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def library_versions() -> dict[str, str]:
-    """Installed versions of the libraries a model depends on, and Python's."""
+def library_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of the libraries a model depends on, and Python's.
+
+    Parameters
+    ----------
+    extra : tuple of str, default=()
+        More distribution names to report (e.g. ``("dask", "pandas")``); missing ones are left out.
+    """
     versions = {"python": platform.python_version()}
-    for name in _LIBRARIES:
+    for name in (*_LIBRARIES, *extra):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
     return versions
+
+
+def machine_info() -> dict:
+    """Where a measurement was taken, for model cards and benchmark records.
+
+    Returns
+    -------
+    dict
+        ``cpu_count``, ``platform``, ``processor``, ``python``, ``load_average_1min`` (where the
+        OS has one: a busy machine shows here) and ``gpu`` when torch is imported and sees CUDA.
+    """
+    import sys
+
+    info = {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+    with contextlib.suppress(OSError, AttributeError):
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        info["gpu"] = sys.modules["torch"].cuda.get_device_name(0)
+    return info
 
 
 def save_model(model, path: str | Path, card: dict | None = None) -> Path:

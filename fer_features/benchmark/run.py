@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ import numpy as np
 from fer_features.benchmark.cache import CACHE_VERSION, BenchmarkCache, extractor_key, file_digest
 from fer_features.benchmark.grid import Cell, Grid
 from fer_features.datasets import USAGES, FERDataset
+from fer_features.persist import machine_info
 
 BACKENDS = ("local", "dask")
 
@@ -68,23 +68,6 @@ class PeakMemory:
         self._thread.join()
         self._peak = max(self._peak, self._proc.memory_info().rss)
         self.peak_mib = round(self._peak / 2**20, 1)
-
-
-def machine_info() -> dict:
-    """Where cells run: host CPU count, platform, processor, load average, GPU if torch sees one."""
-    import sys
-
-    info = {
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-    }
-    with contextlib.suppress(OSError, AttributeError):
-        info["load_average_1min"] = round(os.getloadavg()[0], 2)
-    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
-        info["gpu"] = sys.modules["torch"].cuda.get_device_name(0)
-    return info
 
 
 def _split_index(dataset: FERDataset) -> dict[str, np.ndarray]:
