@@ -860,25 +860,15 @@ def _run_with_progress(run, dataset, grid, *, total: int, **kwargs) -> list[dict
 def _print_benchmark(records: list[dict]) -> None:
     from rich.table import Table
 
-    from fer_features.benchmark.report import _HEADERS, results_frame
+    from fer_features.benchmark.report import HEADERS, format_value, results_frame, without_empty_cv
 
-    frame = results_frame(records).drop(columns=["cv_accuracy_mean", "cv_accuracy_std"] if not any(r.get("cv") for r in records) else [])
+    frame = without_empty_cv(results_frame(records))
     table = Table(title="fer benchmark (PublicTest selects, PrivateTest reports)")
     for col in frame.columns:
-        table.add_column(_HEADERS[col], justify="left" if col in ("features", "clf") else "right", no_wrap=col == "features")
+        table.add_column(HEADERS[col], justify="left" if col in ("features", "clf") else "right", no_wrap=col == "features")
     best = frame["public_accuracy"].idxmax() if frame["public_accuracy"].notna().any() else None
     for i, row in frame.iterrows():
-        cells = []
-        for col, v in row.items():
-            if isinstance(v, (str, bool)):
-                cells.append(str(v))
-            elif v != v:  # NaN
-                cells.append("–")
-            elif "accuracy" in col or "f1" in col:
-                cells.append(f"{v:.4f}")
-            else:
-                cells.append(f"{v:,.1f}" if v < 100 else f"{v:,.0f}")
-        table.add_row(*cells, style="bold" if i == best else None)
+        table.add_row(*(format_value(col, v) for col, v in row.items()), style="bold" if i == best else None)
     wide = console if console.is_terminal else Console(width=max(console.width, 180))
     wide.print(table)
 

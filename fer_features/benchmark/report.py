@@ -34,7 +34,8 @@ COLUMNS = (
     "cached",
 )
 
-_HEADERS = {
+#: Column titles of the tables, with units.
+HEADERS = {
     "features": "features",
     "clf": "classifier",
     "dims": "dims",
@@ -89,27 +90,33 @@ def best_record(records: list[dict]) -> dict | None:
     return max(scored, key=lambda r: r["PublicTest"]["accuracy"]) if scored else None
 
 
+def format_value(column: str, value) -> str:
+    """One table cell as text: accuracies and F1 to 4 places, dims as an integer, other numbers
+    to 3-4 significant digits, ``–`` where not applicable (NaN)."""
+    if isinstance(value, (str, bool, np.bool_)):
+        return str(value)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    if column in ("public_accuracy", "private_accuracy", "private_macro_f1", "cv_accuracy_mean", "cv_accuracy_std"):
+        return f"{value:.4f}"
+    if column == "dims":
+        return f"{int(value):,}"
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def without_empty_cv(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without the CV columns when no cell was cross-validated."""
+    cv = ["cv_accuracy_mean", "cv_accuracy_std"]
+    return frame.drop(columns=cv) if frame[cv].isna().all().all() else frame
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
-    """The results as a GitHub Markdown table (accuracies to 4 places, times to 3 digits)."""
-    frame = frame.drop(columns=["cached"])
-    if frame[["cv_accuracy_mean", "cv_accuracy_std"]].isna().all().all():
-        frame = frame.drop(columns=["cv_accuracy_mean", "cv_accuracy_std"])
-
-    def fmt(col, v):
-        if isinstance(v, str):
-            return v
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return "–"
-        if col in ("public_accuracy", "private_accuracy", "private_macro_f1", "cv_accuracy_mean", "cv_accuracy_std"):
-            return f"{v:.4f}"
-        if col == "dims":
-            return f"{int(v):,}"
-        return f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
-
-    lines = ["| " + " | ".join(_HEADERS[c] for c in frame.columns) + " |"]
+    """The results as a GitHub Markdown table (cells by :func:`format_value`)."""
+    frame = without_empty_cv(frame.drop(columns=["cached"]))
+    lines = ["| " + " | ".join(HEADERS[c] for c in frame.columns) + " |"]
     lines.append("|" + "|".join("---" if c in ("features", "clf") else "---:" for c in frame.columns) + "|")
     for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(fmt(c, v) for c, v in zip(frame.columns, row)) + " |")
+        lines.append("| " + " | ".join(format_value(c, v) for c, v in zip(frame.columns, row)) + " |")
     return "\n".join(lines)
 
 
