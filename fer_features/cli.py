@@ -123,6 +123,13 @@ def _limit(data, limit: int | None, seed: int):
     return data.subset(np.sort(np.concatenate(keep)))
 
 
+def _class_weight(class_weight: ClassWeight | None, balance: Balance = Balance.none) -> str | None:
+    """The heads' ``class_weight`` from ``--class-weight`` and ``--balance`` (``weights`` means balanced)."""
+    if balance is Balance.weights:
+        return "balanced"
+    return None if class_weight in (None, ClassWeight.none) else class_weight.value
+
+
 def _peak_memory_mb() -> float:
     """Peak resident memory of this process and its finished children, in MiB (Linux)."""
     import resource
@@ -268,7 +275,7 @@ def train(
             raise ValueError(f"--augment and --balance are for feature pipelines; the {clf} classifier augments its own training")
         build = dict(
             pca=pca or None,
-            class_weight="balanced" if balance is Balance.weights else (None if class_weight is ClassWeight.none else class_weight.value),
+            class_weight=_class_weight(class_weight, balance),
             n_jobs=n_jobs,
             random_state=seed,
             memory=str(cache_dir) if cache_dir else None,
@@ -485,7 +492,7 @@ def cv(
             features,
             clf,
             pca=pca or None,
-            class_weight="balanced" if balance is Balance.weights else (None if class_weight is ClassWeight.none else class_weight.value),
+            class_weight=_class_weight(class_weight, balance),
             n_jobs=n_jobs,
             random_state=seed,
             feature_params=_parse_feature_params(feature_param or []),
@@ -752,7 +759,7 @@ def benchmark(
             "baseline": baseline,
             "cv": cv,
             "seed": seed,
-            "class_weight": None if class_weight in (None, ClassWeight.none) else class_weight.value,
+            "class_weight": _class_weight(class_weight),
         }
         for key, value in overrides.items():
             if value is not None or (key == "class_weight" and class_weight is not None):
