@@ -409,10 +409,10 @@ def _read_cache(cache_file: Path, path: Path) -> FERDataset | None:
 
 
 def _write_cache(cache_file: Path, data: FERDataset) -> None:
+    from fer_features.persist import atomic_path
+
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_path(cache_file) as tmp, open(tmp, "wb") as fh:
             np.savez(
                 fh,
                 X=data.X,
@@ -423,6 +423,5 @@ def _write_cache(cache_file: Path, data: FERDataset) -> None:
                 skipped_names=np.asarray([s[0] for s in data.skipped], dtype=str),
                 skipped_problems=np.asarray([s[1] for s in data.skipped], dtype=str),
             )
-        os.replace(tmp, cache_file)
     except OSError:
         pass  # caching is an optimisation; an unwritable cache folder must not fail a load

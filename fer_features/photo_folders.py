@@ -353,14 +353,13 @@ def _read_cache(cache_file: Path):
 
 
 def _write_cache(cache_file: Path, ok, X, problems) -> None:
+    from fer_features.persist import atomic_path
+
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_path(cache_file) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, ok=ok, X=X, problems=problems)
-        os.replace(tmp, cache_file)
     except OSError:
-        pass
+        pass  # caching is an optimisation; an unwritable cache folder must not fail a load
 
 
 def crop_as_photo(crop: np.ndarray, scale: int = 4, size: int = 320) -> np.ndarray:
