@@ -269,14 +269,14 @@ def extract_features(
         with extraction_progress(hook):
             X = clone(transformer).fit(dataset.X[:1]).transform(dataset.X)
         seconds = time.perf_counter() - start
-        info = cache.save_features(
+        cache.save_features(
             name,
             key,
             X,
             {"seconds": round(seconds, 2), "img_per_s": round(len(dataset) / seconds, 1), "n_jobs": n_jobs,
              "params": {k: str(v) for k, v in transformer.get_params().items()}, "machine": machine_info()},
         )
-        X, info = cache.load_features(name, key)
+        X, info = cache.load_features(name, key)  # memory-mapped: worker processes share the file
         out[name] = (X, {**info, "cached": False})
         notify("extract-done", out[name][1])
     return out
