@@ -23,7 +23,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-DEFAULT_DATA = Path("../shared/data/fer2013.zip")
+DEFAULT_DATA = Path("../shared/data/fer2013.csv.gz")
 
 
 class Split(str, Enum):
@@ -55,7 +55,7 @@ class Balance(str, Enum):
     oversample = "oversample"
 
 
-_DATA_HELP = "FER2013 zip, folder or fer2013.csv; FERPlus fer2013new.csv; or a folder of labelled photos."
+_DATA_HELP = "FER2013 challenge CSV (fer2013.csv[.gz]), zip or folder; FERPlus fer2013new.csv; or a folder of labelled photos."
 FormatOpt = Annotated[DataFormat, typer.Option("--format", help="Data format; auto detects it from the path.")]
 LabelModeOpt = Annotated[LabelMode, typer.Option(help="FERPlus labels: majority vote, or the vote distribution (argmax for training).")]
 ClassesOpt = Annotated[int, typer.Option(min=7, max=8, help="FERPlus classes: 7, or 8 with contempt.")]
@@ -202,7 +202,14 @@ class Device(str, Enum):
 
 class Preset(str, Enum):
     small = "small"
+    medium = "medium"
     large = "large"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    bf16 = "bf16"
+    fp32 = "fp32"
 
 
 @app.command()
@@ -229,9 +236,17 @@ def train(
     cnn_checkpoint: Annotated[
         Path | None, typer.Option(help="Trained CNN (.pt) for the cnn feature; without it the CNN is trained first.")
     ] = None,
-    preset: Annotated[Preset, typer.Option(help="CNN size: small (2 CPU cores, ~30 min) or large (GPU).")] = Preset.small,
+    preset: Annotated[Preset, typer.Option(help="CNN size: small (minutes), medium (~1.5 h in bf16 on 2 CPU cores) or large (GPU).")] = Preset.small,
     epochs: Annotated[int, typer.Option(help="CNN epochs at most (early stopping on PublicTest).")] = 25,
     device: Annotated[Device, typer.Option(help="Torch device for the CNN: auto = cuda, else mps, else cpu.")] = Device.auto,
+    precision: Annotated[
+        Precision, typer.Option(help="CNN arithmetic: auto = bf16 on CUDA and on CPUs with native bf16, else fp32.")
+    ] = Precision.auto,
+    cnn_param: Annotated[
+        list[str] | None,
+        typer.Option(help="CNN training parameter KEY=VALUE, repeatable, e.g. ema=0.999, mixup=0.2, label_smoothing=0.1."),
+    ] = None,
+    log_file: Annotated[Path | None, typer.Option(help="Append each CNN epoch's record (JSON) to this file, for long runs.")] = None,
     feature_param: Annotated[
         list[str] | None,
         typer.Option(help="Extractor parameter NAME.PARAM=VALUE, repeatable, e.g. hog.orientations=12 or vgg16.weights=vgg16.pth."),
@@ -252,11 +267,16 @@ def train(
     from fer_features.pipelines import DEFAULT_FEATURES, build_pipeline, cap_pca
 
     t0 = time.perf_counter()
+    if log_file is not None:
+        _log_epochs_to(log_file)
     end_to_end = clf in END_TO_END
     if features is None and not end_to_end:
         features = DEFAULT_FEATURES
-    cnn_options = {"preset": preset.value, "epochs": epochs, "device": device.value}
     try:
+        cnn_options = {
+            **_parse_cnn_params(cnn_param or []), "preset": preset.value, "epochs": epochs, "device": device.value,
+            "precision": precision.value,
+        }
         uses_cnn = features is not None and "cnn" in parse_spec(features)
         if clf not in list_classifiers():
             raise ValueError(f"unknown classifier {clf!r}; valid names: {', '.join(list_classifiers())}")
@@ -346,8 +366,10 @@ def train(
             if len(X):
                 metrics[split] = evaluate(pipe, X, y)
         if end_to_end and len(dataset.split("PrivateTest")[0]):
-            pipe.set_params(clf__tta=True)  # test-time augmentation, reported apart from the plain score
-            metrics["PrivateTest+TTA"] = evaluate(pipe, *dataset.split("PrivateTest"))
+            # test-time augmentation, reported apart from the plain score
+            for name, mode in (("PrivateTest+TTA", "flip"), ("PrivateTest+TTA10", "ten-crop")):
+                pipe.set_params(clf__tta=mode)
+                metrics[name] = evaluate(pipe, *dataset.split("PrivateTest"))
             pipe.set_params(clf__tta=False)
     timings["evaluate_seconds"] = round(time.perf_counter() - t, 2)
     console.print(_metrics_table(metrics, f"{features or 'pixels'} → {clf}"))
@@ -409,6 +431,44 @@ def _parse_feature_params(items: list[str]) -> dict[str, dict]:
     return params
 
 
+def _log_epochs_to(path: Path) -> None:
+    """Send the CNN's per-epoch log records (``fer_features.cnn``) to ``path``, appended, with times."""
+    import logging
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log = logging.getLogger("fer_features.cnn")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def _parse_cnn_params(items: list[str]) -> dict:
+    """``["ema=0.999"]`` → ``{"ema": 0.999}`` for the CNN's training parameters (values as JSON if they parse).
+
+    Raises
+    ------
+    ValueError
+        For an item without ``=`` or a name that is not a :class:`~fer_features.cnn.train.TrainConfig` field.
+    """
+    from dataclasses import fields
+
+    from fer_features.cnn.train import TrainConfig
+
+    valid = sorted(f.name for f in fields(TrainConfig) if f.name not in ("net", "preset", "epochs", "precision", "seed"))
+    params = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or key not in valid:
+            raise ValueError(f"--cnn-param {item!r}: expected KEY=VALUE with KEY one of {', '.join(valid)}")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
 def _epoch_progress(total_epochs: int):
     """A rich progress bar over epochs and the callback that advances it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -451,7 +511,8 @@ def _train_cnn(X_train, y_train, X_val, y_val, options: dict, seed: int, path: P
 
 def _cnn_card(ckpt: dict) -> dict:
     """The model-card entries of a CNN checkpoint: its config, epochs, selection score, device, time."""
-    return {k: ckpt[k] for k in ("config", "history", "best_epoch", "val_accuracy", "device", "train_seconds")}
+    keys = ("config", "history", "best_epoch", "val_accuracy", "device", "precision", "train_seconds")
+    return {k: ckpt[k] for k in keys if k in ckpt}
 
 
 @app.command()
