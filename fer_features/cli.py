@@ -206,6 +206,12 @@ class Preset(str, Enum):
     large = "large"
 
 
+class Tta(str, Enum):
+    none = "none"
+    flip = "flip"
+    ten_crop = "ten-crop"
+
+
 class Precision(str, Enum):
     auto = "auto"
     bf16 = "bf16"
@@ -621,7 +627,7 @@ def cv(
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="Trained pipeline (.joblib).")],
+    model: Annotated[Path, typer.Argument(help="Trained pipeline (.joblib), or a CNN checkpoint (.pt) scored directly.")],
     data: Annotated[Path, typer.Option(help=_DATA_HELP)] = DEFAULT_DATA,
     data_format: FormatOpt = DataFormat.auto,
     label_mode: LabelModeOpt = LabelMode.majority,
@@ -631,6 +637,8 @@ def evaluate(
     plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the model).")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable or malformed images.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of a photo folder's split: the --seed given to fer train.")] = 0,
+    tta: Annotated[Tta, typer.Option(help="CNN checkpoint (.pt): test-time augmentation none, flip or ten-crop.")] = Tta.none,
+    precision: Annotated[Precision, typer.Option(help="CNN checkpoint (.pt): inference arithmetic.")] = Precision.auto,
 ) -> None:
     """Score a trained pipeline on one split: per-class report, accuracy, macro-F1, confusion matrix."""
     from fer_features.evaluation import evaluate as score
@@ -638,8 +646,13 @@ def evaluate(
     from fer_features.persist import ModelError, load_model
 
     try:
-        pipe = load_model(model)
-    except ModelError as exc:
+        if model.suffix == ".pt":
+            from fer_features.cnn import CNNClassifier
+
+            pipe = CNNClassifier.from_checkpoint(model, tta=tta.value, precision=precision.value)
+        else:
+            pipe = load_model(model)
+    except (ModelError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     dataset = _load_data(data, skip_bad, format=data_format.value, label_mode=label_mode.value, classes=classes, seed=seed)
     X, y = dataset.split(split.value)
@@ -650,6 +663,8 @@ def evaluate(
     plot = plot or model.with_suffix(f".{split.value}.confusion.png")
     plot_confusion_matrix(metrics["confusion_matrix"], plot, title=f"{model.stem}, {split.value} (acc {metrics['accuracy']:.3f})")
     metrics = {"model": str(model), "split": split.value, "data_fingerprint": dataset.fingerprint, **metrics, "plot": str(plot)}
+    if model.suffix == ".pt":
+        metrics.update(tta=tta.value, precision="bf16" if pipe._uses_bf16() else "fp32")
     if json_out:
         typer.echo(json.dumps(metrics, indent=2))
         return
