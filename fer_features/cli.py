@@ -346,7 +346,10 @@ def train(
     if uses_cnn and cnn_checkpoint is None:
         cnn_checkpoint = out.with_suffix(".cnn.pt")
         console.print(f"training the CNN for the cnn feature ({preset.value} preset) → {cnn_checkpoint}")
-        cnn_card = _train_cnn(X_train, y_train, X_val, y_val, cnn_options, seed, cnn_checkpoint, out.with_suffix(".cnn.resume.pt"))
+        cnn_card = _train_cnn(
+            X_train, y_train, X_val, y_val, cnn_options, seed, cnn_checkpoint, out.with_suffix(".cnn.resume.pt"),
+            soft=_soft_targets(dataset, n_original, X_train),
+        )
         timings["cnn_train_seconds"] = cnn_card["train_seconds"]
         feature_params.setdefault("cnn", {}).update(checkpoint=str(cnn_checkpoint), device=device.value)
         pipe = build_pipeline(features, clf, **build, feature_params=feature_params)
@@ -354,7 +357,7 @@ def train(
 
     console.print(f"training [bold]{features or 'pixels'} → {clf}[/] on {len(X_train):,} Training faces")
     if end_to_end:
-        timings.update(_fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs))
+        timings.update(_fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs, soft=_soft_targets(dataset, n_original, X_train)))
         ckpt = pipe.named_steps["clf"].checkpoint_
         cnn_checkpoint = out.with_suffix(".pt")
         from fer_features.cnn.train import save_checkpoint
@@ -495,29 +498,40 @@ def _epoch_progress(total_epochs: int):
     return progress, on_epoch
 
 
-def _fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs: int) -> dict[str, float]:
+def _soft_targets(dataset, n_original: int, X_train) -> dict:
+    """``soft``/``soft_classes`` fit arguments for the CNN when the data has vote distributions
+    (FERPlus ``--label-mode probability``) and Training was not resampled; else ``{}``."""
+    if dataset.soft is None or len(X_train) != n_original:
+        return {}
+    return {"soft": dataset.soft[dataset.usage == "Training"], "soft_classes": list(dataset.classes)}
+
+
+def _fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs: int, soft: dict | None = None) -> dict[str, float]:
     start = time.perf_counter()
     progress, on_epoch = _epoch_progress(epochs)
+    extra = {f"clf__{k}": v for k, v in (soft or {}).items()}
     with progress:
-        pipe.fit(X_train, y_train, clf__X_val=X_val, clf__y_val=y_val, clf__on_epoch=on_epoch)
+        pipe.fit(X_train, y_train, clf__X_val=X_val, clf__y_val=y_val, clf__on_epoch=on_epoch, **extra)
     return {"fit_seconds": round(time.perf_counter() - start, 2)}
 
 
-def _train_cnn(X_train, y_train, X_val, y_val, options: dict, seed: int, path: Path, resume_path: Path) -> dict:
+def _train_cnn(
+    X_train, y_train, X_val, y_val, options: dict, seed: int, path: Path, resume_path: Path, soft: dict | None = None
+) -> dict:
     """Train the CNN whose embedding the cnn feature uses; save it to ``path``; its card entries."""
     from fer_features.cnn import CNNClassifier, save_checkpoint
 
     net = CNNClassifier(seed=seed, resume_path=str(resume_path), **options)
     progress, on_epoch = _epoch_progress(options["epochs"])
     with progress:
-        net.fit(X_train, y_train, X_val=X_val, y_val=y_val, on_epoch=on_epoch)
+        net.fit(X_train, y_train, X_val=X_val, y_val=y_val, on_epoch=on_epoch, **(soft or {}))
     save_checkpoint(net.checkpoint_, path)
     return _cnn_card(net.checkpoint_)
 
 
 def _cnn_card(ckpt: dict) -> dict:
     """The model-card entries of a CNN checkpoint: its config, epochs, selection score, device, time."""
-    keys = ("config", "history", "best_epoch", "val_accuracy", "device", "precision", "train_seconds")
+    keys = ("config", "history", "best_epoch", "val_accuracy", "device", "precision", "soft_labels", "train_seconds")
     return {k: ckpt[k] for k in keys if k in ckpt}
 
 
