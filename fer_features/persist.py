@@ -11,19 +11,13 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
-#: Where ``fer predict`` and ``fer evaluate`` look when no model is given: ``$FER_MODEL``, else this.
-DEFAULT_MODEL = Path("models") / "fer-default.joblib"
+from fer_features.config import CARD_SUFFIX, DEFAULT_MODEL, default_model_path
 
 _LIBRARIES = ("fer-features", "numpy", "scikit-learn", "scikit-image", "dlib-bin", "torch", "joblib", "pillow")
 
 
 class ModelError(ValueError):
     """A model file is missing, unreadable or not a fer-features pipeline."""
-
-
-def default_model_path() -> Path:
-    """``$FER_MODEL`` if set, else :data:`DEFAULT_MODEL` (relative to the working folder)."""
-    return Path(os.environ.get("FER_MODEL", DEFAULT_MODEL))
 
 
 @contextlib.contextmanager
@@ -49,7 +43,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def card_path(model_path: str | Path) -> Path:
     """The model card of a model file: same name, ``.json``."""
-    return Path(model_path).with_suffix(".json")
+    return Path(model_path).with_suffix(CARD_SUFFIX)
 
 
 def library_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
@@ -93,7 +87,7 @@ def machine_info() -> dict:
     return info
 
 
-def save_model(model, path: str | Path, card: dict | None = None) -> Path:
+def save_model(model, path: str | Path, card=None) -> Path:
     """Write a fitted pipeline with joblib, and its card as JSON, each atomically.
 
     Parameters
@@ -101,9 +95,9 @@ def save_model(model, path: str | Path, card: dict | None = None) -> Path:
     model : fitted estimator
     path : str or Path
         Target ``.joblib`` file; folders are created.
-    card : dict, optional
-        JSON-serialisable description (features, metrics, timings …), written to
-        :func:`card_path` with ``library_versions`` added.
+    card : ModelCard or dict, optional
+        The model card (:class:`fer_features.training.ModelCard`, or any JSON-serialisable
+        dict), written to :func:`card_path` with ``library_versions`` added (to a ModelCard too).
 
     Returns
     -------
@@ -116,7 +110,11 @@ def save_model(model, path: str | Path, card: dict | None = None) -> Path:
     with atomic_path(path) as tmp:
         joblib.dump(model, tmp, compress=3)
     if card is not None:
-        card = {**card, "library_versions": library_versions()}
+        if hasattr(card, "to_dict"):  # a ModelCard
+            card.library_versions = library_versions()
+            card = card.to_dict()
+        else:
+            card = {**card, "library_versions": library_versions()}
         with atomic_path(card_path(path)) as tmp:
             tmp.write_text(json.dumps(card, indent=2, default=str) + "\n")
     return path

@@ -6,38 +6,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
+from fer_features.config import CNN_EPOCHS, IMAGE_SIZE
 from fer_features.features.base import FaceImageTransformer, check_images
+from fer_features.torch_utils import TorchModuleMixin, batched_forward, resolve_device
 
 
-class _TorchModuleMixin:
-    """Pickling of an estimator holding a torch module in ``module_`` (after skorch).
-
-    The weights are pickled on the CPU; unpickling rebuilds the module on the device named by
-    the estimator's ``device`` parameter as it resolves on the loading machine (``'auto'``:
-    CUDA, else MPS, else CPU), so a model trained on a GPU loads on a laptop.
-    """
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        if "module_" in state:
-            module = state.pop("module_")
-            state["_module_state"] = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-            state.pop("device_", None)
-        return state
-
-    def __setstate__(self, state):
-        module_state = state.pop("_module_state", None)
-        self.__dict__.update(state)
-        if module_state is not None:
-            from fer_features.cnn.net import resolve_device
-
-            try:
-                self.device_ = resolve_device(self.device)
-            except ValueError:  # e.g. pickled with device='cuda', loaded without a GPU
-                self.device_ = resolve_device("auto")
-            net = self._make_module()
-            net.load_state_dict(module_state)
-            self.module_ = net.to(self.device_).eval()
+class _CNNModuleMixin(TorchModuleMixin):
+    """A fer-features CNN checkpoint inside an estimator: loading, rebuilding, logits."""
 
     def _make_module(self):
         """An untrained module of the fitted architecture (for unpickling)."""
@@ -46,7 +21,6 @@ class _TorchModuleMixin:
         return build_net({**self.net_config_, "n_classes": self.n_classes_})
 
     def _load(self, ckpt: dict) -> None:
-        from fer_features.cnn.net import resolve_device
         from fer_features.cnn.train import net_from_checkpoint
 
         self.device_ = resolve_device(self.device)
@@ -62,7 +36,7 @@ class _TorchModuleMixin:
         return logits.numpy()
 
 
-class CNNEmbedding(_TorchModuleMixin, FaceImageTransformer):
+class CNNEmbedding(_CNNModuleMixin, FaceImageTransformer):
     """Embeddings of face crops from a trained CNN's penultimate layer.
 
     Loads a checkpoint written by ``fer train --clf cnn`` (or
@@ -116,8 +90,33 @@ class CNNEmbedding(_TorchModuleMixin, FaceImageTransformer):
     def _n_features(self, image_shape):
         return int(self.module_.classifier.in_features)
 
+    def feature_dims(self, image_shape=(IMAGE_SIZE, IMAGE_SIZE)) -> int:
+        """The embedding size, from the checkpoint's configuration (no network is built).
+
+        Parameters
+        ----------
+        image_shape : tuple of (int, int), default=(48, 48)
+            Unused: the network pools globally, so the size does not depend on it.
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        ValueError, FileNotFoundError
+            Without a checkpoint, or for an unreadable one.
+        """
+        from fer_features.cnn.train import load_checkpoint
+
+        if self.checkpoint is None:
+            raise ValueError(
+                "CNNEmbedding needs a checkpoint: train one with `fer train --clf cnn` or pass --cnn-checkpoint PATH"
+            )
+        return int(load_checkpoint(self.checkpoint)["config"]["net"]["embedding_dim"])
+
     def _embed(self, X: np.ndarray) -> np.ndarray:
-        from fer_features.cnn.train import batched_forward, to_tensor
+        from fer_features.cnn.train import to_tensor
 
         xt = to_tensor(X, self.mean_, self.std_)
         out = batched_forward(self.module_.embed, xt, self.device_, self.batch_size, net=self.module_, mixed_precision=False)
@@ -128,16 +127,37 @@ class CNNEmbedding(_TorchModuleMixin, FaceImageTransformer):
         return self._embed(X)
 
 
-class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
+class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
     """The CNN trained end to end: the baseline the feature pipelines are judged against.
+
+    Every hyper-parameter of a training run (:class:`~fer_features.cnn.train.TrainConfig`) is a
+    parameter of the estimator, so :class:`~sklearn.model_selection.GridSearchCV` can search
+    them: ``GridSearchCV(CNNClassifier(), {"lr": [0.02, 0.05], "max_rotation": [5, 10]})``.
 
     Parameters
     ----------
     preset : {'small', 'large'}, default='small'
         Network size; ``small`` suits 2 CPU cores, ``large`` a GPU.
-    epochs : int, default=40
+    epochs : int, default=25
+        Most epochs; training stops after ``patience`` epochs without a better validation score.
     batch_size : int, default=128
+        Training batch; also the inference batch.
     lr : float, default=0.05
+        Peak learning rate of SGD with Nesterov momentum under a one-cycle cosine schedule.
+    weight_decay : float, default=5e-4
+    label_smoothing : float, default=0.1
+    max_rotation : float, default=10.0
+        Random in-plane rotation, degrees (uniform in ±this).
+    max_shift : float, default=4.0
+        Random translation, pixels.
+    max_scale : float, default=0.1
+        Random zoom, fraction (uniform in 1 ± this).
+    erasing : float, default=0.25
+        Probability of random erasing of 2-20% of the face.
+    patience : int, default=10
+    net : dict, optional
+        Architecture (``widths``, ``convs_per_stage``, ``embedding_dim``, ``dropout``); default
+        the preset's.
     seed : int, default=0
     device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
     tta : bool, default=False
@@ -155,15 +175,27 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
     module_ : torch.nn.Module
     checkpoint_ : dict
         The best checkpoint (weights, config, history).
+
+    See Also
+    --------
+    from_checkpoint : a fitted classifier from a saved checkpoint, without training.
     """
 
     def __init__(
         self,
         *,
         preset="small",
-        epochs=40,
+        epochs=CNN_EPOCHS,
         batch_size=128,
         lr=0.05,
+        weight_decay=5e-4,
+        label_smoothing=0.1,
+        max_rotation=10.0,
+        max_shift=4.0,
+        max_scale=0.1,
+        erasing=0.25,
+        patience=10,
+        net=None,
         seed=0,
         device="auto",
         tta=False,
@@ -174,11 +206,75 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
+        self.max_rotation = max_rotation
+        self.max_shift = max_shift
+        self.max_scale = max_scale
+        self.erasing = erasing
+        self.patience = patience
+        self.net = net
         self.seed = seed
         self.device = device
         self.tta = tta
         self.validation_fraction = validation_fraction
         self.resume_path = resume_path
+
+    def train_config(self):
+        """The :class:`~fer_features.cnn.train.TrainConfig` of these parameters.
+
+        Raises
+        ------
+        ValueError
+            For an unknown preset.
+        """
+        from dataclasses import fields
+
+        from fer_features.cnn.train import TrainConfig
+
+        values = {f.name: getattr(self, f.name) for f in fields(TrainConfig) if hasattr(self, f.name)}
+        values["net"] = dict(self.net or {})
+        return TrainConfig(**values)
+
+    @classmethod
+    def from_checkpoint(cls, path, *, device="auto", batch_size=None, tta=False) -> CNNClassifier:
+        """A fitted classifier from a checkpoint written by ``fer train --clf cnn`` (``.pt``).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The checkpoint (:func:`~fer_features.cnn.train.save_checkpoint`).
+        device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
+        batch_size : int, optional
+            Inference batch; default the training run's.
+        tta : bool, default=False
+
+        Returns
+        -------
+        CNNClassifier
+            Fitted: ``classes_`` from the checkpoint, parameters from its training config.
+
+        Raises
+        ------
+        FileNotFoundError, ValueError
+            See :func:`~fer_features.cnn.train.load_checkpoint`; ValueError also for a
+            checkpoint without class names (an embedding-only checkpoint from ``train_cnn``).
+        """
+        from fer_features.cnn.train import TrainConfig, load_checkpoint
+
+        ckpt = load_checkpoint(path)
+        if "classes" not in ckpt:
+            raise ValueError(f"{path}: the checkpoint has no class names; it was not written by `fer train --clf cnn`")
+        known = {f for f in TrainConfig.__dataclass_fields__}
+        config = {k: v for k, v in ckpt["config"].items() if k in known and k in cls().get_params()}
+        if batch_size is not None:
+            config["batch_size"] = batch_size
+        est = cls(**config, device=device, tta=tta)
+        est.classes_ = np.asarray(ckpt["classes"])
+        est.checkpoint_ = ckpt
+        est._load(ckpt)
+        est.image_shape_ = (IMAGE_SIZE, IMAGE_SIZE)
+        return est
 
     def fit(self, X, y, X_val=None, y_val=None, on_epoch=None):
         """Train the network; the best epoch on the validation split is kept.
@@ -197,8 +293,9 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        from fer_features.cnn.train import TrainConfig, train_cnn
+        from fer_features.cnn.train import train_cnn
 
+        cfg = self.train_config()
         X = check_images(X, estimator="CNNClassifier", min_size=16)
         y = np.asarray(y)
         self.classes_ = np.unique(y)
@@ -215,7 +312,6 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
             if unknown:
                 raise ValueError(f"validation labels {sorted(unknown)} do not occur in the training labels")
             yv_idx = np.searchsorted(self.classes_, np.asarray(y_val))
-        cfg = TrainConfig(preset=self.preset, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed)
         ckpt = train_cnn(X, y_idx, X_val, yv_idx, config=cfg, device=self.device, resume_path=self.resume_path, on_epoch=on_epoch)
         ckpt["n_classes"] = len(self.classes_)
         ckpt["classes"] = [str(c) for c in self.classes_]

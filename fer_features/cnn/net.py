@@ -5,33 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fer_features.torch_utils import resolve_device  # noqa: F401  (re-exported: its home is torch_utils)
+
 #: Network sizes. ``small`` trains on 2 CPU cores in about half an hour; ``large`` is for a GPU.
 PRESETS: dict[str, dict] = {
     "small": {"widths": (32, 64, 128, 256), "convs_per_stage": 1, "embedding_dim": 256, "dropout": 0.3},
     "large": {"widths": (64, 128, 256, 512), "convs_per_stage": 2, "embedding_dim": 512, "dropout": 0.4},
 }
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``'auto'`` → CUDA if available, else Apple MPS, else CPU; any other name as given.
-
-    Raises
-    ------
-    ValueError
-        If a named device is not available on this machine.
-    """
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available; use --device auto or cpu")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' requested but Apple MPS is not available; use --device auto or cpu")
-    return dev
 
 
 class FERNet(nn.Module):

@@ -19,7 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from fer_features.cnn.net import PRESETS, build_net, resolve_device
+from fer_features.cnn.net import PRESETS, build_net
+from fer_features.config import CNN_EPOCHS
+from fer_features.torch_utils import autocast as _autocast
+from fer_features.torch_utils import batched_forward, resolve_device, set_cpu_threads  # noqa: F401  (re-exported)
 
 CHECKPOINT_FORMAT = "fer-features-cnn/1"
 
@@ -53,7 +56,7 @@ class TrainConfig:
     """
 
     preset: str = "small"
-    epochs: int = 40
+    epochs: int = CNN_EPOCHS
     batch_size: int = 128
     lr: float = 0.05
     weight_decay: float = 5e-4
@@ -127,50 +130,6 @@ def augment(x: torch.Tensor, cfg: TrainConfig, generator: torch.Generator) -> to
     return x
 
 
-@torch.inference_mode()
-def batched_forward(
-    forward: Callable[[torch.Tensor], torch.Tensor],
-    X: torch.Tensor,
-    device: torch.device,
-    batch_size: int = 512,
-    *,
-    net: torch.nn.Module | None = None,
-    mixed_precision: bool = True,
-) -> torch.Tensor:
-    """Apply ``forward`` to ``X`` batch by batch through a DataLoader, gathered on the CPU.
-
-    Parameters
-    ----------
-    forward : callable
-        Tensor ``(b, ...)`` on ``device`` → tensor ``(b, d)``.
-    X : Tensor of shape (n, ...)
-        On the CPU.
-    device : torch.device
-    batch_size : int, default=512
-    net : torch.nn.Module, optional
-        Put in eval mode for the pass (and back to its mode after).
-    mixed_precision : bool, default=True
-        bf16 autocast on CUDA (:func:`_autocast`); False keeps float32 everywhere.
-
-    Returns
-    -------
-    Tensor of shape (n, d), float32, on the CPU
-    """
-    if device.type == "cpu":
-        set_cpu_threads()
-    was_training = net.training if net is not None else False
-    if net is not None:
-        net.eval()
-    out = []
-    for (xb,) in DataLoader(TensorDataset(X), batch_size=batch_size, shuffle=False):
-        xb = xb.to(device, non_blocking=True)
-        with _autocast(device) if mixed_precision else torch.autocast(device.type, enabled=False):
-            out.append(forward(xb).float().cpu())
-    if net is not None:
-        net.train(was_training)
-    return torch.cat(out)
-
-
 def predict_logits(net, X: torch.Tensor, device: torch.device, batch_size: int = 512, tta: bool = False) -> torch.Tensor:
     """Logits of standardised images ``(n, 1, h, w)``, in eval mode, gathered on the CPU.
 
@@ -184,25 +143,6 @@ def predict_logits(net, X: torch.Tensor, device: torch.device, batch_size: int =
         return (logits + net(torch.flip(xb, dims=[3])).float()) / 2 if tta else logits
 
     return batched_forward(forward, X, device, batch_size, net=net)
-
-
-def _autocast(device: torch.device):
-    """bf16 mixed precision on CUDA; full precision elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
-
-
-def set_cpu_threads() -> None:
-    """Use every core for intra-op parallelism (PyTorch may default to fewer).
-
-    Left alone when ``OMP_NUM_THREADS`` is set: the user's choice wins.
-    """
-    if os.environ.get("OMP_NUM_THREADS"):
-        return
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
 
 
 def train_cnn(
