@@ -51,6 +51,41 @@ def evaluate(model, X: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
+def evaluate_split(model, dataset, split: str = "PrivateTest", *, plot=None, name: str = "model") -> dict:
+    """Score a fitted model on one usage split of a data set (``fer evaluate``).
+
+    Parameters
+    ----------
+    model : fitted Pipeline
+    dataset : FERDataset
+    split : {'Training', 'PublicTest', 'PrivateTest'}, default='PrivateTest'
+    plot : str or Path, optional
+        Also save the confusion matrix here as PNG.
+    name : str, default='model'
+        The model's name, in the plot's title.
+
+    Returns
+    -------
+    dict
+        ``split``, ``data_fingerprint``, the entries of :func:`evaluate`, and ``plot`` (its
+        path, or None).
+
+    Raises
+    ------
+    DataError
+        If the split has no images.
+    """
+    from fer_features.datasets import DataError
+
+    X, y = dataset.split(split)
+    if len(X) == 0:
+        raise DataError(f"{dataset.source}: has no {split} images")
+    metrics = evaluate(model, X, y)
+    if plot is not None:
+        plot_confusion_matrix(metrics["confusion_matrix"], plot, title=f"{name}, {split} (acc {metrics['accuracy']:.3f})")
+    return {"split": split, "data_fingerprint": dataset.fingerprint, **metrics, "plot": str(plot) if plot is not None else None}
+
+
 def plot_confusion_matrix(cm, path: str | Path, *, title: str = "") -> Path:
     """Save a row-normalised confusion matrix as PNG (matplotlib).
 
