@@ -61,7 +61,13 @@ DETECTORS: tuple[str, ...] = ("hog", "mmod")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
 #: CNN sizes (the keys of :data:`fer_features.cnn.net.PRESETS`, which needs torch to import).
-CNN_PRESETS: tuple[str, ...] = ("small", "large")
+CNN_PRESETS: tuple[str, ...] = ("small", "medium", "large")
+
+#: CNN arithmetic: bf16 autocast where it is fast (CUDA, CPUs with native bf16), or float32.
+PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
+
+#: Test-time augmentation of the CNN: none, the mirror image, or ten crops (corners, centre, mirrored).
+TTA_MODES: tuple[str, ...] = ("none", "flip", "ten-crop")
 
 #: Where ``fer benchmark`` runs its cells.
 BACKENDS: tuple[str, ...] = ("local", "dask")
@@ -77,7 +83,7 @@ DEFAULT_PCA = 256
 CNN_EPOCHS = 25
 
 #: The FER2013 data, relative to the repository root.
-DEFAULT_DATA = Path("../shared/data/fer2013.zip")
+DEFAULT_DATA = Path("../shared/data/fer2013.csv.gz")
 #: The model ``fer predict``, ``fer evaluate`` and ``fer serve`` use: ``$FER_MODEL``, else this.
 DEFAULT_MODEL = Path("models") / "fer-default.joblib"
 #: The committed CNN checkpoint of the ``cnn`` feature and the benchmark's baseline.
@@ -96,6 +102,9 @@ ENV_DLIB_MODELS = "FER_FEATURES_DLIB_MODELS"
 #: Where the browser test saves screenshots of the demo page.
 ENV_SCREENSHOTS = "FER_SCREENSHOTS"
 
+#: Version of every on-disk cache (decoded data, photo folders, benchmark features and cells):
+#: raising it makes all of them recompute.
+CACHE_VERSION = "1"
 #: Cache sub-folder of ``fer benchmark`` (feature matrices and finished cells).
 BENCHMARK_CACHE = "benchmark"
 

@@ -102,13 +102,11 @@ def plot_confusion_matrix(cm, path: str | Path, *, title: str = "") -> Path:
     -------
     Path
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    from fer_features.persist import atomic_path
+    from fer_features.plotting import pyplot, save_figure
+
+    plt = pyplot()
 
     cm = np.asarray(cm, dtype=float)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
@@ -118,11 +116,7 @@ def plot_confusion_matrix(cm, path: str | Path, *, title: str = "") -> Path:
     )
     ax.set_title(title or "Confusion matrix (rows: true class, normalised)")
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def format_report(metrics: dict) -> str:

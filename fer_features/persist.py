@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
-from fer_features.config import CARD_SUFFIX, DEFAULT_MODEL, default_model_path
+from fer_features.config import CARD_SUFFIX, CHECKPOINT_SUFFIX, DEFAULT_DATA, DEFAULT_MODEL, default_model_path
 
 _LIBRARIES = ("fer-features", "numpy", "scikit-learn", "scikit-image", "dlib-bin", "torch", "joblib", "pillow")
 
@@ -120,13 +120,19 @@ def save_model(model, path: str | Path, card=None) -> Path:
     return path
 
 
-def load_model(path: str | Path | None = None):
-    """Load a pipeline saved by :func:`save_model` (or any joblib-pickled classifier).
+def load_model(path: str | Path | None = None, *, tta=False, precision: str = "auto"):
+    """Load a pipeline saved by :func:`save_model` (or any joblib-pickled classifier), or a CNN checkpoint.
 
     Parameters
     ----------
     path : str or Path, optional
-        Defaults to :func:`default_model_path`.
+        Defaults to :func:`default_model_path`. A ``.pt`` file is a CNN checkpoint (``fer train
+        --clf cnn``), loaded as :meth:`CNNClassifier.from_checkpoint
+        <fer_features.cnn.estimators.CNNClassifier.from_checkpoint>`.
+    tta : {False, True, 'flip', 'ten-crop'}, default=False
+        CNN checkpoint only: test-time augmentation.
+    precision : {'auto', 'bf16', 'fp32'}, default='auto'
+        CNN checkpoint only: inference arithmetic.
 
     Returns
     -------
@@ -142,10 +148,17 @@ def load_model(path: str | Path | None = None):
     import joblib
 
     path = Path(path) if path is not None else default_model_path()
+    if path.suffix == CHECKPOINT_SUFFIX:
+        from fer_features.cnn import CNNClassifier
+
+        try:
+            return CNNClassifier.from_checkpoint(path, tta=tta, precision=precision)
+        except (ValueError, FileNotFoundError) as exc:
+            raise ModelError(str(exc)) from None
     if not path.is_file():
         raise ModelError(
             f"{path}: no such model file; train one with "
-            f"`fer train --data ../shared/data/fer2013.zip --out {path}` (or `make run`)"
+            f"`fer train --data {DEFAULT_DATA} --out {path}` (or `make run`)"
         )
     try:
         model = joblib.load(path)

@@ -1,6 +1,7 @@
 """Torch helpers shared by the learned features (``features/``) and the CNN (``cnn/``).
 
-The lowest torch layer of the package: it imports nothing else from fer_features, so the feature
+The lowest torch layer of the package: it imports nothing else from fer_features but its
+:mod:`~fer_features.config`, so the feature
 extractors and the CNN both build on it without importing each other. Importing this module
 imports torch only inside the functions that need it (:func:`require_torch` works without).
 """
@@ -11,6 +12,8 @@ import importlib.util
 import os
 import warnings
 from collections.abc import Callable
+
+from fer_features.config import PRECISIONS
 
 
 def require_torch(what: str) -> None:
@@ -60,6 +63,69 @@ def resolve_device(device: str = "auto"):
     return dev
 
 
+def native_bf16() -> bool:
+    """True if this CPU has native bf16 arithmetic (x86 ``avx512_bf16`` or ``amx_bf16``).
+
+    Read from ``/proc/cpuinfo`` (Linux); False where that file is absent, so other systems use
+    float32 unless bf16 is asked for. Without these instructions oneDNN emulates bf16, which is
+    slower than float32.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def use_bf16(device, precision: str = "auto") -> bool:
+    """Whether ``precision`` means bf16 autocast on ``device``.
+
+    ``'bf16'`` forces it (on CPU, CUDA or MPS), ``'fp32'`` never, ``'auto'`` on CUDA and on CPUs
+    with :func:`native_bf16`.
+
+    Parameters
+    ----------
+    device : torch.device
+    precision : {'auto', 'bf16', 'fp32'}, default='auto'
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    ValueError
+        For a value not in :data:`~fer_features.config.PRECISIONS`.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return False
+    if precision == "bf16":
+        return True
+    return device.type == "cuda" or (device.type == "cpu" and native_bf16())
+
+
+def autocast(device, precision: str = "auto"):
+    """The autocast context of ``precision`` on ``device`` (:func:`use_bf16`): bf16 or off."""
+    import torch
+
+    if use_bf16(device, precision):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return torch.autocast(device.type, enabled=False)
+
+
+def to_channels_last(net, enabled: bool = True):
+    """``net`` with its 4-d weights in NHWC layout (in place) when ``enabled``."""
+    import torch
+
+    return net.to(memory_format=torch.channels_last) if enabled else net
+
+
 def set_cpu_threads() -> None:
     """Use every core for intra-op parallelism (PyTorch may default to fewer).
 
@@ -74,16 +140,9 @@ def set_cpu_threads() -> None:
         torch.set_num_threads(n)
 
 
-def autocast(device):
-    """bf16 mixed precision on CUDA; full precision elsewhere (a context manager)."""
-    import torch
-
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
-
-
-def batched_forward(forward: Callable, X, device, batch_size: int = 512, *, net=None, mixed_precision: bool = True):
+def batched_forward(
+    forward: Callable, X, device, batch_size: int = 512, *, net=None, precision: str = "auto", channels_last: bool = True
+):
     """Apply ``forward`` to ``X`` batch by batch through a DataLoader, gathered on the CPU.
 
     Runs under ``torch.inference_mode()``.
@@ -98,8 +157,10 @@ def batched_forward(forward: Callable, X, device, batch_size: int = 512, *, net=
     batch_size : int, default=512
     net : torch.nn.Module, optional
         Put in eval mode for the pass (and back to its mode after).
-    mixed_precision : bool, default=True
-        bf16 autocast on CUDA (:func:`autocast`); False keeps float32 everywhere.
+    precision : {'auto', 'bf16', 'fp32'}, default='auto'
+        See :func:`use_bf16`; the output is float32 either way.
+    channels_last : bool, default=True
+        Feed 4-d batches in NHWC layout (the net should be converted too: :func:`to_channels_last`).
 
     Returns
     -------
@@ -117,7 +178,9 @@ def batched_forward(forward: Callable, X, device, batch_size: int = 512, *, net=
     with torch.inference_mode():
         for (xb,) in DataLoader(TensorDataset(X), batch_size=batch_size, shuffle=False):
             xb = xb.to(device, non_blocking=True)
-            with autocast(device) if mixed_precision else torch.autocast(device.type, enabled=False):
+            if channels_last and xb.dim() == 4:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with autocast(device, precision):
                 out.append(forward(xb).float().cpu())
     if net is not None:
         net.train(was_training)
@@ -178,11 +241,15 @@ class TorchModuleMixin:
             self.device_ = device_or_fallback(self.device, type(self).__name__)
             net = self._make_module()
             net.load_state_dict(module_state)
-            self.module_ = net.to(self.device_).eval()
+            self.module_ = self._to_layout(net.to(self.device_).eval())
 
     def _make_module(self):
         """An untrained module of the fitted architecture (for unpickling)."""
         raise NotImplementedError
+
+    def _to_layout(self, module):
+        """The module in the memory layout its estimator computes in (as it is, by default)."""
+        return module
 
     def to_device(self, device: str = "auto"):
         """Move the fitted module to ``device`` (and make it the ``device`` parameter); returns self."""

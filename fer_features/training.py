@@ -462,8 +462,58 @@ def fit_pipeline(pipe, X, y, *, epochs: int | None = None, on_event: EventCallba
 
 
 def cnn_card(ckpt: dict) -> dict:
-    """The model-card entries of a CNN checkpoint: its config, epochs, selection score, device, time."""
-    return {k: ckpt[k] for k in ("config", "history", "best_epoch", "val_accuracy", "device", "train_seconds")}
+    """The model-card entries of a CNN checkpoint: its config, epochs, selection score, device, precision, time."""
+    keys = ("config", "history", "best_epoch", "val_accuracy", "device", "precision", "train_seconds")
+    return {k: ckpt[k] for k in keys if k in ckpt}
+
+
+def parse_cnn_params(items: list[str]) -> dict:
+    """``["ema=0.999"]`` → ``{"ema": 0.999}`` for the CNN's training parameters (values as JSON if they parse).
+
+    Parameters
+    ----------
+    items : list of str
+        ``KEY=VALUE`` each (``fer train --cnn-param``).
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ValueError
+        For an item without ``=`` or a name that is not a :class:`~fer_features.cnn.train.TrainConfig` field
+        (``preset``, ``epochs``, ``precision`` and ``seed`` have options of their own).
+    """
+    import json
+
+    from fer_features.cnn.train import TrainConfig
+
+    valid = sorted(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("net", "preset", "epochs", "precision", "seed"))
+    params = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or key not in valid:
+            raise ValueError(f"--cnn-param {item!r}: expected KEY=VALUE with KEY one of {', '.join(valid)}")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+def log_cnn_epochs(path: str | os.PathLike) -> None:
+    """Append the CNN's per-epoch log records (logger ``fer_features.cnn``) to ``path``, with times."""
+    import logging
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log = logging.getLogger("fer_features.cnn")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
 
 def train_cnn_checkpoint(
@@ -508,7 +558,7 @@ def score_splits(pipe, dataset: FERDataset, *, tta: bool = False) -> dict[str, d
     """:func:`~fer_features.evaluation.evaluate` on PublicTest and PrivateTest (those not empty).
 
     With ``tta`` (a CNN head), PrivateTest is also scored with test-time augmentation, reported
-    apart as ``PrivateTest+TTA``.
+    apart: ``PrivateTest+TTA`` (each face and its mirror image) and ``PrivateTest+TTA10`` (ten crops).
     """
     from fer_features.evaluation import evaluate
 
@@ -518,8 +568,9 @@ def score_splits(pipe, dataset: FERDataset, *, tta: bool = False) -> dict[str, d
         if len(X):
             metrics[split] = evaluate(pipe, X, y)
     if tta and "PrivateTest" in metrics:
-        pipe.set_params(clf__tta=True)
-        metrics["PrivateTest+TTA"] = evaluate(pipe, *dataset.split("PrivateTest"))
+        for name, mode in (("PrivateTest+TTA", "flip"), ("PrivateTest+TTA10", "ten-crop")):
+            pipe.set_params(clf__tta=mode)
+            metrics[name] = evaluate(pipe, *dataset.split("PrivateTest"))
         pipe.set_params(clf__tta=False)
     return metrics
 

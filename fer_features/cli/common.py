@@ -57,11 +57,13 @@ Detector = choices("Detector", config.DETECTORS)
 Device = choices("Device", config.DEVICES)
 Preset = choices("Preset", config.CNN_PRESETS)
 Backend = choices("Backend", config.BACKENDS)
+Tta = choices("Tta", config.TTA_MODES)
+Precision = choices("Precision", config.PRECISIONS)
 
 # --------------------------------------------------------------------------- option types
 
 DATA, MODEL, FEATURES, CNN, DETECTION, OUTPUT = "Data", "Model", "Features and head", "CNN", "Face detection", "Output"
-_DATA_HELP = "FER2013 zip, folder or fer2013.csv; FERPlus fer2013new.csv; or a folder of labelled photos."
+_DATA_HELP = "FER2013 challenge CSV (fer2013.csv[.gz]), zip or folder; FERPlus fer2013new.csv; or a folder of labelled photos."
 
 DataOpt = Annotated[Path, typer.Option(help=_DATA_HELP, rich_help_panel=DATA)]
 DataArg = Annotated[Path, typer.Argument(help=_DATA_HELP)]
@@ -93,7 +95,12 @@ FeatureParamOpt = Annotated[
     ),
 ]
 
-PresetOpt = Annotated[Preset, typer.Option(help="CNN size: small (2 CPU cores, ~30 min) or large (GPU).", rich_help_panel=CNN)]
+PresetOpt = Annotated[
+    Preset, typer.Option(help="CNN size: small (minutes), medium (~1.5 h in bf16 on 2 CPU cores) or large (GPU).", rich_help_panel=CNN)
+]
+PrecisionOpt = Annotated[
+    Precision, typer.Option(help="CNN arithmetic: auto = bf16 on CUDA and on CPUs with native bf16, else fp32.", rich_help_panel=CNN)
+]
 EpochsOpt = Annotated[int, typer.Option(help="CNN epochs at most (early stopping on PublicTest).", rich_help_panel=CNN)]
 DeviceOpt = Annotated[
     Device, typer.Option(help="Torch device for the CNN: auto = cuda, else mps, else cpu.", rich_help_panel=CNN)

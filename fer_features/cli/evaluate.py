@@ -10,14 +10,14 @@ import typer
 
 from fer_features import config
 from fer_features.cli.common import (
-    ClassesOpt, DataFormat, DataOpt, FormatOpt, JsonOpt, LabelMode, LabelModeOpt, SkipBadOpt, Split, app, console, fail,
-    load_data, load_options,
+    CNN, ClassesOpt, DataFormat, DataOpt, FormatOpt, JsonOpt, LabelMode, LabelModeOpt, Precision, SkipBadOpt, Split, Tta,
+    app, console, fail, load_data, load_options,
 )  # fmt: skip
 
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="Trained pipeline (.joblib).")],
+    model: Annotated[Path, typer.Argument(help="Trained pipeline (.joblib), or a CNN checkpoint (.pt) scored directly.")],
     data: DataOpt = config.DEFAULT_DATA,
     data_format: FormatOpt = DataFormat.auto,
     label_mode: LabelModeOpt = LabelMode.majority,
@@ -27,6 +27,8 @@ def evaluate(
     plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the model).")] = None,
     skip_bad: SkipBadOpt = False,
     seed: Annotated[int, typer.Option(help="Seed of a photo folder's split: the --seed given to fer train.")] = 0,
+    tta: Annotated[Tta, typer.Option(help="CNN checkpoint (.pt): test-time augmentation none, flip or ten-crop.", rich_help_panel=CNN)] = Tta.none,
+    precision: Annotated[Precision, typer.Option(help="CNN checkpoint (.pt): inference arithmetic.", rich_help_panel=CNN)] = Precision.auto,
 ) -> None:
     """Score a trained pipeline on one split: per-class report, accuracy, macro-F1, confusion matrix."""
     from fer_features.datasets import DataError
@@ -34,7 +36,7 @@ def evaluate(
     from fer_features.persist import ModelError, load_model
 
     try:
-        pipe = load_model(model)
+        pipe = load_model(model, tta=tta.value, precision=precision.value)
     except ModelError as exc:
         fail(str(exc))
     dataset = load_data(data, data_format, load_options(skip_bad, label_mode, classes, seed=seed))
@@ -45,6 +47,8 @@ def evaluate(
     except DataError as exc:
         fail(str(exc))
     metrics = {"model": str(model), **metrics}
+    if model.suffix == config.CHECKPOINT_SUFFIX:
+        metrics.update(tta=tta.value, precision=pipe.inference_precision())
     if json_out:
         typer.echo(json.dumps(metrics, indent=2))
         return

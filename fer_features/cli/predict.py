@@ -47,7 +47,6 @@ def predict(
     code 2 once the batch is done. One video file (.mp4, .avi, .mov, .mkv, .webm, …) is read
     frame by frame: [bold]--out[/] CSV, [bold]--annotate[/] video, [bold]--every[/] k.
     """
-    from fer_features.persist import atomic_path
     from fer_features.predict import expand_paths
     from fer_features.video import is_video
 
@@ -67,11 +66,8 @@ def predict(
     recognizer = open_recognizer(model, **options)
     with console.status(f"finding faces in {len(files)} image(s)"):
         results = recognizer.predict_results(files)
-    for r in results if annotate is not None else ():
-        if r.error is None:
-            target = annotate if len(files) == 1 else annotate / f"{Path(r.path).stem}.annotated.png"
-            with atomic_path(target) as tmp:
-                recognizer.annotate(r.path, r.faces).save(tmp, format="PNG")
+    if annotate is not None:
+        write_annotated(recognizer, results, annotate)
     if json_out:
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
     else:
@@ -81,6 +77,17 @@ def predict(
         err_console.print(f"[bold red]error:[/] {r.error}", highlight=False, soft_wrap=True)
     if errors:
         raise typer.Exit(code=2)
+
+
+def write_annotated(recognizer, results, annotate: Path) -> None:
+    """Each readable photo with its boxes and labels, as ``annotate`` (one photo) or in that folder."""
+    from fer_features.persist import atomic_path
+
+    for r in results:
+        if r.error is None:
+            target = annotate if len(results) == 1 else annotate / f"{Path(r.path).stem}.annotated.png"
+            with atomic_path(target) as tmp:
+                recognizer.annotate(r.path, r.faces).save(tmp, format="PNG")
 
 
 def print_predictions(results, classes: list[str]) -> None:
