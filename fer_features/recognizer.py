@@ -319,7 +319,7 @@ def _items(x) -> Iterator[tuple[str | None, np.ndarray | None]]:
             yield from ((None, crop) for crop in arr)
         elif arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4)):
             yield None, arr
-        elif arr.ndim == 4:
+        elif arr.ndim == 4 and arr.shape[3] in (1, 3, 4):
             yield from ((None, image) for image in arr)
         else:
             raise ValueError(

@@ -463,7 +463,7 @@ def fit_pipeline(pipe, X, y, *, epochs: int | None = None, on_event: EventCallba
 
 def cnn_card(ckpt: dict) -> dict:
     """The model-card entries of a CNN checkpoint: its config, epochs, selection score, device, precision, time."""
-    keys = ("config", "history", "best_epoch", "val_accuracy", "device", "precision", "train_seconds")
+    keys = ("config", "history", "best_epoch", "val_accuracy", "device", "precision", "soft_labels", "train_seconds")
     return {k: ckpt[k] for k in keys if k in ckpt}
 
 
@@ -516,9 +516,31 @@ def log_cnn_epochs(path: str | os.PathLike) -> None:
     log.setLevel(logging.INFO)
 
 
+def soft_targets(dataset: FERDataset, n_fit: int) -> dict:
+    """``soft``/``soft_classes`` fit arguments of the CNN when the data has vote distributions.
+
+    Parameters
+    ----------
+    dataset : FERDataset
+        FERPlus with ``label_mode='probability'`` has them (``dataset.soft``).
+    n_fit : int
+        Training faces the CNN is fitted on: vote distributions are used only when Training
+        was not resampled (``n_fit`` is its size).
+
+    Returns
+    -------
+    dict
+        ``{"soft": ..., "soft_classes": [...]}``, or ``{}``.
+    """
+    training = dataset.usage == "Training"
+    if dataset.soft is None or n_fit != int(training.sum()):
+        return {}
+    return {"soft": dataset.soft[training], "soft_classes": list(dataset.classes)}
+
+
 def train_cnn_checkpoint(
     X_train, y_train, X_val, y_val, path: str | os.PathLike, *, seed: int = 0, resume_path=None,
-    on_event: EventCallback | None = None, **cnn_params,
+    soft: dict | None = None, on_event: EventCallback | None = None, **cnn_params,
 ) -> dict:  # fmt: skip
     """Train the CNN (best epoch on ``X_val``), save its checkpoint to ``path``; its card entries.
 
@@ -532,6 +554,8 @@ def train_cnn_checkpoint(
     seed : int, default=0
     resume_path : path-like, optional
         Training state after each epoch, to resume an interrupted run.
+    soft : dict, optional
+        Vote distributions to train on (:func:`soft_targets`).
     on_event : callable, optional
         Gets ``fit-start`` (with ``epochs``), ``epoch`` (each epoch's record) and ``fit-done``.
     **cnn_params
@@ -548,7 +572,7 @@ def train_cnn_checkpoint(
     params = {"epochs": CNN_EPOCHS, **cnn_params}
     net = CNNClassifier(seed=seed, resume_path=str(resume_path) if resume_path else None, **params)
     emit("fit-start", {"epochs": params["epochs"]})
-    net.fit(X_train, y_train, X_val=X_val, y_val=y_val, on_epoch=lambda record: emit("epoch", record))
+    net.fit(X_train, y_train, X_val=X_val, y_val=y_val, on_epoch=lambda record: emit("epoch", record), **(soft or {}))
     emit("fit-done", {})
     save_checkpoint(net.checkpoint_, path)
     return cnn_card(net.checkpoint_)
@@ -666,8 +690,8 @@ def train(
         checkpoint = (out or Path("model")).with_suffix(".cnn.pt")
         emit("message", {"text": f"training the CNN for the cnn feature ({settings.cnn_params.get('preset', 'small')} preset) → {checkpoint}"})
         resume = (out or Path("model")).with_suffix(".cnn.resume.pt")
-        cnn_info = train_cnn_checkpoint(X_train, y_train, X_val, y_val, checkpoint, seed=settings.seed,
-                                        resume_path=resume, on_event=emit, **settings.cnn_params)  # fmt: skip
+        cnn_info = train_cnn_checkpoint(X_train, y_train, X_val, y_val, checkpoint, seed=settings.seed, resume_path=resume,
+                                        soft=soft_targets(dataset, len(X_train)), on_event=emit, **settings.cnn_params)  # fmt: skip
         timings["cnn_train_seconds"] = cnn_info["train_seconds"]
         pipe = settings.pipeline(checkpoint, out)
     from fer_features.pipelines import cap_pca
@@ -678,7 +702,8 @@ def train(
     fit_params = {}
     if settings.end_to_end:
         emit_epoch = lambda record: emit("epoch", record)  # noqa: E731
-        fit_params = {"clf__X_val": X_val, "clf__y_val": y_val, "clf__on_epoch": emit_epoch}
+        fit_params = {"clf__X_val": X_val, "clf__y_val": y_val, "clf__on_epoch": emit_epoch,
+                      **{f"clf__{k}": v for k, v in soft_targets(dataset, len(X_train)).items()}}  # fmt: skip
     epochs = settings.cnn_params["epochs"] if settings.end_to_end else None
     timings.update(fit_pipeline(pipe, X_train, y_train, epochs=epochs, on_event=emit, **fit_params))
     if settings.end_to_end:

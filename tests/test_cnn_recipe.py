@@ -222,3 +222,23 @@ def test_classifier_params_are_the_train_config():
         if f.name != "net":
             assert f.name in params
             assert getattr(defaults, f.name) == getattr(TrainConfig(), f.name), f.name
+
+
+def test_classifier_fits_vote_distributions_in_its_class_order(monkeypatch):
+    from fer_features.datasets import EMOTIONS8
+
+    monkeypatch.setitem(PRESETS, "tiny", dict(TINY))
+    rng = np.random.default_rng(0)
+    X, Xv = random_faces(64, seed=1), random_faces(24, seed=2)
+    votes = rng.random((64, 8)).astype(np.float32)
+    y = np.asarray(EMOTIONS8)[votes.argmax(1)]
+    yv = np.asarray(EMOTIONS8)[rng.integers(0, 8, 24)]
+    clf = CNNClassifier(preset="tiny", epochs=1, batch_size=16, device="cpu")
+    clf.fit(X, y, X_val=Xv, y_val=yv, soft=votes, soft_classes=EMOTIONS8)
+    assert list(clf.classes_) == sorted(EMOTIONS8) and clf.checkpoint_["soft_labels"]
+    assert clf.predict_proba(Xv).shape == (24, 8)
+    tiny = CNNClassifier(preset="tiny", epochs=1, device="cpu")
+    with pytest.raises(ValueError, match="do not cover"):
+        tiny.fit(X, y, X_val=Xv, y_val=yv, soft=votes[:, :7], soft_classes=EMOTIONS8[:7])
+    with pytest.raises(ValueError, match="needs X_val"):
+        tiny.fit(X, y, soft=votes, soft_classes=EMOTIONS8)
