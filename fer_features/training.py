@@ -5,7 +5,7 @@ options, call :func:`train`, :func:`cross_validate_pipeline` or :func:`train_cnn
 print. A script does the same in a few lines:
 
     from fer_features.training import train
-    pipe, card = train("../shared/data/fer2013.zip", "hog", "logreg", limit=300, out="m.joblib")
+    pipe, card = train("../shared/data/fer2013.csv.gz", "hog", "logreg", limit=300, out="m.joblib")
     card.metrics["PrivateTest"]["accuracy"]
 
 Progress is reported to an optional ``on_event(kind, info)`` callback (the CLI draws rich bars
