@@ -6,7 +6,7 @@ DATA   ?= ../shared/data/fer2013.csv.gz
 MODEL  ?= models/fer-default.joblib
 CNN    ?= models/cnn-medium.pt
 
-.PHONY: install run test lock clean
+.PHONY: install run test docs lock clean
 
 $(BIN)/fer: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,17 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q
 
+## The documentation site (mkdocs-material + mkdocstrings) into site/; --strict: any warning fails
+$(VENV)/.docs-installed: requirements-docs.lock $(BIN)/fer
+	$(BIN)/python -m pip install -q -r requirements-docs.lock
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 lock:
-	$(BIN)/python -m pip freeze --exclude-editable | grep -vi '^fer-features' | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
+	$(BIN)/python -m pip freeze --exclude-editable | grep -vi '^fer-features' | grep -vxFf requirements-docs.lock | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

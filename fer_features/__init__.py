@@ -4,11 +4,26 @@ The package is a set of scikit-learn transformers and pipelines for classifying 
 emotion on a face crop (FER2013 protocol: 7 classes, 48x48 grey crops), plus face
 detection and alignment for ordinary photos, and a Typer CLI (``fer``).
 
-Importing the package is cheap: torch and dlib are imported only where they are used.
+>>> from fer_features import Recognizer                 # doctest: +SKIP
+>>> Recognizer().predict("photo.jpg")                     # a DataFrame, one row per face  # doctest: +SKIP
+
+Importing the package is cheap: :class:`Recognizer` and :func:`train` are imported on first
+use, and torch and dlib only where they are needed.
 """
 
-from fer_features.datasets import EMOTIONS, USAGES
+from fer_features.config import EMOTIONS, USAGES
 
 __version__ = "0.1.0"
 
-__all__ = ["EMOTIONS", "USAGES", "__version__"]
+_LAZY = {"Recognizer": "fer_features.recognizer", "train": "fer_features.training", "ModelCard": "fer_features.training"}
+
+
+def __getattr__(name):  # PEP 562: `from fer_features import Recognizer` imports it then
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["EMOTIONS", "USAGES", "ModelCard", "Recognizer", "__version__", "train"]  # noqa: F822

@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 #: ``--balance`` choices: nothing, class weights (``class_weight='balanced'``), or oversampling.
-BALANCE_MODES = ("none", "weights", "oversample")
+from fer_features.config import BALANCE_MODES  # noqa: E402
 
 
 def shift_images(X: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:

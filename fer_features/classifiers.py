@@ -13,7 +13,7 @@ from sklearn.base import ClassifierMixin
 
 #: Choices of ``class_weight``: ``None`` (every image counts the same) or ``'balanced'``
 #: (weights inversely proportional to class frequency: FER2013's disgust is 1.5% of Training).
-CLASS_WEIGHTS = (None, "balanced")
+from fer_features.config import CLASS_WEIGHTS  # noqa: E402
 
 
 def _svm(*, class_weight=None, random_state=0, n_jobs=None, C=10.0, gamma="scale", calibration_cv=3):
@@ -61,7 +61,7 @@ def _logreg(*, class_weight=None, random_state=0, n_jobs=None, C=0.1, max_iter=2
 
 
 def _cnn(*, class_weight=None, random_state=0, n_jobs=None, **params):
-    from fer_features.cnn import require_torch
+    from fer_features.torch_utils import require_torch
 
     require_torch("the cnn classifier")
     from fer_features.cnn.estimators import CNNClassifier  # imports torch: only when asked for

@@ -31,19 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-#: The seven FER2013 classes, in label order 0..6.
-EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+from fer_features.config import EMOTIONS, EMOTIONS8, IMAGE_SIZE, IMAGE_SUFFIXES, USAGES, default_cache_dir
 
-#: FERPlus's eight classes: FER2013's seven, then contempt (label 7).
-EMOTIONS8: tuple[str, ...] = EMOTIONS + ("contempt",)
-
-#: The three usage splits of the standard protocol: train, select, report.
-USAGES: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
-
-#: Side of a FER2013 face crop, in pixels.
-IMAGE_SIZE = 48
-
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+_IMAGE_SUFFIXES = set(IMAGE_SUFFIXES)
 # Folder name of the split -> usage when the file name carries no usage prefix.
 _SPLIT_FOLDER_USAGE = {
     "train": "Training",
@@ -55,7 +45,7 @@ _SPLIT_FOLDER_USAGE = {
     "test": "PrivateTest",
     "privatetest": "PrivateTest",
 }
-_CACHE_VERSION = "1"
+from fer_features.config import CACHE_VERSION as _CACHE_VERSION  # noqa: E402
 
 
 class DataError(ValueError):
@@ -150,14 +140,6 @@ class FERDataset:
         return FERDataset(
             X, y, usage, names, self.source, _fingerprint(X, y, usage, soft), self.skipped, self.classes, soft
         )
-
-
-def default_cache_dir() -> Path:
-    """Folder for decoded-data caches: ``$FER_FEATURES_CACHE``, else ``~/.cache/fer-features``."""
-    env = os.environ.get("FER_FEATURES_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fer-features"
 
 
 def load_fer2013(

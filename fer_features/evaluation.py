@@ -51,6 +51,41 @@ def evaluate(model, X: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
+def evaluate_split(model, dataset, split: str = "PrivateTest", *, plot=None, name: str = "model") -> dict:
+    """Score a fitted model on one usage split of a data set (``fer evaluate``).
+
+    Parameters
+    ----------
+    model : fitted Pipeline
+    dataset : FERDataset
+    split : {'Training', 'PublicTest', 'PrivateTest'}, default='PrivateTest'
+    plot : str or Path, optional
+        Also save the confusion matrix here as PNG.
+    name : str, default='model'
+        The model's name, in the plot's title.
+
+    Returns
+    -------
+    dict
+        ``split``, ``data_fingerprint``, the entries of :func:`evaluate`, and ``plot`` (its
+        path, or None).
+
+    Raises
+    ------
+    DataError
+        If the split has no images.
+    """
+    from fer_features.datasets import DataError
+
+    X, y = dataset.split(split)
+    if len(X) == 0:
+        raise DataError(f"{dataset.source}: has no {split} images")
+    metrics = evaluate(model, X, y)
+    if plot is not None:
+        plot_confusion_matrix(metrics["confusion_matrix"], plot, title=f"{name}, {split} (acc {metrics['accuracy']:.3f})")
+    return {"split": split, "data_fingerprint": dataset.fingerprint, **metrics, "plot": str(plot) if plot is not None else None}
+
+
 def plot_confusion_matrix(cm, path: str | Path, *, title: str = "") -> Path:
     """Save a row-normalised confusion matrix as PNG (matplotlib).
 
@@ -67,13 +102,11 @@ def plot_confusion_matrix(cm, path: str | Path, *, title: str = "") -> Path:
     -------
     Path
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    from fer_features.persist import atomic_path
+    from fer_features.plotting import pyplot, save_figure
+
+    plt = pyplot()
 
     cm = np.asarray(cm, dtype=float)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
@@ -83,11 +116,7 @@ def plot_confusion_matrix(cm, path: str | Path, *, title: str = "") -> Path:
     )
     ax.set_title(title or "Confusion matrix (rows: true class, normalised)")
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def format_report(metrics: dict) -> str:

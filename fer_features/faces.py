@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-#: Side of the aligned crop, in pixels (FER2013's).
-CROP_SIZE = 48
+from fer_features.config import ENV_DLIB_MODELS
+from fer_features.config import IMAGE_SIZE as CROP_SIZE  # side of the aligned crop (FER2013's)
 
 #: Where the eye centres (mean of the six landmarks of each eye) fall in a 48x48 FER2013 crop,
 #: in pixels ``(x, y)``: the image-left eye (the subject's right eye) first. Medians over the
@@ -44,8 +44,8 @@ DLIB_MODELS = {
     "resnet": "dlib_face_recognition_resnet_model_v1.dat",
 }
 
-#: Face detectors by name.
-DETECTORS = ("hog", "mmod")
+#: Face detectors by name (:data:`fer_features.config.DETECTORS`).
+from fer_features.config import DETECTORS  # noqa: E402
 
 #: Detections scoring below this are dropped by default, per detector. dlib's own threshold is
 #: 0; at 0.3 the HOG detector no longer takes the round mission patch in
@@ -84,7 +84,7 @@ def dlib_model_path(name: str) -> Path:
     """
     if name not in DLIB_MODELS:
         raise ValueError(f"unknown dlib model {name!r}; expected one of {', '.join(DLIB_MODELS)}")
-    folder = os.environ.get("FER_FEATURES_DLIB_MODELS")
+    folder = os.environ.get(ENV_DLIB_MODELS)
     if folder is None:
         # Located without importing the package: its __init__ needs pkg_resources.
         spec = importlib.util.find_spec("face_recognition_models")

@@ -39,7 +39,7 @@ _COLUMN_OF_CLASS = {
     "angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness",
     "sad": "sadness", "surprise": "surprise", "neutral": "neutral", "contempt": "contempt",
 }
-LABEL_MODES = ("majority", "probability")
+from fer_features.config import LABEL_MODES  # noqa: E402
 FERPLUS_FILE = "fer2013new.csv"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_features.datasets import USAGES, FERDataset
+from fer_features.plotting import pyplot, save_figure
 
 #: Images whose pixel standard deviation (grey levels) is below this are near-blank.
 BLANK_STD = 2.0
@@ -186,27 +187,9 @@ def inspect_dataset(
 # --------------------------------------------------------------------------- plots
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    from fer_features.persist import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    fig.clf()
-    return path
-
-
 def plot_class_histogram(data: FERDataset, path: str | Path) -> Path:
     """Bar chart of images per class, one bar per usage split, saved as PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     counts = data.counts()
     usages = [u for u in USAGES if sum(counts[u].values())]
     x = np.arange(len(data.classes))
@@ -221,14 +204,12 @@ def plot_class_histogram(data: FERDataset, path: str | Path) -> Path:
     ax.set_title(f"{Path(data.source).name}: {len(data):,} images per class and split")
     ax.legend()
     fig.tight_layout()
-    out = _save(fig, Path(path))
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
 
 
 def plot_sample_grid(data: FERDataset, path: str | Path, *, per_class: int = 8, seed: int = 0) -> Path:
     """Grid of ``per_class`` random images (seeded) per class, one class per row, saved as PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(
         len(data.classes), per_class, figsize=(per_class * 0.9 + 1, len(data.classes) * 0.95), dpi=100, squeeze=False
@@ -247,14 +228,12 @@ def plot_sample_grid(data: FERDataset, path: str | Path, *, per_class: int = 8, 
         axes[r, 0].set_ylabel(c, rotation=0, ha="right", va="center")
     fig.suptitle(f"{per_class} random images per class")
     fig.tight_layout()
-    out = _save(fig, Path(path))
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
 
 
 def plot_mean_faces(data: FERDataset, path: str | Path) -> Path:
     """The pixel-wise mean image of each class, side by side, saved as PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(data.classes), figsize=(len(data.classes) * 1.4, 1.9), dpi=100, squeeze=False)
     for r, c in enumerate(data.classes):
         ax = axes[0, r]
@@ -266,9 +245,7 @@ def plot_mean_faces(data: FERDataset, path: str | Path) -> Path:
         ax.set_title(f"{c}\n({int(mask.sum()):,})", fontsize=8)
     fig.suptitle("mean face per class")
     fig.tight_layout()
-    out = _save(fig, Path(path))
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
 
 
 def write_plots(data: FERDataset, out_dir: str | Path, *, per_class: int = 8, seed: int = 0) -> dict[str, str]:

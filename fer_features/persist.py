@@ -11,19 +11,13 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
-#: Where ``fer predict`` and ``fer evaluate`` look when no model is given: ``$FER_MODEL``, else this.
-DEFAULT_MODEL = Path("models") / "fer-default.joblib"
+from fer_features.config import CARD_SUFFIX, CHECKPOINT_SUFFIX, DEFAULT_DATA, DEFAULT_MODEL, default_model_path
 
 _LIBRARIES = ("fer-features", "numpy", "scikit-learn", "scikit-image", "dlib-bin", "torch", "joblib", "pillow")
 
 
 class ModelError(ValueError):
     """A model file is missing, unreadable or not a fer-features pipeline."""
-
-
-def default_model_path() -> Path:
-    """``$FER_MODEL`` if set, else :data:`DEFAULT_MODEL` (relative to the working folder)."""
-    return Path(os.environ.get("FER_MODEL", DEFAULT_MODEL))
 
 
 @contextlib.contextmanager
@@ -49,7 +43,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def card_path(model_path: str | Path) -> Path:
     """The model card of a model file: same name, ``.json``."""
-    return Path(model_path).with_suffix(".json")
+    return Path(model_path).with_suffix(CARD_SUFFIX)
 
 
 def library_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
@@ -93,7 +87,7 @@ def machine_info() -> dict:
     return info
 
 
-def save_model(model, path: str | Path, card: dict | None = None) -> Path:
+def save_model(model, path: str | Path, card=None) -> Path:
     """Write a fitted pipeline with joblib, and its card as JSON, each atomically.
 
     Parameters
@@ -101,9 +95,9 @@ def save_model(model, path: str | Path, card: dict | None = None) -> Path:
     model : fitted estimator
     path : str or Path
         Target ``.joblib`` file; folders are created.
-    card : dict, optional
-        JSON-serialisable description (features, metrics, timings …), written to
-        :func:`card_path` with ``library_versions`` added.
+    card : ModelCard or dict, optional
+        The model card (:class:`fer_features.training.ModelCard`, or any JSON-serialisable
+        dict), written to :func:`card_path` with ``library_versions`` added (to a ModelCard too).
 
     Returns
     -------
@@ -116,19 +110,29 @@ def save_model(model, path: str | Path, card: dict | None = None) -> Path:
     with atomic_path(path) as tmp:
         joblib.dump(model, tmp, compress=3)
     if card is not None:
-        card = {**card, "library_versions": library_versions()}
+        if hasattr(card, "to_dict"):  # a ModelCard
+            card.library_versions = library_versions()
+            card = card.to_dict()
+        else:
+            card = {**card, "library_versions": library_versions()}
         with atomic_path(card_path(path)) as tmp:
             tmp.write_text(json.dumps(card, indent=2, default=str) + "\n")
     return path
 
 
-def load_model(path: str | Path | None = None):
-    """Load a pipeline saved by :func:`save_model` (or any joblib-pickled classifier).
+def load_model(path: str | Path | None = None, *, tta=False, precision: str = "auto"):
+    """Load a pipeline saved by :func:`save_model` (or any joblib-pickled classifier), or a CNN checkpoint.
 
     Parameters
     ----------
     path : str or Path, optional
-        Defaults to :func:`default_model_path`.
+        Defaults to :func:`default_model_path`. A ``.pt`` file is a CNN checkpoint (``fer train
+        --clf cnn``), loaded as :meth:`CNNClassifier.from_checkpoint
+        <fer_features.cnn.estimators.CNNClassifier.from_checkpoint>`.
+    tta : {False, True, 'flip', 'ten-crop'}, default=False
+        CNN checkpoint only: test-time augmentation.
+    precision : {'auto', 'bf16', 'fp32'}, default='auto'
+        CNN checkpoint only: inference arithmetic.
 
     Returns
     -------
@@ -144,10 +148,17 @@ def load_model(path: str | Path | None = None):
     import joblib
 
     path = Path(path) if path is not None else default_model_path()
+    if path.suffix == CHECKPOINT_SUFFIX:
+        from fer_features.cnn import CNNClassifier
+
+        try:
+            return CNNClassifier.from_checkpoint(path, tta=tta, precision=precision)
+        except (ValueError, FileNotFoundError) as exc:
+            raise ModelError(str(exc)) from None
     if not path.is_file():
         raise ModelError(
             f"{path}: no such model file; train one with "
-            f"`fer train --data ../shared/data/fer2013.csv.gz --out {path}` (or `make run`)"
+            f"`fer train --data {DEFAULT_DATA} --out {path}` (or `make run`)"
         )
     try:
         model = joblib.load(path)

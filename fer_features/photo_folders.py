@@ -54,7 +54,7 @@ CLASS_ALIASES: dict[str, str] = {
 }
 #: Fractions of each class put in Training, PublicTest and PrivateTest when the folder has no split.
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
-_CACHE_VERSION = "1"
+from fer_features.config import CACHE_VERSION as _CACHE_VERSION  # noqa: E402
 
 
 def normalise_class(name: str) -> str | None:

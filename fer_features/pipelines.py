@@ -9,19 +9,36 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from fer_features.classifiers import END_TO_END, make_classifier
-from fer_features.datasets import IMAGE_SIZE
+from fer_features.config import DEFAULT_CLASSIFIER, DEFAULT_FEATURES, DEFAULT_PCA, IMAGE_SIZE
 from fer_features.features import make_features
-
-#: The default hand-crafted pipeline of ``fer train`` and ``make run``.
-DEFAULT_FEATURES = "hog+lbp+landmarks"
-DEFAULT_CLASSIFIER = "svm"
-DEFAULT_PCA = 256
 
 
 def feature_dims(spec: str, image_size: int = IMAGE_SIZE, feature_params: dict | None = None) -> int:
-    """Length of the feature vector a spec gives for square crops of ``image_size`` pixels."""
-    union = clone(make_features(spec, params=feature_params)).fit(np.zeros((1, image_size, image_size), np.uint8))
-    return len(union.get_feature_names_out())
+    """Length of the feature vector a spec gives for square crops of ``image_size`` pixels.
+
+    Computed from each extractor's parameters (:meth:`FaceImageTransformer.feature_dims
+    <fer_features.features.base.FaceImageTransformer.feature_dims>`): nothing is fitted, so a
+    ``vgg16`` spec loads no weights. An extractor of another kind is fitted on one blank crop.
+
+    Parameters
+    ----------
+    spec : str
+        Feature names joined by ``+``.
+    image_size : int, default=48
+    feature_params : dict of {name: dict}, optional
+
+    Returns
+    -------
+    int
+    """
+    total = 0
+    for _, extractor in make_features(spec, params=feature_params).transformer_list:
+        if hasattr(extractor, "feature_dims"):
+            total += extractor.feature_dims((image_size, image_size))
+        else:
+            fitted = clone(extractor).fit(np.zeros((1, image_size, image_size), np.uint8))
+            total += len(fitted.get_feature_names_out())
+    return total
 
 
 def build_pipeline(

@@ -8,11 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_features.datasets import IMAGE_SIZE
+from fer_features.config import IMAGE_SIZE, IMAGE_SUFFIXES
 from fer_features.faces import find_faces, load_image, to_grey
-
-#: File endings ``fer predict`` picks up when given a folder.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -155,6 +152,61 @@ def predict_paths(
     for idx, faces in zip(readable, predict_photos(model, images, detector=detector, upsample=upsample, min_score=min_score)):
         results[idx].faces = faces
     return results
+
+
+#: Columns of :func:`results_frame` before the per-class probabilities (``p_<class>``) and ``error``.
+FRAME_COLUMNS = ("image", "path", "face", "left", "top", "right", "bottom", "detection_score", "label")
+
+
+def face_rows(faces: list[FacePrediction], classes: list[str]) -> list[dict]:
+    """One dict per face (``face``, box, ``detection_score``, ``label``, ``p_<class>``).
+
+    An image with no face gives one row whose face fields are all None, so it is not lost.
+    """
+    if not faces:
+        return [{"face": None, "left": None, "top": None, "right": None, "bottom": None, "detection_score": None,
+                 "label": None, **{f"p_{c}": None for c in classes}}]  # fmt: skip
+    return [
+        {"face": k, "left": f.box[0], "top": f.box[1], "right": f.box[2], "bottom": f.box[3],
+         "detection_score": f.detection_score, "label": f.label, **{f"p_{c}": f.probabilities[c] for c in classes}}
+        for k, f in enumerate(faces)
+    ]  # fmt: skip
+
+
+def results_frame(results: list[PhotoResult], classes: list[str], *, leading: dict | None = None):
+    """Photo results as a pandas DataFrame with one row per face.
+
+    Parameters
+    ----------
+    results : list of PhotoResult
+    classes : list of str
+        The model's classes: one ``p_<class>`` column each.
+    leading : dict of {str: list}, optional
+        Extra first columns, one value per result (e.g. ``frame`` for a video).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``image`` (index of the input), ``path`` (None for an array), ``face`` (0, 1, …
+        within the image), ``left, top, right, bottom`` (pixels), ``detection_score`` (None for a
+        crop given directly), ``label``, ``p_<class>`` … and ``error``. An image with no face
+        has one row with the face fields empty (``<NA>``); an unreadable file one row with its
+        ``error``. Integer columns are pandas' nullable ``Int64``.
+    """
+    import pandas as pd
+
+    rows = []
+    for i, r in enumerate(results):
+        first = {k: v[i] for k, v in (leading or {}).items()}
+        for row in face_rows(r.faces, classes):
+            rows.append({**first, "image": i, "path": r.path, **row, "error": r.error})
+    columns = [*(leading or {}), *FRAME_COLUMNS, *(f"p_{c}" for c in classes), "error"]
+    frame = pd.DataFrame(rows, columns=columns)
+    for col in ("face", "left", "top", "right", "bottom"):
+        frame[col] = frame[col].astype("Int64")
+    for col in ("detection_score", *(f"p_{c}" for c in classes)):
+        frame[col] = frame[col].astype("float64")
+    return frame
 
 
 def annotate(image: np.ndarray, faces: list[FacePrediction]):

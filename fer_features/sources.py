@@ -13,7 +13,7 @@ from pathlib import Path
 from fer_features.datasets import DataError, FERDataset, load_fer2013
 
 #: Data formats :func:`load_dataset` reads; ``'auto'`` detects one of the others from the path.
-FORMATS = ("auto", "fer2013", "ferplus", "photos")
+from fer_features.config import DATA_FORMATS as FORMATS  # noqa: E402
 
 
 def detect_format(path: str | os.PathLike) -> str:

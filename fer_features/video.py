@@ -17,10 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_features.config import VIDEO_SUFFIXES
 from fer_features.predict import FacePrediction, annotate, predict_photos
-
-#: File endings taken for videos by ``fer predict``.
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
 
 #: Frame rate assumed when a file does not declare one, in frames per second.
 DEFAULT_FPS = 25.0

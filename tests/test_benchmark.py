@@ -18,7 +18,7 @@ from conftest import assert_user_error, fer
 from fer_features.benchmark import BenchmarkCache, Cell, Grid, load_grid, run_benchmark, write_benchmarks_md, write_results
 from fer_features.benchmark import run as run_mod
 from fer_features.benchmark.report import COLUMNS, reading, results_frame
-from fer_features.cli import _limit
+from fer_features.training import limit_dataset
 from fer_features.pipelines import build_pipeline
 
 LIMIT = 40
@@ -27,7 +27,7 @@ LIMIT = 40
 @pytest.fixture(scope="module")
 def tiny_real(real_data):
     """40 faces per usage split of the real FER2013, stratified."""
-    return _limit(real_data, LIMIT, 0)
+    return limit_dataset(real_data, LIMIT, 0)
 
 
 def small_grid(**kwargs) -> Grid:
@@ -121,7 +121,7 @@ def test_changed_parameters_miss_the_cache(tiny_real, tmp_path):
     assert records[0]["dims"] == 6 * 49 * 4  # 6 orientations, 7x7 blocks of 2x2 cells (was 9 orientations)
     # other data (another subset) misses too
     seen, on_event = events()
-    run_benchmark(_limit(tiny_real, 30, 1), small_grid(features=["lbp"]), cache_dir=tmp_path, on_event=on_event)
+    run_benchmark(limit_dataset(tiny_real, 30, 1), small_grid(features=["lbp"]), cache_dir=tmp_path, on_event=on_event)
     assert [info["name"] for kind, info in seen if kind == "extract-start"] == ["lbp"]
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_features.cli import _limit, app
+from fer_features.training import limit_dataset
 from fer_features.datasets import EMOTIONS, FERDataset
 from conftest import assert_user_error, fer  # noqa: E402
 
@@ -69,7 +69,7 @@ def test_train_writes_model_card_and_plot(trained, real_data):
     assert "PublicTest" in card["metrics"]
 
     # the fingerprint and counts describe the data the model was trained and scored on
-    used = _limit(real_data, 150, 0)
+    used = limit_dataset(real_data, 150, 0)
     assert card["data"]["fingerprint"] == used.fingerprint
     assert card["data"]["counts"] == used.counts()
     assert sum(card["data"]["counts"]["PrivateTest"].values()) == private["n"]
@@ -261,7 +261,7 @@ def _toy_dataset(n=400, seed=0):
 
 def test_limit_is_stratified_and_seeded():
     data = _toy_dataset()
-    small = _limit(data, 30, 0)
+    small = limit_dataset(data, 30, 0)
     for usage in ("Training", "PublicTest", "PrivateTest"):
         full = np.bincount(data.y[data.usage == usage], minlength=7)
         kept = np.bincount(small.y[small.usage == usage], minlength=7)
@@ -269,15 +269,15 @@ def test_limit_is_stratified_and_seeded():
         assert (np.abs(kept - 30 * full / full.sum()) <= 1).all(), (kept, full)
         assert (kept >= 1).all()
     assert set(small.names) <= set(data.names)
-    np.testing.assert_array_equal(_limit(data, 30, 0).names, small.names)
-    assert _limit(data, 0, 0) is data
+    np.testing.assert_array_equal(limit_dataset(data, 30, 0).names, small.names)
+    assert limit_dataset(data, 0, 0) is data
 
 
 def test_limit_never_exceeds_the_limit():
     # one frequent class and six rare ones, as in FER2013 (disgust is 1.5% of Training)
     y = np.r_[np.zeros(100, int), np.arange(1, 7)]
     data = FERDataset(np.zeros((106, 48, 48), np.uint8), y, np.full(106, "Training"), np.arange(106).astype(str), "toy", "f")
-    assert len(_limit(data, 10, 0)) <= 10  # help: "Use at most this many images per split"
+    assert len(limit_dataset(data, 10, 0)) <= 10  # help: "Use at most this many images per split"
 
 
 def test_limit_is_the_same_in_every_process():
@@ -285,14 +285,14 @@ def test_limit_is_the_same_in_every_process():
     script = textwrap.dedent(
         """
         import numpy as np
-        from fer_features.cli import _limit
+        from fer_features.training import limit_dataset
         from fer_features.datasets import FERDataset
         rng = np.random.default_rng(0)
         n = 400
         y = rng.integers(0, 7, n)
         usage = np.array(["Training", "PublicTest", "PrivateTest"])[rng.integers(0, 3, n)]
         data = FERDataset(np.zeros((n, 48, 48), np.uint8), y, usage, np.arange(n).astype(str), "toy", "f")
-        print(" ".join(_limit(data, 20, 0).names.tolist()))
+        print(" ".join(limit_dataset(data, 20, 0).names.tolist()))
         """
     )
     picks = set()

@@ -21,6 +21,7 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 
 import fer_features.cnn.train as train_mod  # noqa: E402
+import fer_features.torch_utils as torch_utils  # noqa: E402
 from fer_features.cnn.estimators import CNNClassifier, CNNEmbedding  # noqa: E402
 from fer_features.cnn.net import PRESETS, build_net, resolve_device  # noqa: E402
 from fer_features.cnn.train import (  # noqa: E402
@@ -49,6 +50,7 @@ def _one_torch_thread():
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(train_mod, "set_cpu_threads", lambda: None)
+        mp.setattr(torch_utils, "set_cpu_threads", lambda: None)
         torch.set_num_threads(1)
         yield
     torch.set_num_threads(threads)

@@ -9,6 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import fer_features.cnn.train as train_mod  # noqa: E402
+import fer_features.torch_utils as torch_utils  # noqa: E402  (native_bf16 lives there)
 from fer_features.cnn.estimators import CNNClassifier, CNNEmbedding  # noqa: E402
 from fer_features.cnn.net import PRESETS, build_net  # noqa: E402
 from fer_features.cnn.train import (  # noqa: E402
@@ -38,9 +39,9 @@ CPU = torch.device("cpu")
 
 
 def test_use_bf16_follows_the_cpu_and_the_option(monkeypatch):
-    monkeypatch.setattr(train_mod, "native_bf16", lambda: True)
+    monkeypatch.setattr(torch_utils, "native_bf16", lambda: True)
     assert use_bf16(CPU, "auto") and use_bf16(CPU, "bf16") and not use_bf16(CPU, "fp32")
-    monkeypatch.setattr(train_mod, "native_bf16", lambda: False)
+    monkeypatch.setattr(torch_utils, "native_bf16", lambda: False)
     assert not use_bf16(CPU, "auto"), "a CPU without native bf16 falls back to fp32"
     assert use_bf16(CPU, "bf16"), "bf16 can be forced"
     assert use_bf16(torch.device("cuda"), "auto")

@@ -9,7 +9,7 @@ import pytest
 from sklearn.model_selection import StratifiedKFold, cross_validate
 
 from conftest import assert_user_error, fer
-from fer_features.cli import _limit
+from fer_features.training import limit_dataset
 from fer_features.datasets import load_fer2013
 from fer_features.pipelines import build_pipeline
 
@@ -26,7 +26,7 @@ def test_cv_matches_sklearn_cross_validate(real_zip):
     assert all(f["fit_seconds"] >= 0 for f in out["per_fold"])
 
     # the same images, folds and pipeline, through scikit-learn directly
-    X, y = _limit(load_fer2013(real_zip), 300, 4).split("Training")
+    X, y = limit_dataset(load_fer2013(real_zip), 300, 4).split("Training")
     pipe = build_pipeline("hog", "logreg", pca=32, n_jobs=1, random_state=4)
     direct = cross_validate(pipe, X, y, cv=StratifiedKFold(3, shuffle=True, random_state=4),
                             scoring={"accuracy": "accuracy", "macro_f1": "f1_macro"})

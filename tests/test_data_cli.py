@@ -48,12 +48,12 @@ def test_train_and_evaluate_on_ferplus_8_classes(tmp_path):
 
 
 def test_fer2013_inputs_unchanged(make_fer):
-    from fer_features.cli import _load_data
+    from fer_features.training import load_data
     from fer_features.datasets import load_fer2013
 
     src = make_fer(per_class=1)
     for path in (src.zip, src.folder, src.csv):
-        got, want = _load_data(path, False), load_fer2013(path)
+        got, want = load_data(path, skip_bad=False), load_fer2013(path)
         assert got.fingerprint == want.fingerprint and got.names.tolist() == want.names.tolist()
 
 

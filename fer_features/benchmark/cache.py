@@ -19,7 +19,7 @@ import numpy as np
 from fer_features.persist import atomic_path
 
 #: Bump when the layout or meaning of cached entries changes.
-CACHE_VERSION = "1"
+from fer_features.config import CACHE_VERSION  # noqa: E402
 
 
 def file_digest(path: str | Path) -> str:

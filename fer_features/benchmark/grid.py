@@ -6,6 +6,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fer_features.config import DEFAULT_PCA
+
 #: Feature sets of the default grid: each single extractor and the useful unions.
 DEFAULT_FEATURE_SETS = (
     "hog",
@@ -87,12 +89,17 @@ class Grid:
     features: list[str] = field(default_factory=lambda: list(DEFAULT_FEATURE_SETS))
     classifiers: list[str] = field(default_factory=lambda: list(DEFAULT_CLASSIFIERS))
     baseline: bool = True
-    pca: int | None = 256
+    pca: int | None = DEFAULT_PCA
     seed: int = 0
     cv: int = 0
     class_weight: str | None = None
     feature_params: dict[str, dict] = field(default_factory=dict)
     classifier_params: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def needs_cnn(self) -> bool:
+        """Whether a cell uses the CNN: the baseline, or a feature set with ``cnn``."""
+        return self.baseline or any("cnn" in f.split("+") for f in self.features)
 
     def cells(self) -> list[Cell]:
         """Every cell, feature sets × classifiers, then the baseline."""

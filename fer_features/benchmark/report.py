@@ -15,6 +15,7 @@ import pandas as pd
 
 from fer_features.datasets import EMOTIONS
 from fer_features.persist import atomic_path
+from fer_features.plotting import pyplot, save_figure
 
 #: Columns of ``benchmark.csv`` and of the Markdown table, in order (units in the names).
 COLUMNS = (
@@ -121,20 +122,12 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 # --- plots ----------------------------------------------------------------------------------
-def _figure(width, height):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt, plt.figure(figsize=(width, height))
-
-
 def plot_accuracy_by_cell(frame: pd.DataFrame, path: Path) -> Path:
     """Grouped bars: PrivateTest accuracy per feature set (x) and classifier (colour)."""
     cells = frame[frame["clf"] != "cnn"]
     table = cells.pivot_table(index="features", columns="clf", values="private_accuracy", sort=False)
-    plt, fig = _figure(max(6, 0.9 * len(table) + 2), 4.5)
+    plt = pyplot()
+    fig = plt.figure(figsize=(max(6, 0.9 * len(table) + 2), 4.5))
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(table.columns))
     x = np.arange(len(table))
@@ -149,12 +142,13 @@ def plot_accuracy_by_cell(frame: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Accuracy by feature set and classifier")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(plt, fig, path)
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_accuracy_vs_time(frame: pd.DataFrame, path: Path) -> Path:
     """PrivateTest accuracy against fit time (log scale, seconds), one marker per cell."""
-    plt, fig = _figure(7, 5)
+    plt = pyplot()
+    fig = plt.figure(figsize=(7, 5))
     ax = fig.add_subplot()
     markers = {"svm": "o", "gbm": "s", "logreg": "^", "linear-svm": "v", "cnn": "*"}
     for clf, group in frame.groupby("clf", sort=False):
@@ -167,7 +161,7 @@ def plot_accuracy_vs_time(frame: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Accuracy against cost")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(plt, fig, path)
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_per_class_f1(records: list[dict], path: Path) -> Path:
@@ -175,7 +169,8 @@ def plot_per_class_f1(records: list[dict], path: Path) -> Path:
     rows = [r for r in records if r.get("PrivateTest")]
     emotions = list(rows[0]["PrivateTest"]["f1"]) if rows else list(EMOTIONS)  # 8 with FERPlus's contempt
     data = np.array([[r["PrivateTest"]["f1"].get(e, np.nan) for e in emotions] for r in rows]) if rows else np.zeros((0, len(emotions)))
-    plt, fig = _figure(8, 0.32 * len(rows) + 1.8)
+    plt = pyplot()
+    fig = plt.figure(figsize=(8, 0.32 * len(rows) + 1.8))
     ax = fig.add_subplot()
     im = ax.imshow(data, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(emotions)), emotions, rotation=30, ha="right")
@@ -186,14 +181,7 @@ def plot_per_class_f1(records: list[dict], path: Path) -> Path:
     fig.colorbar(im, ax=ax, label="F1")
     ax.set_title("PrivateTest F1 per emotion")
     fig.tight_layout()
-    return _save(plt, fig, path)
-
-
-def _save(plt, fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 # --- files ----------------------------------------------------------------------------------

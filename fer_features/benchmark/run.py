@@ -27,7 +27,7 @@ from fer_features.benchmark.grid import Cell, Grid
 from fer_features.datasets import USAGES, FERDataset
 from fer_features.persist import machine_info
 
-BACKENDS = ("local", "dask")
+from fer_features.config import BACKENDS  # noqa: E402
 
 
 class PeakMemory:

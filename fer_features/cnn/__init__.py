@@ -4,16 +4,7 @@ Importing the submodules imports torch; this package's ``__init__`` and the rest
 fer_features do not, so ``fer --help`` stays fast and torch stays optional.
 """
 
-import importlib.util
-
-
-def require_torch(what: str) -> None:
-    """Raise ImportError with the install command if PyTorch is missing."""
-    if importlib.util.find_spec("torch") is None:
-        raise ImportError(
-            f"{what} needs PyTorch, which is not installed: `pip install torch==2.13.0` "
-            "(the CPU build pinned in requirements.lock), or `pip install fer-features[cnn]`"
-        )
+from fer_features.torch_utils import require_torch, resolve_device  # noqa: F401  (torch imported on use)
 
 
 def __getattr__(name):  # lazy: `from fer_features.cnn import CNNEmbedding` imports torch then

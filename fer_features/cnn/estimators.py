@@ -6,44 +6,18 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
+from fer_features.config import CNN_EPOCHS, IMAGE_SIZE
 from fer_features.features.base import FaceImageTransformer, check_images
+from fer_features.torch_utils import TorchModuleMixin, batched_forward, resolve_device, to_channels_last, use_bf16
 
 
-class _TorchModuleMixin:
-    """Pickling of an estimator holding a torch module in ``module_`` (after skorch).
+class _CNNModuleMixin(TorchModuleMixin):
+    """A fer-features CNN checkpoint inside an estimator: loading, rebuilding, logits.
 
-    The weights are pickled on the CPU; unpickling rebuilds the module on the device named by
-    the estimator's ``device`` parameter as it resolves on the loading machine (``'auto'``:
-    CUDA, else MPS, else CPU), so a model trained on a GPU loads on a laptop.
+    Pickling is :class:`~fer_features.torch_utils.TorchModuleMixin`'s: weights on the CPU, the
+    module rebuilt on the loading machine's device (with a warning when the device it was made
+    for is missing there), in NHWC layout.
     """
-
-    #: Whether the module runs in NHWC layout (the FERNet estimators); a subclass whose forward
-    #: pass feeds NCHW batches (VGG16) sets False, so a pickled copy computes exactly the same.
-    _channels_last = True
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        if "module_" in state:
-            module = state.pop("module_")
-            state["_module_state"] = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-            state.pop("device_", None)
-        return state
-
-    def __setstate__(self, state):
-        module_state = state.pop("_module_state", None)
-        self.__dict__.update(state)
-        if module_state is not None:
-            from fer_features.cnn.net import resolve_device
-
-            try:
-                self.device_ = resolve_device(self.device)
-            except ValueError:  # e.g. pickled with device='cuda', loaded without a GPU
-                self.device_ = resolve_device("auto")
-            net = self._make_module()
-            from fer_features.cnn.train import to_channels_last
-
-            net.load_state_dict(module_state)
-            self.module_ = to_channels_last(net.to(self.device_).eval(), self._channels_last)
 
     def _make_module(self):
         """An untrained module of the fitted architecture (for unpickling)."""
@@ -51,12 +25,14 @@ class _TorchModuleMixin:
 
         return build_net({**self.net_config_, "n_classes": self.n_classes_})
 
+    def _to_layout(self, module):
+        return to_channels_last(module)
+
     def _load(self, ckpt: dict) -> None:
-        from fer_features.cnn.net import resolve_device
-        from fer_features.cnn.train import net_from_checkpoint, to_channels_last
+        from fer_features.cnn.train import net_from_checkpoint
 
         self.device_ = resolve_device(self.device)
-        self.module_ = to_channels_last(net_from_checkpoint(ckpt, self.device_), self._channels_last)
+        self.module_ = self._to_layout(net_from_checkpoint(ckpt, self.device_))
         self.net_config_ = dict(ckpt["config"]["net"])
         self.n_classes_ = int(ckpt["n_classes"])
         self.mean_, self.std_ = float(ckpt["mean"]), float(ckpt["std"])
@@ -71,14 +47,16 @@ class _TorchModuleMixin:
     def _precision(self) -> str:
         return getattr(self, "precision", "auto")  # estimators pickled before the parameter existed
 
+    def inference_precision(self) -> str:
+        """``'bf16'`` or ``'fp32'``: the arithmetic of inference on this machine (fitted estimators)."""
+        return "bf16" if self._uses_bf16() else "fp32"
+
     def _uses_bf16(self) -> bool:
         """Whether inference runs in bf16 on this machine."""
-        from fer_features.cnn.train import use_bf16
-
         return use_bf16(self.device_, self._precision())
 
 
-class CNNEmbedding(_TorchModuleMixin, FaceImageTransformer):
+class CNNEmbedding(_CNNModuleMixin, FaceImageTransformer):
     """Embeddings of face crops from a trained CNN's penultimate layer.
 
     Loads a checkpoint written by ``fer train --clf cnn`` (or
@@ -136,8 +114,33 @@ class CNNEmbedding(_TorchModuleMixin, FaceImageTransformer):
     def _n_features(self, image_shape):
         return int(self.module_.classifier.in_features)
 
+    def feature_dims(self, image_shape=(IMAGE_SIZE, IMAGE_SIZE)) -> int:
+        """The embedding size, from the checkpoint's configuration (no network is built).
+
+        Parameters
+        ----------
+        image_shape : tuple of (int, int), default=(48, 48)
+            Unused: the network pools globally, so the size does not depend on it.
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        ValueError, FileNotFoundError
+            Without a checkpoint, or for an unreadable one.
+        """
+        from fer_features.cnn.train import load_checkpoint
+
+        if self.checkpoint is None:
+            raise ValueError(
+                "CNNEmbedding needs a checkpoint: train one with `fer train --clf cnn` or pass --cnn-checkpoint PATH"
+            )
+        return int(load_checkpoint(self.checkpoint)["config"]["net"]["embedding_dim"])
+
     def _embed(self, X: np.ndarray) -> np.ndarray:
-        from fer_features.cnn.train import batched_forward, to_tensor
+        from fer_features.cnn.train import to_tensor
 
         xt = to_tensor(X, self.mean_, self.std_)
         out = batched_forward(self.module_.embed, xt, self.device_, self.batch_size, net=self.module_, precision=self._precision())
@@ -148,20 +151,29 @@ class CNNEmbedding(_TorchModuleMixin, FaceImageTransformer):
         return self._embed(X)
 
 
-class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
+class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
     """The CNN trained end to end: the baseline the feature pipelines are judged against.
+
+    Every hyper-parameter of a training run (:class:`~fer_features.cnn.train.TrainConfig`) is a
+    parameter of the estimator, so :class:`~sklearn.model_selection.GridSearchCV` can search
+    them: ``GridSearchCV(CNNClassifier(), {"lr": [0.02, 0.05], "max_rotation": [5, 10]})``.
+    :meth:`from_checkpoint` gives a fitted one from a saved checkpoint, without training.
 
     Parameters
     ----------
     preset : {'small', 'medium', 'large'}, default='small'
         Network size (:data:`~fer_features.cnn.net.PRESETS`); ``small`` and ``medium`` suit 2 CPU
         cores, ``large`` a GPU.
-    epochs : int, default=40
+    epochs : int, default=25
+        Most epochs; training stops after ``patience`` epochs without a better PublicTest score.
     batch_size : int, default=128
     lr : float, default=0.05
         Peak learning rate of the one-cycle schedule (SGD, Nesterov momentum 0.9).
     weight_decay, label_smoothing, max_rotation, max_shift, max_scale, erasing, patience
         Training hyper-parameters, as in :class:`~fer_features.cnn.train.TrainConfig`.
+    net : dict, optional
+        Architecture (``widths``, ``convs_per_stage``, ``embedding_dim``, ``dropout``); default
+        the preset's.
     seed : int, default=0
     precision : {'auto', 'bf16', 'fp32'}, default='auto'
         Training and inference arithmetic (:func:`~fer_features.cnn.train.use_bf16`): bf16 on
@@ -194,7 +206,7 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
         self,
         *,
         preset="small",
-        epochs=40,
+        epochs=CNN_EPOCHS,
         batch_size=128,
         lr=0.05,
         weight_decay=5e-4,
@@ -204,6 +216,7 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
         max_scale=0.1,
         erasing=0.25,
         patience=10,
+        net=None,
         seed=0,
         precision="auto",
         channels_last=True,
@@ -226,6 +239,7 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
         self.max_scale = max_scale
         self.erasing = erasing
         self.patience = patience
+        self.net = net
         self.seed = seed
         self.precision = precision
         self.channels_last = channels_last
@@ -269,14 +283,15 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
         ckpt = load_checkpoint(path)
         if not ckpt.get("classes"):
             raise ValueError(f"{path}: the checkpoint has no class names (save it from CNNClassifier or `fer train --clf cnn`)")
-        known = {f.name for f in fields(TrainConfig)} - {"net"}
+        known = {f.name for f in fields(TrainConfig)}
         params = {k: v for k, v in ckpt["config"].items() if k in known}
+        params["net"] = dict(ckpt["config"]["net"])
         params.update(tta=tta, device=device, batch_size=batch_size, precision=precision)
         clf = cls(**params)
         clf._load(ckpt)  # the network is the checkpoint's own config, whatever its preset
         clf.checkpoint_ = ckpt
         clf.classes_ = np.asarray(ckpt["classes"])
-        clf.image_shape_ = (48, 48)
+        clf.image_shape_ = (IMAGE_SIZE, IMAGE_SIZE)
         return clf
 
     def train_config(self):
@@ -286,7 +301,7 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
         from fer_features.cnn.train import TrainConfig
 
         names = [f.name for f in fields(TrainConfig) if f.name != "net"]
-        return TrainConfig(**{name: getattr(self, name) for name in names})
+        return TrainConfig(**{name: getattr(self, name) for name in names}, net=dict(self.net or {}))
 
     def fit(self, X, y, X_val=None, y_val=None, on_epoch=None, soft=None, soft_classes=None):
         """Train the network; the best epoch on the validation split is kept.

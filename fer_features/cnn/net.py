@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fer_features.torch_utils import resolve_device  # noqa: F401  (re-exported: its home is torch_utils)
+
 #: Network sizes. ``small`` trains on 2 CPU cores in about half an hour (fp32; a few minutes of
 #: it in bf16); ``medium`` (VGG-style, one conv at 48x48 then two per stage, 2.8 M parameters)
 #: in about 1.5 hours in bf16 on 2 Zen 4 cores; ``large`` (Khaireddin & Chen's VGG widths with
@@ -14,28 +16,6 @@ PRESETS: dict[str, dict] = {
     "medium": {"widths": (48, 96, 192, 384), "convs_per_stage": (1, 2, 2, 2), "embedding_dim": 384, "dropout": 0.4},
     "large": {"widths": (64, 128, 256, 512), "convs_per_stage": 2, "embedding_dim": 512, "dropout": 0.4},
 }
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``'auto'`` → CUDA if available, else Apple MPS, else CPU; any other name as given.
-
-    Raises
-    ------
-    ValueError
-        If a named device is not available on this machine.
-    """
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available; use --device auto or cpu")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' requested but Apple MPS is not available; use --device auto or cpu")
-    return dev
 
 
 class FERNet(nn.Module):

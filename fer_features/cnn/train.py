@@ -21,56 +21,27 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from fer_features.cnn.net import PRESETS, build_net, resolve_device
+from fer_features.cnn.net import PRESETS, build_net
+from fer_features.config import CNN_EPOCHS
+from fer_features.torch_utils import (  # noqa: F401  (re-exported: their home is torch_utils)
+    PRECISIONS,
+    autocast,
+    batched_forward,
+    native_bf16,
+    resolve_device,
+    set_cpu_threads,
+    to_channels_last,
+    use_bf16,
+)
 
 CHECKPOINT_FORMAT = "fer-features-cnn/1"
 
 #: Each epoch's record is logged here as one JSON line (level INFO), e.g. for a long run's log file.
 logger = logging.getLogger("fer_features.cnn")
 
-#: Values of ``precision`` (training and inference arithmetic).
-PRECISIONS = ("auto", "bf16", "fp32")
 #: Test-time augmentation modes: none, the mirror image, or ten crops (4 corners + centre, each
 #: also mirrored; Krizhevsky et al. 2012).
-TTA_MODES = ("none", "flip", "ten-crop")
-
-
-def native_bf16() -> bool:
-    """True if this CPU has native bf16 arithmetic (x86 ``avx512_bf16`` or ``amx_bf16``).
-
-    Read from ``/proc/cpuinfo`` (Linux); False where that file is absent, so other systems use
-    float32 unless bf16 is asked for. Without these instructions oneDNN emulates bf16, which is
-    slower than float32.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
-
-
-def use_bf16(device: torch.device, precision: str = "auto") -> bool:
-    """Whether ``precision`` means bf16 autocast on ``device``.
-
-    ``'bf16'`` forces it (on CPU, CUDA or MPS), ``'fp32'`` never, ``'auto'`` on CUDA and on CPUs
-    with :func:`native_bf16`.
-
-    Raises
-    ------
-    ValueError
-        For a value not in :data:`PRECISIONS`.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return False
-    if precision == "bf16":
-        return True
-    return device.type == "cuda" or (device.type == "cpu" and native_bf16())
+from fer_features.config import TTA_MODES  # noqa: E402
 
 
 @dataclass
@@ -117,7 +88,7 @@ class TrainConfig:
     """
 
     preset: str = "small"
-    epochs: int = 40
+    epochs: int = CNN_EPOCHS
     batch_size: int = 128
     lr: float = 0.05
     weight_decay: float = 5e-4
@@ -202,55 +173,6 @@ def augment(x: torch.Tensor, cfg: TrainConfig, generator: torch.Generator) -> to
     return x
 
 
-@torch.inference_mode()
-def batched_forward(
-    forward: Callable[[torch.Tensor], torch.Tensor],
-    X: torch.Tensor,
-    device: torch.device,
-    batch_size: int = 512,
-    *,
-    net: torch.nn.Module | None = None,
-    precision: str = "auto",
-    channels_last: bool = True,
-) -> torch.Tensor:
-    """Apply ``forward`` to ``X`` batch by batch through a DataLoader, gathered on the CPU.
-
-    Parameters
-    ----------
-    forward : callable
-        Tensor ``(b, ...)`` on ``device`` → tensor ``(b, d)``.
-    X : Tensor of shape (n, ...)
-        On the CPU.
-    device : torch.device
-    batch_size : int, default=512
-    net : torch.nn.Module, optional
-        Put in eval mode for the pass (and back to its mode after).
-    precision : {'auto', 'bf16', 'fp32'}, default='auto'
-        See :func:`use_bf16`; the output is float32 either way.
-    channels_last : bool, default=True
-        Feed 4-d batches in NHWC layout (the net should be converted too: :func:`to_channels_last`).
-
-    Returns
-    -------
-    Tensor of shape (n, d), float32, on the CPU
-    """
-    if device.type == "cpu":
-        set_cpu_threads()
-    was_training = net.training if net is not None else False
-    if net is not None:
-        net.eval()
-    out = []
-    for (xb,) in DataLoader(TensorDataset(X), batch_size=batch_size, shuffle=False):
-        xb = xb.to(device, non_blocking=True)
-        if channels_last and xb.dim() == 4:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        with autocast(device, precision):
-            out.append(forward(xb).float().cpu())
-    if net is not None:
-        net.train(was_training)
-    return torch.cat(out)
-
-
 def tta_views(xb: torch.Tensor, tta: str | bool = "none", crop: int | None = None) -> list[torch.Tensor]:
     """The views of a batch that test-time augmentation averages over.
 
@@ -312,30 +234,6 @@ def predict_logits(
         return sum(net(v).float() for v in views) / len(views)
 
     return batched_forward(forward, X, device, batch_size, net=net, precision=precision, channels_last=channels_last)
-
-
-def to_channels_last(net: torch.nn.Module, enabled: bool = True) -> torch.nn.Module:
-    """``net`` with its 4-d weights in NHWC layout (in place) when ``enabled``."""
-    return net.to(memory_format=torch.channels_last) if enabled else net
-
-
-def autocast(device: torch.device, precision: str = "auto"):
-    """The autocast context of ``precision`` on ``device`` (:func:`use_bf16`): bf16 or off."""
-    if use_bf16(device, precision):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
-
-
-def set_cpu_threads() -> None:
-    """Use every core for intra-op parallelism (PyTorch may default to fewer).
-
-    Left alone when ``OMP_NUM_THREADS`` is set: the user's choice wins.
-    """
-    if os.environ.get("OMP_NUM_THREADS"):
-        return
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
 
 
 def mix_batch(

@@ -10,6 +10,8 @@ whatever is registered, so adding one needs no change there.
 
 from __future__ import annotations
 
+import importlib
+import json
 from collections.abc import Callable
 
 from sklearn.base import TransformerMixin
@@ -19,20 +21,25 @@ from fer_features.features.base import FaceImageTransformer, check_images
 from fer_features.features.hog import HOGFeatures
 from fer_features.features.landmarks import LandmarkFeatures
 from fer_features.features.lbp import LBPFeatures
+from fer_features.torch_utils import require_torch
 
-# name -> (factory(n_jobs, **params) -> transformer, one-line description)
-_REGISTRY: dict[str, tuple[Callable[..., TransformerMixin], str]] = {}
+# name -> (factory(n_jobs, **params) -> transformer, or "module:attribute" of one; one-line description)
+_REGISTRY: dict[str, tuple[Callable[..., TransformerMixin] | str, str]] = {}
+# extras a lazily imported factory needs, by name: the `pip install` hint of a missing torch
+_NEEDS_TORCH: set[str] = set()
 
 
-def register_feature(name: str, factory: Callable[..., TransformerMixin], description: str) -> None:
+def register_feature(name: str, factory: Callable[..., TransformerMixin] | str, description: str) -> None:
     """Make a feature extractor available by name in specs like ``"hog+NAME"``.
 
     Parameters
     ----------
     name : str
         Lower-case name without ``+``.
-    factory : callable
-        Called as ``factory(n_jobs=..., **params)``; returns an unfitted transformer.
+    factory : callable or str
+        Called as ``factory(n_jobs=..., **params)``; returns an unfitted transformer. A string
+        ``"package.module:Class"`` is imported only when the feature is first built, so
+        registering it costs nothing (this is how the torch-based features are registered).
     description : str
         One line for ``fer features`` and error messages.
 
@@ -104,46 +111,73 @@ def make_features(spec: str, *, n_jobs: int | None = None, params: dict[str, dic
         raise ValueError(f"parameters given for {', '.join(sorted(extra))}, which is not in {spec!r}")
     steps = []
     for n in names:
+        factory = _factory(n)
         try:
-            steps.append((n, _REGISTRY[n][0](n_jobs=n_jobs, **params.get(n, {}))))
+            steps.append((n, factory(n_jobs=n_jobs, **params.get(n, {}))))
         except TypeError as exc:  # an unknown keyword: name the feature and its valid parameters
-            valid = sorted(set(_REGISTRY[n][0](n_jobs=n_jobs).get_params()) - {"n_jobs"})
+            valid = sorted(set(factory(n_jobs=n_jobs).get_params()) - {"n_jobs"})
             raise ValueError(f"bad parameter for feature {n!r} ({exc}); its parameters: {', '.join(valid)}") from None
     return FeatureUnion(steps)
 
 
-def _cnn_embedding(**params):
-    from fer_features.cnn import require_torch
+def _factory(name: str) -> Callable[..., TransformerMixin]:
+    """The registered factory of ``name``, importing a ``"module:attribute"`` reference."""
+    factory = _REGISTRY[name][0]
+    if isinstance(factory, str):
+        if name in _NEEDS_TORCH:
+            require_torch(f"the {name} feature")
+        module, _, attribute = factory.partition(":")
+        factory = getattr(importlib.import_module(module), attribute)
+    return factory
 
-    require_torch("the cnn feature")
-    from fer_features.cnn.estimators import CNNEmbedding  # imports torch: only when asked for
 
-    return CNNEmbedding(**params)
+def parse_feature_params(items: list[str]) -> dict[str, dict]:
+    """``["hog.orientations=12"]`` → ``{"hog": {"orientations": 12}}``; values are JSON if they parse.
+
+    Parameters
+    ----------
+    items : list of str
+        ``NAME.PARAM=VALUE`` each (``fer train --feature-param``); a JSON list becomes a tuple.
+
+    Returns
+    -------
+    dict of {name: dict}
+
+    Raises
+    ------
+    ValueError
+        For an item not of that form.
+    """
+    params: dict[str, dict] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        name, dot, param = key.partition(".")
+        if not (sep and dot and name and param):
+            raise ValueError(f"--feature-param {item!r}: expected NAME.PARAM=VALUE, e.g. hog.orientations=12")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        params.setdefault(name.strip().lower(), {})[param.strip()] = tuple(value) if isinstance(value, list) else value
+    return params
 
 
 register_feature("hog", HOGFeatures, "HOG, 9 orientations in 6x6-pixel cells (Dalal & Triggs 2005)")
 register_feature("lbp", LBPFeatures, "uniform LBP(8,1) histograms over a 6x6 grid (Ojala et al. 2002)")
+register_feature("landmarks", LandmarkFeatures, "dlib 68-point landmarks, normalised, plus 20 distances and angles")
 register_feature(
-    "landmarks", LandmarkFeatures, "dlib 68-point landmarks, normalised, plus 20 distances and angles"
-)
-def _vgg16(**params):
-    from fer_features.cnn import require_torch
-
-    require_torch("the vgg16 feature")
-    from fer_features.features.vgg16 import VGG16Features
-
-    return VGG16Features(**params)
-
-
-def _dlib_resnet(**params):
-    from fer_features.features.dlib_resnet import DlibResNetEmbedding
-
-    return DlibResNetEmbedding(**params)
-
-
-register_feature("dlib-resnet", _dlib_resnet, "dlib's 128-d ResNet face descriptor (slow on CPU: cache it)")
-register_feature("vgg16", _vgg16, "ImageNet VGG16 bottleneck from a local torchvision weights file (--weights)")
-register_feature("cnn", _cnn_embedding, "embedding (penultimate layer) of a CNN trained on FER2013 (needs its checkpoint)")
+    "dlib-resnet", "fer_features.features.dlib_resnet:DlibResNetEmbedding",
+    "dlib's 128-d ResNet face descriptor (slow on CPU: cache it)",
+)  # fmt: skip
+register_feature(
+    "vgg16", "fer_features.features.vgg16:VGG16Features",
+    "ImageNet VGG16 bottleneck from a local torchvision weights file (--weights)",
+)  # fmt: skip
+register_feature(
+    "cnn", "fer_features.cnn.estimators:CNNEmbedding",
+    "embedding (penultimate layer) of a CNN trained on FER2013 (needs its checkpoint)",
+)  # fmt: skip
+_NEEDS_TORCH.update({"vgg16", "cnn"})
 
 __all__ = [
     "FaceImageTransformer",
@@ -153,6 +187,7 @@ __all__ = [
     "check_images",
     "list_features",
     "make_features",
+    "parse_feature_params",
     "parse_spec",
     "register_feature",
 ]

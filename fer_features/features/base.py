@@ -10,6 +10,8 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from fer_features.config import IMAGE_SIZE
+
 # Images per task handed to a joblib worker: large enough to amortise the dispatch.
 _CHUNK = 512
 
@@ -157,6 +159,23 @@ class FaceImageTransformer(TransformerMixin, BaseEstimator):
         """Output column names, ``{prefix}0 …`` (e.g. ``hog0``); ndarray of str objects."""
         check_is_fitted(self, "_n_features_out")
         return np.asarray([f"{self._feature_prefix}{i}" for i in range(self._n_features_out)], dtype=object)
+
+    def feature_dims(self, image_shape: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)) -> int:
+        """Length of the feature vector for crops of ``image_shape``, from the parameters alone.
+
+        Nothing is fitted and no model is loaded (the CNN embedding reads only its
+        checkpoint's configuration), so a pipeline's width is known before it is built.
+
+        Parameters
+        ----------
+        image_shape : tuple of (int, int), default=(48, 48)
+            ``(height, width)`` of the crops.
+
+        Returns
+        -------
+        int
+        """
+        return int(self._n_features(tuple(image_shape)))
 
     def _check_params(self) -> None:
         """Raise ValueError for bad parameters (called in fit)."""

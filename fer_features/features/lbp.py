@@ -92,7 +92,9 @@ class LBPFeatures(FaceImageTransformer):
         self._cell_sizes = np.bincount(self._cell_of_pixel, minlength=rows * cols).astype(np.float32)
 
     def _n_features(self, image_shape):
-        return int(self.grid[0] * self.grid[1] * self.n_bins_)
+        if self.method not in _METHOD_BINS:
+            raise ValueError(f"method must be one of {', '.join(map(repr, _METHOD_BINS))}, got {self.method!r}")
+        return int(self.grid[0] * self.grid[1] * _METHOD_BINS[self.method](int(self.n_points)))
 
     def _extract(self, X):
         from skimage.feature import local_binary_pattern

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_features.cnn.estimators import _TorchModuleMixin
 from fer_features.features.base import FaceImageTransformer
+from fer_features.torch_utils import TorchModuleMixin, batched_forward, resolve_device
 
 # torchvision's VGG16 'features' configuration: channels, or 'M' for 2x2 max pooling.
 _VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -27,7 +27,7 @@ def vgg16_features():
     return nn.Sequential(*layers)
 
 
-class VGG16Features(_TorchModuleMixin, FaceImageTransformer):
+class VGG16Features(TorchModuleMixin, FaceImageTransformer):
     """ImageNet VGG16 bottleneck (last convolutional block, after pooling) of face crops.
 
     The grey crop is resized to ``input_size`` (bilinear), copied to three channels,
@@ -75,8 +75,6 @@ class VGG16Features(_TorchModuleMixin, FaceImageTransformer):
 
         import torch
 
-        from fer_features.cnn.net import resolve_device
-
         if self.weights is None or not os.path.isfile(self.weights):
             where = "no weights file given" if self.weights is None else f"{self.weights}: no such file"
             raise FileNotFoundError(
@@ -100,8 +98,6 @@ class VGG16Features(_TorchModuleMixin, FaceImageTransformer):
         self.device_ = resolve_device(self.device)
         self.module_ = module.to(self.device_).eval()
 
-    _channels_last = False  # its batches are fed NCHW, in float32
-
     def _make_module(self):
         return vgg16_features()
 
@@ -111,8 +107,6 @@ class VGG16Features(_TorchModuleMixin, FaceImageTransformer):
     def _extract(self, X):
         import torch
         import torch.nn.functional as F
-
-        from fer_features.cnn.train import batched_forward
 
         mean = torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1).to(self.device_)
         std = torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1).to(self.device_)

@@ -212,6 +212,7 @@ def create_app(
     model_path: str | os.PathLike | None = None,
     *,
     model=None,
+    recognizer=None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     detector: str = "hog",
@@ -228,6 +229,9 @@ def create_app(
         ``/health``.
     model : fitted pipeline, optional
         An already loaded model; ``model_path`` then only names it.
+    recognizer : fer_features.Recognizer, optional
+        An already made recognizer (its model, detector and defaults are used); ``model_path``
+        then only names it.
     max_bytes : int, default=10 MiB
         Largest upload, in bytes.
     max_pixels : int, default=25_000_000
@@ -255,18 +259,21 @@ def create_app(
     from starlette.concurrency import run_in_threadpool
 
     from fer_features import __version__
-    from fer_features.persist import default_model_path, load_model, read_card
-    from fer_features.predict import annotate, predict_photos
+    from fer_features.persist import default_model_path, read_card
+    from fer_features.recognizer import Recognizer
 
-    path = Path(model_path) if model_path is not None else (None if model is not None else default_model_path())
+    given = recognizer is not None or model is not None
+    path = Path(model_path) if model_path is not None else (None if given else default_model_path())
     # dlib's detectors and the pipeline are shared objects: one inference at a time (the
     # machine's cores are used inside it); reading and decoding uploads run in parallel.
     inference_lock = threading.Lock()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.model = model if model is not None else load_model(path)
-        app.state.classes = [str(c) for c in app.state.model.classes_]
+        options = dict(detector=detector, upsample=upsample, min_score=min_score, progress=False)
+        app.state.recognizer = recognizer or Recognizer(model if model is not None else path, **options)
+        app.state.model = app.state.recognizer.model
+        app.state.classes = app.state.recognizer.classes
         app.state.card = read_card(path) if path is not None else {}
         app.state.started = time.time()
         app.state.served = 0
@@ -291,7 +298,8 @@ def create_app(
     def infer(image: np.ndarray, up: int, score: float | None):
         with inference_lock:
             t = time.perf_counter()
-            (faces,) = predict_photos(app.state.model, [image], detector=detector, upsample=up, min_score=score)
+            (result,) = app.state.recognizer.predict_results([image], upsample=up, min_score=score)
+            faces = result.faces
             app.state.served += 1
         return faces, time.perf_counter() - t
 
@@ -349,7 +357,7 @@ def create_app(
         """The image as PNG with each face's box and ``label probability`` drawn."""
         image, faces, timing = await run(request, upsample, min_score)
         buf = io.BytesIO()
-        await run_in_threadpool(lambda: annotate(image, faces).save(buf, format="PNG"))
+        await run_in_threadpool(lambda: app.state.recognizer.annotate(image, faces).save(buf, format="PNG"))
         headers = {"X-Faces": str(len(faces)), "X-Total-Ms": str(timing["total_ms"])}
         return Response(buf.getvalue(), media_type="image/png", headers=headers)
 
@@ -365,7 +373,7 @@ def create_app(
             "classes": app.state.classes,
             "max_bytes": max_bytes,
             "max_pixels": max_pixels,
-            "detector": detector,
+            "detector": app.state.recognizer.detector,
             "served": app.state.served,
             "uptime_s": round(time.time() - app.state.started, 1),
         }

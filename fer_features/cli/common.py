@@ -1,0 +1,166 @@
+"""What the commands share: the typer app, consoles, one-line errors, choices and option types.
+
+Choices are generated from the library's tuples (:mod:`fer_features.config`), so a new preset or
+data format needs no change here. Nothing heavy is imported: ``fer --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from fer_features import config
+
+app = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+    help="Facial expression recognition with hand-crafted and learned features (FER2013 protocol).",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str) -> None:
+    """Print a one-line error and exit with code 2 (a user mistake, no traceback)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def command_line() -> str:
+    """This process's command, as ``fer …`` (recorded in model cards and benchmark results)."""
+    return "fer " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def wide_console(width: int) -> Console:
+    """The console, or one at least ``width`` columns wide when output goes to a pipe or file."""
+    return console if console.is_terminal else Console(width=max(console.width, width))
+
+
+def choices(name: str, values) -> type[Enum]:
+    """A str Enum of the given values, for a typer option's choices."""
+    return Enum(name, {str(v): str(v) for v in values if v is not None}, type=str)
+
+
+Split = choices("Split", config.USAGES)
+DataFormat = choices("DataFormat", config.DATA_FORMATS)
+LabelMode = choices("LabelMode", config.LABEL_MODES)
+Balance = choices("Balance", config.BALANCE_MODES)
+ClassWeight = choices("ClassWeight", ("none", *config.CLASS_WEIGHTS))
+Detector = choices("Detector", config.DETECTORS)
+Device = choices("Device", config.DEVICES)
+Preset = choices("Preset", config.CNN_PRESETS)
+Backend = choices("Backend", config.BACKENDS)
+Tta = choices("Tta", config.TTA_MODES)
+Precision = choices("Precision", config.PRECISIONS)
+
+# --------------------------------------------------------------------------- option types
+
+DATA, MODEL, FEATURES, CNN, DETECTION, OUTPUT = "Data", "Model", "Features and head", "CNN", "Face detection", "Output"
+_DATA_HELP = "FER2013 challenge CSV (fer2013.csv[.gz]), zip or folder; FERPlus fer2013new.csv; or a folder of labelled photos."
+
+DataOpt = Annotated[Path, typer.Option(help=_DATA_HELP, rich_help_panel=DATA)]
+DataArg = Annotated[Path, typer.Argument(help=_DATA_HELP)]
+FormatOpt = Annotated[
+    DataFormat, typer.Option("--format", help="Data format; auto detects it from the path.", rich_help_panel=DATA)
+]
+LabelModeOpt = Annotated[
+    LabelMode,
+    typer.Option(help="FERPlus labels: majority vote, or the vote distribution (argmax for training).", rich_help_panel=DATA),
+]
+ClassesOpt = Annotated[int, typer.Option(min=7, max=8, help="FERPlus classes: 7, or 8 with contempt.", rich_help_panel=DATA)]
+SkipBadOpt = Annotated[bool, typer.Option(help="Leave out unreadable or malformed images instead of stopping.", rich_help_panel=DATA)]
+LimitOpt = Annotated[int, typer.Option(help="Use at most this many images per split (0: all); for quick runs.", rich_help_panel=DATA)]
+SeedOpt = Annotated[int, typer.Option(help="Random seed (models, folds, a photo folder's split).")]
+NJobsOpt = Annotated[int, typer.Option(help="Parallel workers for extraction and calibration; -1 all cores.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON.", rich_help_panel=OUTPUT)]
+
+FeaturesOpt = Annotated[str, typer.Option(help="Feature spec, names joined by '+' (see `fer list`).", rich_help_panel=FEATURES)]
+ClfOpt = Annotated[str, typer.Option(help="Classifier head (see `fer list`).", rich_help_panel=FEATURES)]
+PcaOpt = Annotated[int, typer.Option(help="PCA components after scaling; 0 keeps every feature.", rich_help_panel=FEATURES)]
+ClassWeightOpt = Annotated[
+    ClassWeight, typer.Option(help="'balanced' weights classes by inverse frequency.", rich_help_panel=FEATURES)
+]
+FeatureParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Extractor parameter NAME.PARAM=VALUE, repeatable, e.g. hog.orientations=12 or vgg16.weights=vgg16.pth.",
+        rich_help_panel=FEATURES,
+    ),
+]
+
+PresetOpt = Annotated[
+    Preset, typer.Option(help="CNN size: small (minutes), medium (~1.5 h in bf16 on 2 CPU cores) or large (GPU).", rich_help_panel=CNN)
+]
+PrecisionOpt = Annotated[
+    Precision, typer.Option(help="CNN arithmetic: auto = bf16 on CUDA and on CPUs with native bf16, else fp32.", rich_help_panel=CNN)
+]
+EpochsOpt = Annotated[int, typer.Option(help="CNN epochs at most (early stopping on PublicTest).", rich_help_panel=CNN)]
+DeviceOpt = Annotated[
+    Device, typer.Option(help="Torch device for the CNN: auto = cuda, else mps, else cpu.", rich_help_panel=CNN)
+]
+
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option(
+        envvar=config.ENV_MODEL,
+        help=f"Trained pipeline; default ${config.ENV_MODEL} or {config.DEFAULT_MODEL}.",
+        rich_help_panel=MODEL,
+    ),
+]
+DetectorOpt = Annotated[
+    Detector, typer.Option(help="dlib face detector: HOG (fast) or MMOD CNN (robust, slow).", rich_help_panel=DETECTION)
+]
+UpsampleOpt = Annotated[
+    int, typer.Option(min=0, max=2, help="Times to double the image before detection (finds smaller faces).", rich_help_panel=DETECTION)
+]
+MinScoreOpt = Annotated[
+    float | None,
+    typer.Option(help="Drop detections scoring lower (default: 0.3 for hog, 0 for mmod).", rich_help_panel=DETECTION),
+]
+
+
+def feature_params(items: list[str] | None) -> dict[str, dict]:
+    """``--feature-param`` values → ``{name: {param: value}}``; a malformed one is a user error."""
+    from fer_features.features import parse_feature_params
+
+    try:
+        return parse_feature_params(items or [])
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def load_options(skip_bad: bool, label_mode: LabelMode, classes: int, **extra) -> dict:
+    """The loading options of :func:`fer_features.sources.load_dataset` from the data options."""
+    return {"skip_bad": skip_bad, "label_mode": label_mode.value, "classes": classes, **extra}
+
+
+def load_data(path: Path, data_format: DataFormat, options: dict):
+    """Load a data source with a spinner and its notes (skipped files, photos left out); errors exit 2."""
+    from fer_features.datasets import DataError
+    from fer_features.training import load_data as load
+
+    from fer_features.cli.progress import Reporter
+
+    with Reporter() as report:
+        try:
+            return load(path, data_format.value, on_event=report, **options)
+        except DataError as exc:
+            fail(str(exc))
+
+
+def open_recognizer(model: Path | None, **options):
+    """A :class:`~fer_features.Recognizer` for ``--model``; a missing or bad model file exits 2."""
+    from fer_features.persist import ModelError
+    from fer_features.recognizer import Recognizer
+
+    try:
+        return Recognizer(model, progress=False, **options)
+    except ModelError as exc:
+        fail(str(exc))

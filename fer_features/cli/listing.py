@@ -1,0 +1,19 @@
+"""``fer list``: the feature extractors and classifier heads that specs can name."""
+
+from __future__ import annotations
+
+from fer_features.cli.common import app, console
+
+
+@app.command("list")
+def list_choices() -> None:
+    """List the feature extractors and classifiers that specs can name."""
+    from fer_features.classifiers import list_classifiers
+    from fer_features.features import list_features
+
+    console.print("[bold]features[/] (join with '+', e.g. hog+lbp+landmarks)")
+    for name, desc in list_features().items():
+        console.print(f"  {name:12s} {desc}", highlight=False)
+    console.print("[bold]classifiers[/]")
+    for name, desc in list_classifiers().items():
+        console.print(f"  {name:12s} {desc}", highlight=False)

@@ -1,0 +1,46 @@
+"""``fer serve``: a :class:`fer_features.Recognizer` behind the FastAPI app, run by uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fer_features.cli.common import Detector, DetectorOpt, ModelOpt, UpsampleOpt, app, console, fail, open_recognizer
+
+
+@app.command()
+def serve(
+    model: ModelOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 for every interface.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload, in MiB.")] = 10.0,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Largest image, in pixels (width x height).")] = 25_000_000,
+    detector: DetectorOpt = Detector.hog,
+    upsample: UpsampleOpt = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+) -> None:
+    """Serve the model over HTTP: JSON API ([bold]POST /predict[/], [bold]GET /health[/], docs at /docs) and a demo page at /.
+
+    The page has three tabs: Upload (a photo → boxes and probability bars), Webcam (the
+    browser's camera, a few frames a second) and FaceMatch (hold the emotion shown; scored 0-100).
+    Browsers allow the camera on http://127.0.0.1 or localhost only (else https).
+    """
+    import socket
+
+    try:
+        import uvicorn
+
+        from fer_features.serve import create_app
+    except ImportError as exc:
+        fail(f"fer serve needs fastapi, uvicorn and python-multipart ({exc}): pip install 'fer-features[serve]'")
+    recognizer = open_recognizer(model, detector=detector.value, upsample=upsample)
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host")
+    limits = dict(max_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels)
+    app_ = create_app(recognizer.model_path, recognizer=recognizer, **limits, detector=detector.value, upsample=upsample)
+    console.print(f"serving [bold]{recognizer.model_path}[/] on http://{host}:{port} (API docs: /docs; Ctrl+C stops)")
+    uvicorn.run(app_, host=host, port=port, log_level=log_level)

@@ -1,0 +1,89 @@
+"""``fer train``: options → :func:`fer_features.training.train` → a printed summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fer_features import config
+from fer_features.cli.common import (
+    CNN, FEATURES, ClassesOpt, ClfOpt, ClassWeight, ClassWeightOpt, DataFormat, DataOpt, Device, DeviceOpt, EpochsOpt,
+    FeatureParamOpt, FormatOpt, LabelMode, LabelModeOpt, LimitOpt, NJobsOpt, PcaOpt, Precision, PrecisionOpt, Preset,
+    PresetOpt, SeedOpt, SkipBadOpt, app, command_line, console, fail, feature_params, load_options,
+)  # fmt: skip
+from fer_features.cli.common import Balance as BalanceMode
+
+CnnParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="CNN training parameter KEY=VALUE, repeatable, e.g. ema=0.999, mixup=0.2, label_smoothing=0.1.", rich_help_panel=CNN),
+]
+AugmentOpt = Annotated[bool, typer.Option(help="Add mirrored copies of the Training faces.", rich_help_panel=FEATURES)]
+ShiftOpt = Annotated[int, typer.Option(min=0, help="With --augment, also one copy shifted by up to this many pixels.", rich_help_panel=FEATURES)]
+BalanceOpt = Annotated[BalanceMode, typer.Option(help="Rare classes: none, class weights, or oversampling of Training.", rich_help_panel=FEATURES)]
+SpecOpt = Annotated[str | None, typer.Option(help=f"Feature spec, names joined by '+' (see `fer list`). Default {config.DEFAULT_FEATURES}; none for --clf cnn.", rich_help_panel=FEATURES)]
+OutOpt = Annotated[Path, typer.Option(help="Where to write the trained pipeline (.joblib).")]
+CacheOpt = Annotated[Path | None, typer.Option(help="Cache extracted Training features here (Pipeline memory) for re-runs.")]
+CheckpointOpt = Annotated[Path | None, typer.Option(help="Trained CNN (.pt) for the cnn feature; without it the CNN is trained first.", rich_help_panel=CNN)]
+LogFileOpt = Annotated[Path | None, typer.Option(help="Append each CNN epoch's record (JSON) to this file, for long runs.", rich_help_panel=CNN)]
+
+
+@app.command()
+def train(
+    data: DataOpt = config.DEFAULT_DATA, data_format: FormatOpt = DataFormat.auto,
+    label_mode: LabelModeOpt = LabelMode.majority, classes: ClassesOpt = 7,
+    augment: AugmentOpt = False, augment_shift: ShiftOpt = 0, balance: BalanceOpt = BalanceMode.none,
+    features: SpecOpt = None, clf: ClfOpt = config.DEFAULT_CLASSIFIER, out: OutOpt = config.DEFAULT_MODEL,
+    pca: PcaOpt = config.DEFAULT_PCA, class_weight: ClassWeightOpt = ClassWeight.none, n_jobs: NJobsOpt = -1,
+    seed: SeedOpt = 0, limit: LimitOpt = 0, skip_bad: SkipBadOpt = False, cache_dir: CacheOpt = None,
+    cnn_checkpoint: CheckpointOpt = None, preset: PresetOpt = Preset.small, epochs: EpochsOpt = config.CNN_EPOCHS,
+    device: DeviceOpt = Device.auto, precision: PrecisionOpt = Precision.auto, cnn_param: CnnParamOpt = None,
+    log_file: LogFileOpt = None, feature_param: FeatureParamOpt = None,
+) -> None:  # fmt: skip
+    """Fit a pipeline on [bold]Training[/], report PublicTest and PrivateTest, save it with a model card.
+
+    Writes OUT (joblib), OUT with .json (model card: features, classifier, parameters, data
+    fingerprint, library versions, metrics, timings) and OUT with .confusion.png (PrivateTest).
+    With [bold]--clf cnn[/] the network is trained end to end (best epoch on PublicTest) and its
+    checkpoint written to OUT with .pt; an interrupted run resumes when run again. With the
+    [bold]cnn[/] feature and no --cnn-checkpoint, that network is trained first (OUT with .cnn.pt).
+    """
+    from fer_features.cli.progress import Reporter
+    from fer_features.datasets import DataError
+    from fer_features.training import TrainSettings, log_cnn_epochs, parse_cnn_params
+    from fer_features.training import train as train_model
+
+    if log_file is not None:
+        log_cnn_epochs(log_file)
+    try:
+        cnn_params = {**parse_cnn_params(cnn_param or []), "preset": preset.value, "epochs": epochs,
+                      "device": device.value, "precision": precision.value}  # fmt: skip
+        settings = TrainSettings(
+            features=features, clf=clf, pca=pca, class_weight=class_weight.value, balance=balance.value, augment=augment,
+            augment_shift=augment_shift, n_jobs=n_jobs, seed=seed, limit=limit, cache_dir=cache_dir,
+            cnn_checkpoint=cnn_checkpoint, cnn_params=cnn_params, feature_params=feature_params(feature_param),
+        )  # fmt: skip
+        settings.check(out)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    with Reporter() as report:
+        try:
+            _, card = train_model(data, settings=settings, out=out, data_format=data_format.value, command=command_line(),
+                                  load_options=load_options(skip_bad, label_mode, classes), on_event=report)  # fmt: skip
+        except DataError as exc:
+            fail(str(exc))
+    print_summary(card, out)
+
+
+def print_summary(card, out: Path) -> None:
+    """PrivateTest accuracy and macro-F1, where the model went, wall time and peak memory."""
+    from fer_features.persist import card_path
+
+    if "PrivateTest" in card.metrics:
+        m = card.metrics["PrivateTest"]
+        console.print(f"PrivateTest accuracy [bold]{m['accuracy']:.4f}[/], macro-F1 [bold]{m['macro_f1']:.4f}[/]")
+    console.print(
+        f"saved {out} (card {card_path(out)}); wall time {card.timings['total_seconds']:.0f} s, "
+        f"peak memory {card.peak_memory_mb:.0f} MiB"
+    )
