@@ -68,6 +68,8 @@ PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
 
 #: Test-time augmentation of the CNN: none, the mirror image, or ten crops (corners, centre, mirrored).
 TTA_MODES: tuple[str, ...] = ("none", "flip", "ten-crop")
+#: The test-time augmentations scored apart from the plain PrivateTest score: metric name → mode.
+TTA_REPORTS = (("PrivateTest+TTA", "flip"), ("PrivateTest+TTA10", "ten-crop"))
 
 #: Where ``fer benchmark`` runs its cells.
 BACKENDS: tuple[str, ...] = ("local", "dask")

@@ -30,6 +30,7 @@ from fer_features.config import (
     DEFAULT_CLASSIFIER,
     DEFAULT_FEATURES,
     DEFAULT_PCA,
+    TTA_REPORTS,
     USAGES,
 )
 from fer_features.datasets import DataError, FERDataset
@@ -592,7 +593,7 @@ def score_splits(pipe, dataset: FERDataset, *, tta: bool = False) -> dict[str, d
         if len(X):
             metrics[split] = evaluate(pipe, X, y)
     if tta and "PrivateTest" in metrics:
-        for name, mode in (("PrivateTest+TTA", "flip"), ("PrivateTest+TTA10", "ten-crop")):
+        for name, mode in TTA_REPORTS:
             pipe.set_params(clf__tta=mode)
             metrics[name] = evaluate(pipe, *dataset.split("PrivateTest"))
         pipe.set_params(clf__tta=False)

@@ -27,7 +27,7 @@ from fer_features.benchmark.grid import Cell, Grid
 from fer_features.datasets import USAGES, FERDataset
 from fer_features.persist import machine_info
 
-from fer_features.config import BACKENDS  # noqa: E402
+from fer_features.config import BACKENDS, TTA_REPORTS  # noqa: E402
 
 
 class PeakMemory:
@@ -185,7 +185,7 @@ def run_baseline_cell(checkpoint: str, X: np.ndarray, labels: np.ndarray, index:
             if len(index[usage]):
                 record[usage] = _scores(net, X[index[usage]], labels[index[usage]])
         if len(index["PrivateTest"]):
-            for name, mode in (("PrivateTest+TTA", "flip"), ("PrivateTest+TTA10", "ten-crop")):
+            for name, mode in TTA_REPORTS:
                 net.set_params(tta=mode)
                 record[name] = _scores(net, X[index["PrivateTest"]], labels[index["PrivateTest"]])
     record["dims"] = int(net.module_.classifier.in_features)
