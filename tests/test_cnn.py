@@ -592,6 +592,32 @@ def test_resume_file_of_other_training_data_is_not_resumed(tiny_data, tmp_path, 
     assert_same_weights(result["state_dict"], fresh["state_dict"])
 
 
+def test_warm_restart_starts_from_the_checkpoint(tiny_data, tmp_path):
+    X, y, X_val, y_val = tiny_data
+    first = train_cnn(*tiny_data, config=tiny_config(seed=1), device="cpu")
+    path = save_checkpoint(first, tmp_path / "first.pt")
+    params = lambda sd: {k: v for k, v in sd.items() if "running" not in k and "num_batches" not in k}  # noqa: E731
+    # with a zero learning rate the parameters stay where the run started: the checkpoint's ...
+    frozen = tiny_config(seed=2, lr=0.0, init_checkpoint=str(path))
+    restarted = train_cnn(X[:48] + 40, y[:48], X_val, y_val, config=frozen, device="cpu")  # other data
+    assert_same_weights(params(restarted["state_dict"]), params(first["state_dict"]))
+    assert (restarted["mean"], restarted["std"]) == (first["mean"], first["std"])  # its normalisation kept
+    assert restarted["init"]["path"] == str(path) and restarted["init"]["epochs"] == len(first["history"])
+    # ... and not a random initialisation's
+    cold = train_cnn(X[:48] + 40, y[:48], X_val, y_val, config=tiny_config(seed=2, lr=0.0), device="cpu")
+    assert any(not torch.equal(v, first["state_dict"][k]) for k, v in params(cold["state_dict"]).items())
+    assert "init" not in cold
+
+
+def test_warm_restart_refuses_another_network(tiny_data, tmp_path):
+    path = save_checkpoint(train_cnn(*tiny_data, config=tiny_config(epochs=1), device="cpu"), tmp_path / "a.pt")
+    other = tiny_config(epochs=1, init_checkpoint=str(path), net={**TINY, "embedding_dim": 8})
+    with pytest.raises(ValueError, match="not this run's"):
+        train_cnn(*tiny_data, config=other, device="cpu")
+    with pytest.raises(FileNotFoundError, match="no such CNN checkpoint"):
+        train_cnn(*tiny_data, config=tiny_config(epochs=1, init_checkpoint=str(tmp_path / "none.pt")), device="cpu")
+
+
 # --------------------------------------------------------------------------- augmentation
 
 

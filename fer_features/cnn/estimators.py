@@ -183,6 +183,8 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         Beta alphas of mixup / CutMix; 0 is off.
     ema : float, default=0.0
         Decay of the weight average that is selected and kept; 0 is off.
+    init_checkpoint : str, default=''
+        A checkpoint (``.pt``) of the same network to start from: a warm restart of the schedule.
     device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
     tta : {False, True, 'flip', 'ten-crop'}, default=False
         Test-time augmentation at prediction (:func:`~fer_features.cnn.train.tta_views`);
@@ -223,6 +225,7 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         mixup=0.0,
         cutmix=0.0,
         ema=0.0,
+        init_checkpoint="",
         device="auto",
         tta=False,
         validation_fraction=0.1,
@@ -246,6 +249,7 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         self.mixup = mixup
         self.cutmix = cutmix
         self.ema = ema
+        self.init_checkpoint = init_checkpoint
         self.device = device
         self.tta = tta
         self.validation_fraction = validation_fraction

@@ -85,6 +85,11 @@ class TrainConfig:
         Decay per optimizer step of an exponential moving average of the weights (and batch-norm
         statistics); 0 turns it off. When on, the averaged network is the one validated, selected
         and saved.
+    init_checkpoint : str
+        Path of a checkpoint (:func:`save_checkpoint`) whose weights start this run instead of a
+        random initialisation: a warm restart of the schedule (SGDR, Loshchilov & Hutter 2017;
+        each cycle's end is a snapshot, Huang et al. 2017). Its network and classes must match
+        this run's, and its input normalisation is kept. ``''``: random initialisation.
     """
 
     preset: str = "small"
@@ -104,6 +109,7 @@ class TrainConfig:
     mixup: float = 0.0
     cutmix: float = 0.0
     ema: float = 0.0
+    init_checkpoint: str = ""
     net: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -348,7 +354,10 @@ def train_cnn(
     Raises
     ------
     ValueError
-        If ``soft_train`` does not have one row per training image.
+        If ``soft_train`` does not have one row per training image, or ``config.init_checkpoint``
+        holds another network or another number of classes.
+    FileNotFoundError
+        If ``config.init_checkpoint`` names a missing file.
     """
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -368,11 +377,17 @@ def train_cnn(
         n_classes = max(n_classes, soft_train.shape[1])
     mean = float(X_train.mean() / 255.0)
     std = float(X_train.std() / 255.0) or 1.0
+    init = _init_checkpoint(cfg, n_classes)
+    if init is not None:  # the weights expect the inputs normalised as they were trained
+        mean, std = float(init["mean"]), float(init["std"])
     xt, yt = to_tensor(X_train, mean, std), torch.as_tensor(np.asarray(y_train), dtype=torch.long)
     xv, yv = to_tensor(X_val, mean, std), torch.as_tensor(np.asarray(y_val), dtype=torch.long)
     tt = torch.from_numpy(soft_train / soft_train.sum(1, keepdims=True).clip(1e-12)) if soft_train is not None else F.one_hot(yt, n_classes).float()
 
-    net = to_channels_last(build_net({**cfg.net, "n_classes": n_classes}).to(dev), cfg.channels_last)
+    net = build_net({**cfg.net, "n_classes": n_classes})
+    if init is not None:
+        net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in init["state_dict"].items()})
+    net = to_channels_last(net.to(dev), cfg.channels_last)
     optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     ema_net = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
     loader_gen = torch.Generator().manual_seed(cfg.seed)
@@ -489,9 +504,30 @@ def train_cnn(
         "soft_labels": soft_train is not None,
         "train_seconds": round(state["seconds"], 1),
     }
+    if init is not None:
+        checkpoint["init"] = {
+            "path": cfg.init_checkpoint,
+            "val_accuracy": init.get("val_accuracy"),
+            "train_seconds": init.get("train_seconds"),
+            "epochs": len(init.get("history", [])),
+        }
     if resume_path is not None and resume_path.exists():
         resume_path.unlink()
     return checkpoint
+
+
+def _init_checkpoint(cfg: TrainConfig, n_classes: int) -> dict | None:
+    """The checkpoint a warm restart starts from (``cfg.init_checkpoint``), checked against the run."""
+    if not cfg.init_checkpoint:
+        return None
+    init = load_checkpoint(cfg.init_checkpoint)
+    theirs, ours = dict(init["config"]["net"]), dict(cfg.net)
+    normalise = lambda net: {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in net.items()}  # noqa: E731
+    if normalise(theirs) != normalise(ours):
+        raise ValueError(f"{cfg.init_checkpoint}: its network {theirs} is not this run's {ours}; pass the same preset")
+    if int(init["n_classes"]) != n_classes:
+        raise ValueError(f"{cfg.init_checkpoint}: it has {init['n_classes']} classes, this run's data {n_classes}")
+    return init
 
 
 def save_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Path:
