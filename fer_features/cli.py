@@ -72,6 +72,45 @@ def fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+@app.callback()
+def _main() -> None:
+    """Facial expression recognition with hand-crafted and learned features (FER2013 protocol)."""
+    from fer_features.interrupts import shield_workers_from_ctrl_c
+
+    shield_workers_from_ctrl_c()  # Ctrl-C: the command stops, no worker prints a traceback
+
+
+TrustPickleOpt = Annotated[
+    bool, typer.Option("--trust-pickle", help="Also load a pickle-based (.joblib) model: it can run code, so only one you made yourself.")
+]
+
+
+def _check_outputs(*outputs: tuple[Path | None, bool, str]) -> None:
+    """``(path, is_folder, option)`` each writable, before any work starts; else one line and exit 2."""
+    from fer_features.persist import OutputError, check_writable
+
+    for path, folder, option in outputs:
+        if path is not None:
+            try:
+                check_writable(path, folder=folder, option=option)
+            except OutputError as exc:
+                fail(str(exc))
+
+
+def _read_model(path: Path | None, trust_pickle: bool):
+    """The checked pipeline of ``path`` (default model if None); says which format it read."""
+    from fer_features.persist import ModelError, default_model_path, load_model, model_format
+
+    path = path or default_model_path()
+    try:
+        pipe = load_model(path, trusted=trust_pickle)
+    except ModelError as exc:
+        fail(str(exc))
+    how = "skops format" if model_format(path) == "skops" else "pickle (joblib) format, trusted with --trust-pickle"
+    err_console.print(f"model {path} ({how})", highlight=False, soft_wrap=True)
+    return pipe
+
+
 def _load_data(
     path: Path,
     skip_bad: bool,
@@ -218,7 +257,9 @@ def train(
         str | None, typer.Option(help="Feature spec, names joined by '+' (see `fer list`). Default hog+lbp+landmarks; none for --clf cnn.")
     ] = None,
     clf: Annotated[str, typer.Option(help="Classifier head (see `fer list`).")] = "svm",
-    out: Annotated[Path, typer.Option(help="Where to write the trained pipeline (.joblib).")] = Path("models/fer-default.joblib"),
+    out: Annotated[
+        Path, typer.Option(help="Where to write the trained pipeline: .skops (safe to share), or .joblib (a pickle).")
+    ] = Path("models/fer-default.skops"),
     pca: Annotated[int, typer.Option(help="PCA components after scaling; 0 keeps every feature.")] = 256,
     class_weight: Annotated[ClassWeight, typer.Option(help="'balanced' weights classes by inverse frequency.")] = ClassWeight.none,
     n_jobs: Annotated[int, typer.Option(help="Parallel workers for extraction and calibration; -1 all cores.")] = -1,
@@ -239,8 +280,9 @@ def train(
 ) -> None:
     """Fit a pipeline on [bold]Training[/], report PublicTest and PrivateTest, save it with a model card.
 
-    Writes OUT (joblib), OUT with .json (model card: features, classifier, parameters, data
-    fingerprint, library versions, metrics, timings) and OUT with .confusion.png (PrivateTest).
+    Writes OUT (skops; a pickle with joblib for a .joblib name), OUT with .json (model card:
+    features, classifier, parameters, data fingerprint, library versions, metrics, timings) and
+    OUT with .confusion.png (PrivateTest), moved into place together at the end.
     With [bold]--clf cnn[/] the network is trained end to end (best epoch on PublicTest) and its
     checkpoint written to OUT with .pt; an interrupted run resumes when run again. With the
     [bold]cnn[/] feature and no --cnn-checkpoint, that network is trained first (OUT with .cnn.pt).
@@ -256,6 +298,7 @@ def train(
     if features is None and not end_to_end:
         features = DEFAULT_FEATURES
     cnn_options = {"preset": preset.value, "epochs": epochs, "device": device.value}
+    _check_outputs((out, False, "--out"))
     try:
         uses_cnn = features is not None and "cnn" in parse_spec(features)
         if clf not in list_classifiers():
@@ -330,10 +373,7 @@ def train(
     if end_to_end:
         timings.update(_fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs))
         ckpt = pipe.named_steps["clf"].checkpoint_
-        cnn_checkpoint = out.with_suffix(".pt")
-        from fer_features.cnn.train import save_checkpoint
-
-        save_checkpoint(ckpt, cnn_checkpoint)
+        cnn_checkpoint = out.with_suffix(".pt")  # written with the model, at the end
         cnn_card = _cnn_card(ckpt)
     else:
         timings.update(_fit_with_progress(pipe, X_train, y_train))
@@ -375,15 +415,18 @@ def train(
     }
     if cnn_card:
         card["cnn"] = {"checkpoint": str(cnn_checkpoint), **cnn_card}
+    extras = {}  # the run's other files, moved into place with the model and its card
     if "PrivateTest" in metrics:
-        plot_confusion_matrix(
-            metrics["PrivateTest"]["confusion_matrix"],
-            out.with_suffix(".confusion.png"),
-            title=f"{features or 'pixels'} → {clf}, PrivateTest (acc {metrics['PrivateTest']['accuracy']:.3f})",
-        )
+        title = f"{features or 'pixels'} → {clf}, PrivateTest (acc {metrics['PrivateTest']['accuracy']:.3f})"
+        cm = metrics["PrivateTest"]["confusion_matrix"]
+        extras[out.with_suffix(".confusion.png")] = lambda p: plot_confusion_matrix(cm, p, title=title)
+    if end_to_end:
+        from fer_features.cnn.train import save_checkpoint
+
+        extras[cnn_checkpoint] = lambda p: save_checkpoint(ckpt, p)
     timings["total_seconds"] = round(time.perf_counter() - t0, 2)
     card["peak_memory_mb"] = _peak_memory_mb()
-    save_model(pipe, out, card)
+    save_model(pipe, out, card, extras=extras)
     if "PrivateTest" in metrics:
         m = metrics["PrivateTest"]
         console.print(f"PrivateTest accuracy [bold]{m['accuracy']:.4f}[/], macro-F1 [bold]{m['macro_f1']:.4f}[/]")
@@ -560,7 +603,7 @@ def cv(
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="Trained pipeline (.joblib).")],
+    model: Annotated[Path, typer.Argument(help="Trained pipeline (.skops, or .joblib with --trust-pickle).")],
     data: Annotated[Path, typer.Option(help=_DATA_HELP)] = DEFAULT_DATA,
     data_format: FormatOpt = DataFormat.auto,
     label_mode: LabelModeOpt = LabelMode.majority,
@@ -570,23 +613,21 @@ def evaluate(
     plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the model).")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable or malformed images.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of a photo folder's split: the --seed given to fer train.")] = 0,
+    trust_pickle: TrustPickleOpt = False,
 ) -> None:
     """Score a trained pipeline on one split: per-class report, accuracy, macro-F1, confusion matrix."""
     from fer_features.evaluation import evaluate as score
     from fer_features.evaluation import format_report, plot_confusion_matrix
-    from fer_features.persist import ModelError, load_model
 
-    try:
-        pipe = load_model(model)
-    except ModelError as exc:
-        fail(str(exc))
+    plot = plot or model.with_suffix(f".{split.value}.confusion.png")
+    _check_outputs((plot, False, "--plot"))
+    pipe = _read_model(model, trust_pickle)
     dataset = _load_data(data, skip_bad, format=data_format.value, label_mode=label_mode.value, classes=classes, seed=seed)
     X, y = dataset.split(split.value)
     if len(X) == 0:
         fail(f"{data}: has no {split.value} images")
     with console.status(f"scoring {len(X):,} {split.value} faces"):
         metrics = score(pipe, X, y)
-    plot = plot or model.with_suffix(f".{split.value}.confusion.png")
     plot_confusion_matrix(metrics["confusion_matrix"], plot, title=f"{model.stem}, {split.value} (acc {metrics['accuracy']:.3f})")
     metrics = {"model": str(model), "split": split.value, "data_fingerprint": dataset.fingerprint, **metrics, "plot": str(plot)}
     if json_out:
@@ -600,7 +641,7 @@ def evaluate(
 @app.command()
 def predict(
     paths: Annotated[list[Path] | None, typer.Argument(help="Photos, 48x48 face crops, folders of them, or one video file.")] = None,
-    model: Annotated[Path | None, typer.Option(help="Trained pipeline; default $FER_MODEL or models/fer-default.joblib.")] = None,
+    model: Annotated[Path | None, typer.Option(help="Trained pipeline; default $FER_MODEL or models/fer-default.skops.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     annotate: Annotated[
         Path | None, typer.Option(help="Write the photo with boxes and labels here (a folder for several photos; an .mp4/.avi for a video).")
@@ -612,6 +653,10 @@ def predict(
     every: Annotated[int, typer.Option(min=1, help="Video or webcam: analyse every k-th frame.")] = 1,
     webcam: Annotated[bool, typer.Option("--webcam", help="Classify the camera's frames live in an OpenCV window (needs a display).")] = False,
     device: Annotated[int, typer.Option(help="Webcam: OpenCV camera index.")] = 0,
+    max_pixels: Annotated[
+        int | None, typer.Option(min=1, help="Largest photo read, in pixels (default 25,000,000 or $FER_MAX_PIXELS); a larger one is an error row.")
+    ] = None,
+    trust_pickle: TrustPickleOpt = False,
 ) -> None:
     """Find every face in each photo (or each frame of a video, or the webcam) and say its emotion.
 
@@ -620,14 +665,13 @@ def predict(
     code 2 once the batch is done. One video file (.mp4, .avi, .mov, .mkv, .webm, …) is read
     frame by frame: [bold]--out[/] CSV, [bold]--annotate[/] video, [bold]--every[/] k.
     """
-    from fer_features.persist import ModelError, default_model_path, load_model
     from fer_features.predict import annotate as draw
     from fer_features.predict import expand_paths, predict_paths
     from fer_features.video import is_video
 
     if webcam or (paths and len(paths) == 1 and is_video(paths[0])):
         options = dict(detector=detector.value, upsample=upsample, min_score=min_score)
-        _predict_video(None if webcam else paths[0], model, out, annotate, every, device, json_out, options)
+        _predict_video(None if webcam else paths[0], model, out, annotate, every, device, json_out, options, trust_pickle)
         return
     if not paths:
         fail("give photos, folders of them or one video file, or --webcam")
@@ -639,12 +683,10 @@ def predict(
     files = expand_paths(paths)
     if not files:
         fail(f"no image files in {', '.join(map(str, paths))}")
-    try:
-        pipe = load_model(model or default_model_path())
-    except ModelError as exc:
-        fail(str(exc))
+    _check_outputs((annotate, len(files) > 1, "--annotate"))
+    pipe = _read_model(model, trust_pickle)
     with console.status(f"finding faces in {len(files)} image(s)"):
-        results = predict_paths(pipe, files, detector=detector.value, upsample=upsample, min_score=min_score)
+        results = predict_paths(pipe, files, detector=detector.value, upsample=upsample, min_score=min_score, max_pixels=max_pixels)
 
     if annotate is not None:
         from fer_features.faces import load_image
@@ -654,7 +696,7 @@ def predict(
         for r in readable:
             target = annotate if len(files) == 1 else annotate / f"{Path(r.path).stem}.annotated.png"
             with atomic_path(target) as tmp:
-                draw(load_image(r.path), r.faces).save(tmp, format="PNG")
+                draw(load_image(r.path, max_pixels=max_pixels), r.faces).save(tmp, format="PNG")
 
     if json_out:
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
@@ -776,6 +818,7 @@ def benchmark(
             raise ValueError("--scheduler is for --backend dask")
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
+    _check_outputs((results_dir, True, "--results-dir"), (report, False, "--report"))
     dataset = _limit(
         _load_data(data, skip_bad, format=data_format.value, label_mode=label_mode.value, classes=classes, seed=grid.seed),
         limit,
@@ -898,9 +941,8 @@ def list_choices() -> None:
 
 
 def _predict_video(source: Path | None, model: Path | None, out: Path | None, annotate: Path | None, every: int,
-                   device: int, json_out: bool, options: dict) -> None:  # fmt: skip
+                   device: int, json_out: bool, options: dict, trust_pickle: bool = False) -> None:  # fmt: skip
     """``fer predict VIDEO`` (``source``) or ``fer predict --webcam`` (``source=None``): CSV, annotated video, fps."""
-    from fer_features.persist import ModelError, default_model_path, load_model
     from fer_features.video import VIDEO_SUFFIXES, VideoError, capture_info, is_video, open_capture
     from fer_features.video import predict_video, run_webcam
 
@@ -910,10 +952,8 @@ def _predict_video(source: Path | None, model: Path | None, out: Path | None, an
         fail("--annotate is for photos and videos, not --webcam")
     if annotate is not None and not is_video(annotate):
         fail(f"--annotate {annotate}: give a video file name ({', '.join(VIDEO_SUFFIXES[:4])}, …) for a video")
-    try:
-        pipe = load_model(model or default_model_path())
-    except ModelError as exc:
-        fail(str(exc))
+    _check_outputs((out, False, "--out"), (annotate, False, "--annotate"))
+    pipe = _read_model(model, trust_pickle)
     try:
         if source is None:
             err_console.print(f"webcam {device}: q or Esc in the window to stop")
@@ -971,7 +1011,7 @@ def _predict_video(source: Path | None, model: Path | None, out: Path | None, an
 
 @app.command()
 def serve(
-    model: Annotated[Path | None, typer.Option(help="Trained pipeline; default $FER_MODEL or models/fer-default.joblib.")] = None,
+    model: Annotated[Path | None, typer.Option(help="Trained pipeline; default $FER_MODEL or models/fer-default.skops.")] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 for every interface.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload, in MiB.")] = 10.0,
@@ -979,6 +1019,7 @@ def serve(
     detector: Annotated[Detector, typer.Option(help="dlib face detector: HOG (fast) or MMOD CNN (robust, slow).")] = Detector.hog,
     upsample: Annotated[int, typer.Option(min=0, max=2, help="Default times to double an image before detection.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+    trust_pickle: TrustPickleOpt = False,
 ) -> None:
     """Serve the model over HTTP: JSON API ([bold]POST /predict[/], [bold]GET /health[/], docs at /docs) and a demo page at /.
 
@@ -988,7 +1029,7 @@ def serve(
     """
     import socket
 
-    from fer_features.persist import ModelError, default_model_path, load_model
+    from fer_features.persist import default_model_path
 
     try:
         import uvicorn
@@ -997,10 +1038,7 @@ def serve(
     except ImportError as exc:
         fail(f"fer serve needs fastapi, uvicorn and python-multipart ({exc}): pip install 'fer-features[serve]'")
     path = model or default_model_path()
-    try:
-        pipe = load_model(path)
-    except ModelError as exc:
-        fail(str(exc))
+    pipe = _read_model(path, trust_pickle)
     try:
         with socket.create_server((host, port)):
             pass
@@ -1039,6 +1077,7 @@ def data_inspect(
     """
     from fer_features.inspect import inspect_dataset, write_plots
 
+    _check_outputs((out, True, "--out"))
     t0 = time.perf_counter()
     dataset = _load_data(path, True, format=data_format.value, label_mode=label_mode.value, classes=classes, seed=seed, n_jobs=n_jobs)
     report = inspect_dataset(dataset, blank_std=blank_std, near_duplicates=near)

@@ -281,7 +281,7 @@ def tiny_model_path(tmp_path_factory, tiny_model) -> Path:
     """:func:`tiny_model` saved as a model file with a card (needs no real data)."""
     from fer_features.persist import save_model
 
-    return save_model(tiny_model, tmp_path_factory.mktemp("serve-model") / "tiny.joblib", {"features": "hog", "classifier": "logreg"})
+    return save_model(tiny_model, tmp_path_factory.mktemp("serve-model") / "tiny.skops", {"features": "hog", "classifier": "logreg"})
 
 
 @pytest.fixture(scope="session")

@@ -10,18 +10,27 @@ from fer_features.features.base import FaceImageTransformer, check_images
 
 
 class _TorchModuleMixin:
-    """Pickling of an estimator holding a torch module in ``module_`` (after skorch).
+    """Persistence of an estimator holding a torch module in ``module_`` (after skorch).
 
-    The weights are pickled on the CPU; unpickling rebuilds the module on the device named by
-    the estimator's ``device`` parameter as it resolves on the loading machine (``'auto'``:
-    CUDA, else MPS, else CPU), so a model trained on a GPU loads on a laptop.
+    The state holds the weights as plain numpy arrays on the CPU (``_module_state``, one array
+    per ``state_dict`` entry), never torch objects, so the estimator saves with
+    :mod:`skops.io` (whose loader builds no torch types) as well as with pickle. Loading
+    rebuilds the module on the device named by the estimator's ``device`` parameter as it
+    resolves on the loading machine (``'auto'``: CUDA, else MPS, else CPU), so a model trained
+    on a GPU loads on a laptop.
     """
 
     def __getstate__(self):
         state = self.__dict__.copy()
         if "module_" in state:
+            import torch
+
             module = state.pop("module_")
-            state["_module_state"] = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+            weights = {}
+            for k, v in module.state_dict().items():
+                v = v.detach().cpu()
+                weights[k] = (v.float() if v.dtype == torch.bfloat16 else v).numpy().copy()
+            state["_module_state"] = weights
             state.pop("device_", None)
         return state
 
@@ -29,14 +38,19 @@ class _TorchModuleMixin:
         module_state = state.pop("_module_state", None)
         self.__dict__.update(state)
         if module_state is not None:
+            import torch
+
             from fer_features.cnn.net import resolve_device
 
             try:
                 self.device_ = resolve_device(self.device)
-            except ValueError:  # e.g. pickled with device='cuda', loaded without a GPU
+            except ValueError:  # e.g. saved with device='cuda', loaded without a GPU
                 self.device_ = resolve_device("auto")
             net = self._make_module()
-            net.load_state_dict(module_state)
+            # numpy arrays (this format), or tensors (pickles written before it)
+            net.load_state_dict(
+                {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.array(v)) for k, v in module_state.items()}
+            )
             self.module_ = net.to(self.device_).eval()
 
     def _make_module(self):
@@ -91,7 +105,7 @@ class CNNEmbedding(_TorchModuleMixin, FaceImageTransformer):
     Notes
     -----
     Output: ``(n_samples, embedding_dim)`` float32 (256 for the ``small`` preset, 512 for
-    ``large``), columns ``cnn0 …``. Pickling stores the weights on the CPU; loading puts them on
+    ``large``), columns ``cnn0 …``. Saving (skops or pickle) stores the weights as numpy arrays; loading puts them on
     the device available then.
     """
 
