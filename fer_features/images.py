@@ -146,8 +146,8 @@ def decode_image(
             im = Image.open(fp)
         except UnidentifiedImageError:
             raise NotAnImageError(f"{label}: not an image Pillow can read ({size:,} bytes starting {head!r})") from None
-        except Image.DecompressionBombError as exc:
-            raise TooManyPixelsError(f"{label}: {exc}; {too_many}") from None
+        except Image.DecompressionBombError as exc:  # over twice Pillow's own limit: refused in open()
+            raise TooManyPixelsError(f"{label}: {_bomb_message(exc)}; {too_many}") from None
         except _DECODE_ERRORS as exc:
             raise CorruptImageError(f"{label}: corrupt image header ({exc.__class__.__name__}: {exc})") from None
         width, height = im.size
@@ -161,7 +161,15 @@ def decode_image(
                 return np.asarray(im.convert("L"))
             return to_rgb(ImageOps.exif_transpose(im))
         except Image.DecompressionBombError as exc:
-            raise TooManyPixelsError(f"{label}: {exc}; {too_many}") from None
+            raise TooManyPixelsError(f"{label}: {_bomb_message(exc)}; {too_many}") from None
         except _DECODE_ERRORS as exc:
             what = im.format or "image"
             raise CorruptImageError(f"{label}: {what} data is truncated or corrupt ({exc.__class__.__name__}: {exc})") from None
+
+
+def _bomb_message(exc: Exception) -> str:
+    """Pillow's decompression-bomb error as ``image has N pixels`` (Pillow says "Image size (N pixels) exceeds …")."""
+    import re
+
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return f"image has {int(found.group(1)):,} pixels" if found else str(exc).rstrip(".")
