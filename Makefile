@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATA   ?= ../shared/data/fer2013.zip
-MODEL  ?= models/fer-default.joblib
+MODEL  ?= models/fer-default.skops
 
 .PHONY: install run test lock clean
 
