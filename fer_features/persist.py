@@ -353,7 +353,7 @@ def load_model(path: str | Path | None = None, *, trusted: bool = False):
     if not path.is_file():
         raise ModelError(
             f"{path}: no such model file; train one with "
-            f"`fer train --data ../shared/data/fer2013.zip --out {path}` (or `make run`)"
+            f"`fer train --data ../shared/data/fer2013.csv.gz --out {path}` (or `make run`)"
         )
     if model_format(path) == "skops":
         model = _load_skops(path)
