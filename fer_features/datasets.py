@@ -297,7 +297,7 @@ def _decode_image(data: bytes) -> np.ndarray:
     from fer_features.images import ImageError, decode_image
 
     try:
-        # a FER2013 member is 48x48: anything claiming over 4096 pixels is refused from its header
+        # a FER2013 member is 48x48: one claiming over 64 times that (147,456 pixels) is refused from its header
         arr = decode_image(data, max_pixels=64 * IMAGE_SIZE * IMAGE_SIZE, name="member", mode="L")
     except ImageError as exc:
         raise DataError(f"not a readable image ({exc.__class__.__name__}: {str(exc).removeprefix('member: ')})") from None
