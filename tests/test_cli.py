@@ -45,13 +45,6 @@ def tiny_model_file(tmp_path_factory, tiny_model):
     return save_model(tiny_model, tmp_path_factory.mktemp("tiny") / "tiny.skops", {"features": "hog"})
 
 
-@pytest.fixture(scope="module")
-def crop_png(tmp_path_factory, patterns):
-    path = tmp_path_factory.mktemp("crops") / "crop.png"
-    Image.fromarray(patterns[0][3]).save(path)
-    return path
-
-
 # --------------------------------------------------------------------------- train
 
 

@@ -816,14 +816,14 @@ def test_cli_predict_crop_with_cnn_model(cnn_model, real_faces, tmp_path):
 def test_cli_evaluate_scores_a_checkpoint_directly(cnn_model, real_zip, tmp_path):
     pt = cnn_model.with_suffix(".pt")
     args = ("--data", str(real_zip), "--split", "PublicTest", "--json", "--precision", "fp32")
-    via_pipeline = json.loads(fer("evaluate", str(cnn_model), *args[:-2], "--plot", str(tmp_path / "a.png")).output)
+    via_pipeline = json.loads(fer("evaluate", str(cnn_model), *args[:-2], "--plot", str(tmp_path / "a.png")).stdout)  # the format note is on stderr
     result = fer("evaluate", str(pt), *args, "--plot", str(tmp_path / "b.png"))
     assert result.exit_code == 0, result.output
-    direct = json.loads(result.output)
+    direct = json.loads(result.stdout)
     assert direct["tta"] == "none" and direct["precision"] == "fp32"
     # the same network, so the same score as the saved pipeline (that one may run in bf16)
     assert direct["accuracy"] == pytest.approx(via_pipeline["accuracy"], abs=0.01)
-    ten = json.loads(fer("evaluate", str(pt), *args, "--tta", "ten-crop", "--plot", str(tmp_path / "c.png")).output)
+    ten = json.loads(fer("evaluate", str(pt), *args, "--tta", "ten-crop", "--plot", str(tmp_path / "c.png")).stdout)
     assert ten["tta"] == "ten-crop" and 0 <= ten["accuracy"] <= 1
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from conftest import png_claiming
 from fer_features.images import (
     DEFAULT_MAX_PIXELS,
     CorruptImageError,
@@ -54,16 +54,6 @@ def _real_images() -> dict[str, bytes]:
 
 
 REAL = _real_images()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose IHDR claims ``width`` x ``height`` grey pixels, with one tiny IDAT (a bomb's header)."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
 
 
 def assert_decodes_or_refuses(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
@@ -102,15 +92,15 @@ def test_each_failure_has_its_own_error():
     with pytest.raises(CorruptImageError, match="truncated or corrupt"):
         decode_image(REAL["astronaut.png"][:200])
     with pytest.raises(TooManyPixelsError, match="image has 400,000,000 pixels; the limit is 25,000,000"):
-        decode_image(png_header_only(20000, 20000))  # over twice Pillow's limit: refused by Pillow's open
+        decode_image(png_claiming(20000, 20000))  # over twice Pillow's limit: refused by Pillow's open
     with pytest.raises(TooManyPixelsError, match="6000x5000 = 30,000,000 pixels; the limit is 25,000,000"):
-        decode_image(png_header_only(6000, 5000))  # under Pillow's limit: refused by ours
+        decode_image(png_claiming(6000, 5000))  # under Pillow's limit: refused by ours
 
 
 def test_a_bomb_is_refused_from_its_header_before_decoding(tmp_path, monkeypatch):
     """The issue's 20000x20000 PNG: refused without Pillow decoding anything (load is never called)."""
     path = tmp_path / "bomb.png"
-    path.write_bytes(png_header_only(20000, 20000))
+    path.write_bytes(png_claiming(20000, 20000))
     monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("pixels decoded"))
     with pytest.raises(TooManyPixelsError) as info:
         decode_image(path)

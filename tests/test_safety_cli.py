@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import struct
-import zlib
 
 import joblib
 import numpy as np
@@ -20,31 +18,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from conftest import assert_user_error, fer
+from conftest import assert_user_error, fer, png_claiming
 
 
 def bomb_png(width=20000, height=20000) -> bytes:
-    """The issue's file: a PNG whose header claims ``width`` x ``height`` pixels, a few hundred bytes long."""
-
-    def chunk(kind, payload):
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    """The issue's file: a PNG whose header claims 20000x20000 pixels, a few hundred bytes long."""
+    return png_claiming(width, height)
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory, tiny_model):
-    from fer_features.persist import save_model
-
-    return save_model(tiny_model, tmp_path_factory.mktemp("safety") / "tiny.skops", {"features": "hog"})
-
-
-@pytest.fixture(scope="module")
-def crop_png(tmp_path_factory, patterns):
-    path = tmp_path_factory.mktemp("crop") / "crop.png"
-    Image.fromarray(patterns[0][3]).save(path)
-    return path
+def model_file(tiny_model_path):
+    return tiny_model_path
 
 
 def no_traceback(result):
