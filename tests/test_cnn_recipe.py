@@ -21,17 +21,14 @@ from fer_features.cnn.train import (  # noqa: E402
     tta_views,
     use_bf16,
 )
-from test_cnn import TINY, make_checkpoint, random_faces, random_labels, tiny_config  # noqa: E402
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_mod, "set_cpu_threads", lambda: None)
-        torch.set_num_threads(1)
-        yield
-    torch.set_num_threads(threads)
+from test_cnn import (  # noqa: E402, F401 - _one_torch_thread: the same autouse fixture here
+    TINY,
+    _one_torch_thread,
+    make_checkpoint,
+    random_faces,
+    random_labels,
+    tiny_config,
+)
 
 
 CPU = torch.device("cpu")

@@ -20,6 +20,10 @@ class _TorchModuleMixin:
     on a GPU loads on a laptop.
     """
 
+    #: Whether the module runs in NHWC layout (the FERNet estimators); a subclass whose forward
+    #: pass feeds NCHW batches (VGG16) sets False, so a pickled copy computes exactly the same.
+    _channels_last = True
+
     def __getstate__(self):
         state = self.__dict__.copy()
         if "module_" in state:
@@ -53,7 +57,7 @@ class _TorchModuleMixin:
             net.load_state_dict(
                 {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.array(v)) for k, v in module_state.items()}
             )
-            self.module_ = to_channels_last(net.to(self.device_).eval())
+            self.module_ = to_channels_last(net.to(self.device_).eval(), self._channels_last)
 
     def _make_module(self):
         """An untrained module of the fitted architecture (for unpickling)."""
@@ -66,7 +70,7 @@ class _TorchModuleMixin:
         from fer_features.cnn.train import net_from_checkpoint, to_channels_last
 
         self.device_ = resolve_device(self.device)
-        self.module_ = to_channels_last(net_from_checkpoint(ckpt, self.device_))
+        self.module_ = to_channels_last(net_from_checkpoint(ckpt, self.device_), self._channels_last)
         self.net_config_ = dict(ckpt["config"]["net"])
         self.n_classes_ = int(ckpt["n_classes"])
         self.mean_, self.std_ = float(ckpt["mean"]), float(ckpt["std"])

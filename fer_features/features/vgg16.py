@@ -100,6 +100,8 @@ class VGG16Features(_TorchModuleMixin, FaceImageTransformer):
         self.device_ = resolve_device(self.device)
         self.module_ = module.to(self.device_).eval()
 
+    _channels_last = False  # its batches are fed NCHW, in float32
+
     def _make_module(self):
         return vgg16_features()
 
