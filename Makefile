@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATA   ?= ../shared/data/fer2013.csv.gz
-MODEL  ?= models/fer-default.joblib
+MODEL  ?= models/fer-default.skops
 CNN    ?= models/cnn-medium.pt
 
 .PHONY: install run test docs lock clean

@@ -8,12 +8,12 @@ cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/fer2013.zip}
 FER=${FER:-.venv/bin/fer}
 CKPT=models/cnn-small.pt
-[ -f models/cnn-small.json ] || "$FER" train --data "$DATA" --clf cnn --preset small --epochs 25 --out models/cnn-small.joblib
+[ -f models/cnn-small.json ] || "$FER" train --data "$DATA" --clf cnn --preset small --epochs 25 --out models/cnn-small.skops
 for features in cnn hog+cnn hog+lbp+landmarks+cnn; do
   name="${features//+/-}_svm"
   [ -f "models/bench/$name.json" ] && [ -z "${FORCE:-}" ] && { echo "have $name"; continue; }
   "$FER" train --data "$DATA" --features "$features" --clf svm --cnn-checkpoint "$CKPT" \
-    --out "models/bench/$name.joblib" --cache-dir .cache/features
+    --out "models/bench/$name.skops" --cache-dir .cache/features
 done
 .venv/bin/python benchmarks/cards_table.py models/cnn-small.json models/bench/cnn_svm.json \
   models/bench/hog-cnn_svm.json models/bench/hog-lbp-landmarks-cnn_svm.json \

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/serve.py --model models/fer-default.joblib --out benchmarks/serve.md
+    python benchmarks/serve.py --model models/fer-default.skops --out benchmarks/serve.md
 
 Server: ``fer serve`` is started as a subprocess on a free port of 127.0.0.1; after 10 warm-up
 requests, ``--requests`` POST /predict requests (skimage's astronaut as JPEG, one face) are sent
@@ -144,7 +144,7 @@ def video_fps(model_path: str, side: int, frames: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models/fer-default.joblib")
+    parser.add_argument("--model", default="models/fer-default.skops")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--sides", default="320,512", help="photo sizes for the load test, comma-separated")

@@ -35,7 +35,7 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ti
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
 
 #: Suffixes of the files written beside a model ``NAME.joblib``.
-MODEL_SUFFIX = ".joblib"
+MODEL_SUFFIX = ".skops"
 CARD_SUFFIX = ".json"
 CONFUSION_SUFFIX = ".confusion.png"
 CHECKPOINT_SUFFIX = ".pt"
@@ -87,7 +87,7 @@ CNN_EPOCHS = 25
 #: The FER2013 data, relative to the repository root.
 DEFAULT_DATA = Path("../shared/data/fer2013.csv.gz")
 #: The model ``fer predict``, ``fer evaluate`` and ``fer serve`` use: ``$FER_MODEL``, else this.
-DEFAULT_MODEL = Path("models") / "fer-default.joblib"
+DEFAULT_MODEL = Path("models") / "fer-default.skops"
 #: The committed CNN checkpoint of the ``cnn`` feature and the benchmark's baseline.
 DEFAULT_CNN_CHECKPOINT = Path("models") / "cnn-small.pt"
 #: Where ``fer benchmark`` writes its CSV, JSON, Markdown and plots.

@@ -276,14 +276,13 @@ def _parse_member_name(name: str) -> tuple[str, str] | None:
 
 
 def _decode_image(data: bytes) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from fer_features.images import ImageError, decode_image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            arr = np.asarray(im.convert("L"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"not a readable image ({exc.__class__.__name__}: {exc})") from None
+        # a FER2013 member is 48x48: one claiming over 64 times that (147,456 pixels) is refused from its header
+        arr = decode_image(data, max_pixels=64 * IMAGE_SIZE * IMAGE_SIZE, name="member", mode="L")
+    except ImageError as exc:
+        raise DataError(f"not a readable image ({exc.__class__.__name__}: {str(exc).removeprefix('member: ')})") from None
     if arr.shape != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(f"wrong size: expected {IMAGE_SIZE}x{IMAGE_SIZE} pixels, got {arr.shape[1]}x{arr.shape[0]}")
     return arr

@@ -29,6 +29,7 @@ import numpy as np
 
 from fer_features.config import ENV_DLIB_MODELS
 from fer_features.config import IMAGE_SIZE as CROP_SIZE  # side of the aligned crop (FER2013's)
+from fer_features.images import ImageError  # re-exported: faces.ImageError is images.ImageError
 
 #: Where the eye centres (mean of the six landmarks of each eye) fall in a 48x48 FER2013 crop,
 #: in pixels ``(x, y)``: the image-left eye (the subject's right eye) first. Medians over the
@@ -56,10 +57,6 @@ DEFAULT_MIN_SCORE = {"hog": 0.3, "mmod": 0.0}
 # 68-point iBUG indices of the two eyes (image-left first).
 LEFT_EYE = slice(36, 42)
 RIGHT_EYE = slice(42, 48)
-
-
-class ImageError(ValueError):
-    """An image file cannot be read; the message names the file and the problem."""
 
 
 def dlib_model_path(name: str) -> Path:
@@ -137,15 +134,19 @@ def face_detector(kind: str = "hog", path: str | os.PathLike | None = None):
     raise ValueError(f"unknown face detector {kind!r}; expected one of {', '.join(DETECTORS)}")
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read a photo as 8-bit RGB, upright.
+def load_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
+    """Read a photo as 8-bit RGB, upright, refusing images over the pixel limit.
 
     EXIF orientation is applied; grey, palette, RGBA (composited on white), 16-bit and
-    32-bit integer or float images are converted.
+    32-bit integer or float images are converted. The pixel count is checked from the header
+    before decoding (see :func:`fer_features.images.decode_image`).
 
     Parameters
     ----------
     path : str or path-like
+    max_pixels : int, optional
+        Largest ``width * height`` read; default :func:`fer_features.images.default_max_pixels`
+        (25 megapixels unless ``$FER_MAX_PIXELS`` says otherwise).
 
     Returns
     -------
@@ -156,19 +157,12 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     FileNotFoundError
         If the file does not exist.
     ImageError
-        If it is not an image Pillow can decode, or is truncated.
+        If it is empty, not an image Pillow can decode, truncated, or over the pixel limit
+        (:class:`~fer_features.images.TooManyPixelsError`).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from fer_features.images import decode_image
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return to_rgb(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: not a readable image ({exc})") from None
+    return decode_image(path, max_pixels=max_pixels)
 
 
 def to_rgb(image) -> np.ndarray:

@@ -1,4 +1,18 @@
-"""Saving and loading trained pipelines: atomic joblib files with a JSON model card beside them."""
+"""Saving and loading trained pipelines: skops (or joblib) files with a JSON model card beside them.
+
+Two formats, chosen by the file's suffix when saving and by its content when loading:
+
+* ``.skops`` (the default; :mod:`skops.io`): a zip of JSON and numpy arrays. Loading builds
+  only the types listed in :data:`TRUSTED_TYPES` (the project's estimators and the
+  scikit-learn and numpy types its pipelines use) and refuses a file naming any other type,
+  so a model file from elsewhere cannot run code.
+* ``.joblib`` (or ``.pkl``): a pickle. Loading a pickle runs whatever code its author put in
+  it, so :func:`load_model` refuses one unless ``trusted=True`` (``--trust-pickle``): only for
+  files you made yourself.
+
+A loaded model is also checked to be a fer-features pipeline (input 48x48 face crops, emotion
+classes, a trial prediction) before anything uses it.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +21,51 @@ import json
 import os
 import platform
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
 from fer_features.config import CARD_SUFFIX, CHECKPOINT_SUFFIX, DEFAULT_DATA, DEFAULT_MODEL, default_model_path
 
-_LIBRARIES = ("fer-features", "numpy", "scikit-learn", "scikit-image", "dlib-bin", "torch", "joblib", "pillow")
+#: Suffixes saved as pickles with joblib; every other suffix is saved with skops.
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+
+#: The project's own estimator types a model file may hold (fully qualified names).
+PROJECT_TYPES: tuple[str, ...] = (
+    "fer_features.features.hog.HOGFeatures",
+    "fer_features.features.lbp.LBPFeatures",
+    "fer_features.features.landmarks.LandmarkFeatures",
+    "fer_features.features.dlib_resnet.DlibResNetEmbedding",
+    "fer_features.features.vgg16.VGG16Features",
+    "fer_features.cnn.estimators.CNNEmbedding",
+    "fer_features.cnn.estimators.CNNClassifier",
+)
+
+#: scikit-learn types in the project's pipelines that skops does not trust by itself (it trusts numpy arrays)
+#: (found by saving every feature x head pipeline: tests/test_persist.py checks the list).
+LIBRARY_TYPES: tuple[str, ...] = (
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._TemperatureScaling",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+
+#: Every type :func:`load_model` builds from a skops file beyond what skops trusts by default.
+TRUSTED_TYPES: frozenset[str] = frozenset(PROJECT_TYPES + LIBRARY_TYPES)
+
+_LIBRARIES = ("fer-features", "numpy", "scikit-learn", "scikit-image", "dlib-bin", "torch", "joblib", "skops", "pillow")
 
 
 class ModelError(ValueError):
     """A model file is missing, unreadable or not a fer-features pipeline."""
+
+
+class UnsafeModelError(ModelError):
+    """A model file that loading would have to trust: a pickle, or a skops file with unknown types."""
+
+
+class OutputError(ValueError):
+    """An output path that cannot be written (checked before any work starts)."""
 
 
 @contextlib.contextmanager
@@ -30,9 +78,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
+    _usual_mode(tmp)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -87,48 +133,209 @@ def machine_info() -> dict:
     return info
 
 
-def save_model(model, path: str | Path, card=None) -> Path:
-    """Write a fitted pipeline with joblib, and its card as JSON, each atomically.
+class StagedOutputs:
+    """Temporary files beside their targets, moved into place together by :func:`staged_outputs`."""
+
+    def __init__(self) -> None:
+        self._temps: dict[Path, Path] = {}
+
+    def path(self, target: str | os.PathLike) -> Path:
+        """A temporary path beside ``target`` (hidden, same suffix), moved onto ``target`` at the end.
+
+        The target's folder is created. Asking twice for one target gives the same path.
+        """
+        target = Path(target)
+        if target not in self._temps:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
+            os.close(fd)
+            _usual_mode(tmp)
+            self._temps[target] = Path(tmp)
+        return self._temps[target]
+
+    def commit(self) -> None:
+        """Move every temporary file onto its target; Ctrl-C is held back until all are moved."""
+        import signal
+        import threading
+
+        interrupted = []
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+        try:
+            for target, tmp in list(self._temps.items()):
+                os.replace(tmp, target)
+                del self._temps[target]
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
+        if interrupted:
+            raise KeyboardInterrupt
+
+    def discard(self) -> None:
+        """Remove the temporary files not moved into place."""
+        for tmp in self._temps.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        self._temps.clear()
+
+
+@contextlib.contextmanager
+def staged_outputs() -> Iterator[StagedOutputs]:
+    """Write the files of one run to temporary names and move them into place together at the end.
+
+    Inside the block, write each output to ``stage.path(target)``. When the block succeeds every
+    file is moved onto its target (``os.replace``, with Ctrl-C held back until the last one);
+    when it fails or is interrupted, the temporary files are removed and the targets keep
+    their earlier contents: a run's model, card and plots change together or not at all.
+
+    Examples
+    --------
+    >>> with staged_outputs() as stage:  # doctest: +SKIP
+    ...     save_model(model, stage.path("m.skops"), format="skops")
+    ...     plot_confusion_matrix(cm, stage.path("m.confusion.png"))
+    """
+    stage = StagedOutputs()
+    try:
+        yield stage
+        stage.commit()
+    finally:
+        stage.discard()
+
+
+def _usual_mode(path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
+
+
+def check_writable(path: str | os.PathLike, *, folder: bool = False, option: str = "--out") -> Path:
+    """Check, before any work starts, that an output file (or folder) can be written.
+
+    Nothing is created: the nearest existing folder above ``path`` gets a probe file, written
+    and removed at once (a test that also holds for root and read-only file systems).
 
     Parameters
     ----------
-    model : fitted estimator
-    path : str or Path
-        Target ``.joblib`` file; folders are created.
-    card : ModelCard or dict, optional
-        The model card (:class:`fer_features.training.ModelCard`, or any JSON-serialisable
-        dict), written to :func:`card_path` with ``library_versions`` added (to a ModelCard too).
+    path : str or path-like
+    folder : bool, default=False
+        ``path`` is a folder to write files in (``--results-dir``), not a file.
+    option : str, default='--out'
+        The option's name, for the message.
 
     Returns
     -------
     Path
         ``path``.
-    """
-    import joblib
 
+    Raises
+    ------
+    OutputError
+        One line naming the option, the path and what stands in the way: a file where a folder
+        must be, a folder where a file must be, or a folder that cannot be written.
+    """
     path = Path(path)
-    with atomic_path(path) as tmp:
-        joblib.dump(model, tmp, compress=3)
-    if card is not None:
-        if hasattr(card, "to_dict"):  # a ModelCard
-            card.library_versions = library_versions()
-            card = card.to_dict()
-        else:
-            card = {**card, "library_versions": library_versions()}
-        with atomic_path(card_path(path)) as tmp:
-            tmp.write_text(json.dumps(card, indent=2, default=str) + "\n")
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(f"{option} {path}: is a file, not a folder")
+    if not folder and path.is_dir():
+        raise OutputError(f"{option} {path}: is a folder; give a file name")
+    where = path if folder else path.parent
+    existing = where if str(where) else Path(".")
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{option} {path}: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".fer-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"{option} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
     return path
 
 
-def load_model(path: str | Path | None = None, *, tta=False, precision: str = "auto"):
-    """Load a pipeline saved by :func:`save_model` (or any joblib-pickled classifier), or a CNN checkpoint.
+def model_format(path: str | os.PathLike) -> str:
+    """``'skops'`` for a skops file (a zip), else ``'pickle'`` (joblib or plain pickle), judged by content.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing or cannot be read.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the model file ({exc.strerror or exc})") from None
+    return "skops" if head == b"PK\x03\x04" else "pickle"
+
+
+def save_model(model, path: str | Path, card=None, *, extras: dict | None = None) -> Path:
+    """Write a fitted pipeline, its card and the run's other files, all moved into place together.
+
+    Parameters
+    ----------
+    model : fitted estimator
+    path : str or Path
+        Target file; folders are created. A ``.joblib``, ``.pkl`` or ``.pickle`` suffix writes
+        a pickle with joblib (only for scripts that load their own files: :func:`load_model`
+        refuses pickles by default); any other suffix (``.skops`` by convention) writes
+        :mod:`skops.io`'s format, which loads without running code.
+    card : ModelCard or dict, optional
+        The model card (:class:`fer_features.training.ModelCard`, or any JSON-serialisable
+        dict), written to :func:`card_path` with ``format`` and ``library_versions`` added (to
+        a ModelCard too).
+    extras : dict of {path: callable}, optional
+        Other files of the run (plots, checkpoints): each callable is called with a temporary
+        path to write, moved onto its key with the model (see :func:`staged_outputs`).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    skops.io.exceptions.UnsupportedTypeException
+        If skops cannot save a type in the model (save it with a ``.joblib`` suffix instead).
+    """
+    path = Path(path)
+    fmt = "pickle" if path.suffix.lower() in PICKLE_SUFFIXES else "skops"
+    with staged_outputs() as stage:
+        tmp = stage.path(path)
+        if fmt == "skops":
+            import skops.io as sio
+
+            sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+        else:
+            import joblib
+
+            joblib.dump(model, tmp, compress=3)
+        if card is not None:
+            if hasattr(card, "to_dict"):  # a ModelCard
+                card.format, card.library_versions = fmt, library_versions()
+                card = card.to_dict()
+            else:
+                card = {**card, "format": fmt, "library_versions": library_versions()}
+            stage.path(card_path(path)).write_text(json.dumps(card, indent=2, default=str) + "\n")
+        for target, write in (extras or {}).items():
+            write(stage.path(target))
+    return path
+
+
+def load_model(path: str | Path | None = None, *, trusted: bool = False, tta=False, precision: str = "auto"):
+    """Load a fer-features pipeline saved by :func:`save_model`, or a CNN checkpoint, refusing files that could run code.
 
     Parameters
     ----------
     path : str or Path, optional
-        Defaults to :func:`default_model_path`. A ``.pt`` file is a CNN checkpoint (``fer train
-        --clf cnn``), loaded as :meth:`CNNClassifier.from_checkpoint
+        Defaults to :func:`default_model_path`. The format is read from the content. A ``.pt``
+        file is a CNN checkpoint (``fer train --clf cnn``; tensors only, read with
+        ``torch.load(weights_only=True)``), loaded as :meth:`CNNClassifier.from_checkpoint
         <fer_features.cnn.estimators.CNNClassifier.from_checkpoint>`.
+    trusted : bool, default=False
+        Allow a pickle-based file (joblib). Unpickling runs any code the file's author put in it:
+        pass True only for files you made yourself. skops files never need it.
     tta : {False, True, 'flip', 'ten-crop'}, default=False
         CNN checkpoint only: test-time augmentation.
     precision : {'auto', 'bf16', 'fp32'}, default='auto'
@@ -136,17 +343,18 @@ def load_model(path: str | Path | None = None, *, tta=False, precision: str = "a
 
     Returns
     -------
-    estimator
-        With ``predict`` and ``classes_``.
+    sklearn.pipeline.Pipeline
+        Takes ``(n, 48, 48)`` uint8 face crops; has ``predict_proba`` and emotion ``classes_``.
 
     Raises
     ------
+    UnsafeModelError
+        For a pickle without ``trusted=True`` (the message says why and what to do), or a skops
+        file holding types outside :data:`TRUSTED_TYPES` (the message names them).
     ModelError
         If the file is missing (the message says how to train one), unreadable, or holds
-        something that is not a fitted classifier.
+        something that is not a fer-features pipeline (see :func:`check_pipeline`).
     """
-    import joblib
-
     path = Path(path) if path is not None else default_model_path()
     if path.suffix == CHECKPOINT_SUFFIX:
         from fer_features.cnn import CNNClassifier
@@ -160,13 +368,91 @@ def load_model(path: str | Path | None = None, *, tta=False, precision: str = "a
             f"{path}: no such model file; train one with "
             f"`fer train --data {DEFAULT_DATA} --out {path}` (or `make run`)"
         )
-    try:
-        model = joblib.load(path)
-    except Exception as exc:  # joblib/pickle raise many types for a bad file
-        raise ModelError(f"{path}: not a readable model file ({exc.__class__.__name__}: {exc})") from None
-    if not hasattr(model, "predict") or not hasattr(model, "classes_"):
-        raise ModelError(f"{path}: holds a {type(model).__name__}, not a fitted classifier pipeline")
+    if model_format(path) == "skops":
+        model = _load_skops(path)
+    else:
+        if not trusted:
+            raise UnsafeModelError(
+                f"{path}: a pickle-based (joblib) model file; loading it would run any code its author put in it, "
+                "so it is refused. Load only files you made yourself: pass --trust-pickle (trusted=True), "
+                "or train again with --out NAME.skops"
+            )
+        import joblib
+
+        try:
+            model = joblib.load(path)
+        except Exception as exc:  # joblib/pickle raise many types for a bad file
+            raise ModelError(f"{path}: not a readable model file ({exc.__class__.__name__}: {exc})") from None
+    check_pipeline(model, path)
     return model
+
+
+def _load_skops(path: Path):
+    import skops.io as sio
+
+    try:
+        found = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # a broken zip or schema
+        raise ModelError(f"{path}: not a readable skops model file ({exc.__class__.__name__}: {exc})") from None
+    unknown = sorted(set(found) - TRUSTED_TYPES)
+    if unknown:
+        raise UnsafeModelError(
+            f"{path}: refused: it holds types that are neither fer-features' nor the scikit-learn/numpy ones its "
+            f"pipelines use, and loading would build them: {', '.join(unknown)}"
+        )
+    try:
+        return sio.load(path, trusted=found)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable skops model file ({exc.__class__.__name__}: {exc})") from None
+
+
+def check_pipeline(model, path: str | os.PathLike = "model") -> None:
+    """Check that a loaded object is a fitted fer-features pipeline, so that it fails here, not later.
+
+    Parameters
+    ----------
+    model : object
+    path : str or path-like, default='model'
+        Names the file in the message.
+
+    Raises
+    ------
+    ModelError
+        One line: not a fitted classifier; classes that are not emotion names; a first step
+        that does not take face crops (another scikit-learn classifier); or a trial prediction
+        on one blank 48x48 crop that fails or gives the wrong shape.
+    """
+    import numpy as np
+    from sklearn.pipeline import FeatureUnion, Pipeline
+    from sklearn.utils import get_tags
+
+    from fer_features.datasets import EMOTIONS8, IMAGE_SIZE
+
+    if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
+        raise ModelError(f"{path}: holds a {type(model).__name__}, not a fitted classifier pipeline")
+    if not isinstance(model, Pipeline):
+        raise ModelError(f"{path}: holds a {type(model).__name__}, not a fer-features Pipeline (features → classifier)")
+    classes = [str(c) for c in np.asarray(model.classes_).ravel()]
+    unknown = [c for c in classes if c not in EMOTIONS8]
+    if unknown:
+        raise ModelError(
+            f"{path}: not a fer-features model: its classes {unknown[:5]} are not emotion names ({', '.join(EMOTIONS8)})"
+        )
+    first = model.steps[0][1]
+    parts = [t for _, t in first.transformer_list] if isinstance(first, FeatureUnion) else [first]
+    takes_images = [p for p in parts if p not in (None, "drop", "passthrough") and get_tags(p).input_tags.three_d_array]
+    if not takes_images or len(takes_images) != len(parts):
+        names = " → ".join(type(step).__name__ for _, step in model.steps)
+        raise ModelError(
+            f"{path}: not a fer-features model: its pipeline ({names}) takes feature vectors, not 48x48 face crops"
+        )
+    crop = np.full((1, IMAGE_SIZE, IMAGE_SIZE), 128, np.uint8)
+    try:
+        proba = np.asarray(model.predict_proba(crop))
+    except Exception as exc:
+        raise ModelError(f"{path}: not a usable fer-features model: a 48x48 face crop fails in it ({exc.__class__.__name__}: {exc})") from None
+    if proba.shape != (1, len(classes)):
+        raise ModelError(f"{path}: not a usable fer-features model: probabilities of shape {proba.shape} for 1 crop and {len(classes)} classes")
 
 
 def read_card(model_path: str | Path) -> dict:

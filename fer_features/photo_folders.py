@@ -102,7 +102,7 @@ def is_photo_folder(root: str | os.PathLike) -> bool:
             try:
                 with Image.open(p) as im:
                     return im.size != (IMAGE_SIZE, IMAGE_SIZE)
-            except OSError:
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
                 continue
     return False
 

@@ -122,9 +122,15 @@ def predict_photos(
 
 
 def predict_paths(
-    model, paths: list[str | os.PathLike], *, detector: str = "hog", upsample: int = 1, min_score: float | None = None
+    model,
+    paths: list[str | os.PathLike],
+    *,
+    detector: str = "hog",
+    upsample: int = 1,
+    min_score: float | None = None,
+    max_pixels: int | None = None,
 ) -> list[PhotoResult]:
-    """Read and classify photos; an unreadable file is reported in its result, not raised.
+    """Read and classify photos; an unreadable or oversized file is reported in its result, not raised.
 
     Parameters
     ----------
@@ -133,6 +139,10 @@ def predict_paths(
         Image files (folders are expanded by :func:`expand_paths`).
     detector, upsample, min_score
         See :func:`predict_photos`.
+    max_pixels : int, optional
+        Largest photo read, in pixels; default :func:`fer_features.images.default_max_pixels`.
+        A larger one (or a file whose header claims more, e.g. a decompression bomb) gets a
+        result with its ``error`` and the batch goes on.
 
     Returns
     -------
@@ -142,7 +152,7 @@ def predict_paths(
     results, images, readable = [], [], []
     for p in expand_paths(paths):
         try:
-            image = load_image(p)
+            image = load_image(p, max_pixels=max_pixels)
         except (OSError, ValueError) as exc:
             results.append(PhotoResult(path=str(p), error=str(exc)))
             continue

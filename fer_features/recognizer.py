@@ -29,8 +29,9 @@ class Recognizer:
     Parameters
     ----------
     model : str, path-like or fitted estimator, optional
-        A model file (``.joblib``, from ``fer train``), an already loaded pipeline, or None for
-        the default model: ``$FER_MODEL``, else ``models/fer-default.joblib``.
+        A model file (``.skops`` from ``fer train``; a ``.joblib`` pickle only with ``trusted``;
+        a CNN checkpoint ``.pt``), an already loaded pipeline, or None for the default model:
+        ``$FER_MODEL``, else ``models/fer-default.skops``.
     detector : {'hog', 'mmod'}, default='hog'
         dlib's HOG detector (fast) or its MMOD CNN detector (robust, slow).
     device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
@@ -44,6 +45,13 @@ class Recognizer:
         Drop detections scoring lower (default 0.3 for ``hog``, 0 for ``mmod``).
     progress : bool, optional
         Draw a progress bar on stderr; default: for inputs of more than one batch, on a terminal.
+    trusted : bool, default=False
+        Load a pickle-based (joblib) model file. Unpickling runs any code its author put in it:
+        only for files you made yourself (see :func:`fer_features.persist.load_model`).
+    max_pixels : int, optional
+        Largest photo read from a file, in pixels (``width * height``); default
+        :func:`fer_features.images.default_max_pixels` (25 MP). A larger file gets a result with
+        its ``error``, and the batch goes on.
 
     Attributes
     ----------
@@ -57,13 +65,15 @@ class Recognizer:
     Raises
     ------
     fer_features.persist.ModelError
-        If the model file is missing, unreadable or not a classifier.
+        If the model file is missing, unreadable or not a fer-features pipeline;
+        :class:`~fer_features.persist.UnsafeModelError` for a pickle without ``trusted`` or a
+        skops file with types outside the project's.
     ValueError
         For an unknown detector or a bad batch size.
 
     Examples
     --------
-    >>> rec = Recognizer("models/fer-default.joblib")           # doctest: +SKIP
+    >>> rec = Recognizer("models/fer-default.skops")           # doctest: +SKIP
     >>> rec.predict(["a.jpg", "folder_of_photos/"])             # doctest: +SKIP
     >>> rec.predict(crops)            # ndarray of shape (n, 48, 48): one row per crop   # doctest: +SKIP
     >>> rec.predict_video("clip.mp4", every=3)                  # doctest: +SKIP
@@ -79,6 +89,8 @@ class Recognizer:
         upsample: int = 1,
         min_score: float | None = None,
         progress: bool | None = None,
+        trusted: bool = False,
+        max_pixels: int | None = None,
     ):
         from fer_features.persist import load_model
         from fer_features.torch_utils import move_model
@@ -89,12 +101,13 @@ class Recognizer:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
         if model is None or isinstance(model, (str, os.PathLike)):
             self.model_path = Path(model) if model is not None else default_model_path()
-            self.model = load_model(self.model_path)
+            self.model = load_model(self.model_path, trusted=trusted)
         else:
             self.model_path, self.model = None, model
         move_model(self.model, device)
         self.detector, self.device, self.batch_size = detector, device, int(batch_size)
         self.upsample, self.min_score, self.progress = upsample, min_score, progress
+        self.max_pixels = max_pixels
         self.classes = [str(c) for c in self.model.classes_]
 
     def __repr__(self) -> str:
@@ -153,7 +166,7 @@ class Recognizer:
                 chunk, images, readable = items[start : start + self.batch_size], [], []
                 for path, array in chunk:
                     try:
-                        image = load_image(path) if array is None else _as_image(array, to_rgb)
+                        image = load_image(path, max_pixels=self.max_pixels) if array is None else _as_image(array, to_rgb)
                     except (OSError, ValueError, ImageError) as exc:
                         results.append(PhotoResult(path=path, error=str(exc)))
                         continue
@@ -176,7 +189,7 @@ class Recognizer:
         from fer_features.faces import load_image, to_rgb
         from fer_features.predict import annotate
 
-        return annotate(load_image(image) if isinstance(image, (str, os.PathLike)) else to_rgb(image), faces)
+        return annotate(load_image(image, max_pixels=self.max_pixels) if isinstance(image, (str, os.PathLike)) else to_rgb(image), faces)
 
     # ----------------------------------------------------------------------- video
 

@@ -217,20 +217,28 @@ def device_or_fallback(device: str, what: str):
 
 
 class TorchModuleMixin:
-    """Pickling of an estimator holding a torch module in ``module_`` (after skorch).
+    """Persistence of an estimator holding a torch module in ``module_`` (after skorch).
 
-    The weights are pickled on the CPU; unpickling rebuilds the module (``_make_module()``) on
-    the device named by the estimator's ``device`` parameter as it resolves on the loading
-    machine (``'auto'``: CUDA, else MPS, else CPU). A model made for a device the loading
-    machine lacks (``device='cuda'`` on a laptop) falls back to the best one there is, with a
-    :class:`RuntimeWarning`.
+    The state holds the weights as plain numpy arrays on the CPU (``_module_state``, one array
+    per ``state_dict`` entry; bf16 ones as float32), never torch objects, so the estimator saves
+    with :mod:`skops.io` (whose loader builds no torch types) as well as with pickle. Loading
+    rebuilds the module (``_make_module()``) on the device named by the estimator's ``device``
+    parameter as it resolves on the loading machine (``'auto'``: CUDA, else MPS, else CPU). A
+    model made for a device the loading machine lacks (``device='cuda'`` on a laptop) falls back
+    to the best one there is, with a :class:`RuntimeWarning`.
     """
 
     def __getstate__(self):
         state = self.__dict__.copy()
         if "module_" in state:
+            import torch
+
             module = state.pop("module_")
-            state["_module_state"] = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+            weights = {}
+            for k, v in module.state_dict().items():
+                v = v.detach().cpu()
+                weights[k] = (v.float() if v.dtype == torch.bfloat16 else v).numpy().copy()
+            state["_module_state"] = weights
             state.pop("device_", None)
         return state
 
@@ -238,9 +246,15 @@ class TorchModuleMixin:
         module_state = state.pop("_module_state", None)
         self.__dict__.update(state)
         if module_state is not None:
+            import numpy as np
+            import torch
+
             self.device_ = device_or_fallback(self.device, type(self).__name__)
             net = self._make_module()
-            net.load_state_dict(module_state)
+            # numpy arrays (this format), or tensors (pickles written before it)
+            net.load_state_dict(
+                {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.array(v)) for k, v in module_state.items()}
+            )
             self.module_ = self._to_layout(net.to(self.device_).eval())
 
     def _make_module(self):

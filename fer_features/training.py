@@ -5,7 +5,7 @@ options, call :func:`train`, :func:`cross_validate_pipeline` or :func:`train_cnn
 print. A script does the same in a few lines:
 
     from fer_features.training import train
-    pipe, card = train("../shared/data/fer2013.csv.gz", "hog", "logreg", limit=300, out="m.joblib")
+    pipe, card = train("../shared/data/fer2013.csv.gz", "hog", "logreg", limit=300, out="m.skops")
     card.metrics["PrivateTest"]["accuracy"]
 
 Progress is reported to an optional ``on_event(kind, info)`` callback (the CLI draws rich bars
@@ -199,6 +199,9 @@ class ModelCard:
     cnn : dict or None
         The CNN's checkpoint path, config, per-epoch history and selection score.
     peak_memory_mb : float or None
+    format : str or None
+        ``'skops'`` or ``'pickle'``: the model file's format, filled in by
+        :func:`fer_features.persist.save_model`.
     library_versions : dict
         Filled in by :func:`fer_features.persist.save_model`.
     """
@@ -217,16 +220,18 @@ class ModelCard:
     command: str | None = None
     cnn: dict | None = None
     peak_memory_mb: float | None = None
+    format: str | None = None
     library_versions: dict = field(default_factory=dict)
 
     _ORDER = ("name", "created", "command", "features", "classifier", "classes", "feature_dims", "params", "data",
-              "metrics", "timings", "machine", "cnn", "peak_memory_mb", "library_versions")  # fmt: skip
+              "metrics", "timings", "machine", "cnn", "peak_memory_mb", "format", "library_versions")  # fmt: skip
 
     def to_dict(self) -> dict:
-        """The card as a JSON-ready dict (``cnn`` and empty ``library_versions`` left out)."""
+        """The card as a JSON-ready dict (``cnn``, ``format`` and empty ``library_versions`` left out when unset)."""
         out = {k: getattr(self, k) for k in self._ORDER}
-        if self.cnn is None:
-            del out["cnn"]
+        for key in ("cnn", "format"):
+            if out[key] is None:
+                del out[key]
         if not self.library_versions:
             del out["library_versions"]
         return out
@@ -625,9 +630,12 @@ def train(
     settings : TrainSettings, optional
         All options at once, in place of ``features``, ``clf`` and ``**options``.
     out : path-like, optional
-        Save the model here (:func:`fer_features.persist.save_model`), its card beside it as
-        ``.json`` and the PrivateTest confusion matrix as ``.confusion.png``; a CNN trained end
-        to end also writes its checkpoint as ``.pt`` (the ``cnn`` feature's, as ``.cnn.pt``).
+        Save the model here (:func:`fer_features.persist.save_model`: skops, or a pickle for a
+        ``.joblib`` name), its card beside it as ``.json`` and the PrivateTest confusion matrix
+        as ``.confusion.png``; a CNN trained end to end also writes its checkpoint as ``.pt``
+        (the ``cnn`` feature's, as ``.cnn.pt``, when it is trained). The files are written to
+        temporary names and moved into place together at the end: an interrupted or failed run
+        leaves the previous set intact.
     data_format : {'auto', 'fer2013', 'ferplus', 'photos'}, default='auto'
     load_options : dict, optional
         ``skip_bad``, ``label_mode``, ``classes`` for loading a path.
@@ -651,11 +659,12 @@ def train(
     Raises
     ------
     ValueError, FileNotFoundError
-        For bad options (see :meth:`TrainSettings.check`), before any data is read.
+        For bad options (see :meth:`TrainSettings.check`), or an ``out`` that cannot be written
+        (:class:`~fer_features.persist.OutputError`), before any data is read.
     DataError
         For data that cannot be read, or lacks the Training (or, for a CNN, PublicTest) split.
     """
-    from fer_features.persist import machine_info, save_model
+    from fer_features.persist import check_writable, machine_info, save_model
 
     t0 = time.perf_counter()
     if settings is None:
@@ -665,6 +674,8 @@ def train(
     emit = on_event or _no_events
     out = Path(out) if out is not None else None
     pipe = settings.check(out)
+    if out is not None:
+        check_writable(out)  # before any work: a run is not lost to an unwritable --out
     load_options = {"seed": settings.seed, "n_jobs": settings.n_jobs, **(load_options or {})}
     dataset = limit_dataset(load_data(data, data_format, on_event=emit, **load_options), settings.limit, settings.seed)
     timings: dict[str, float] = {"load_seconds": round(time.perf_counter() - t0, 2)}
@@ -707,13 +718,13 @@ def train(
                       **{f"clf__{k}": v for k, v in soft_targets(dataset, len(X_train)).items()}}  # fmt: skip
     epochs = settings.cnn_params["epochs"] if settings.end_to_end else None
     timings.update(fit_pipeline(pipe, X_train, y_train, epochs=epochs, on_event=emit, **fit_params))
+    extras = {}  # the run's other files, moved into place with the model and its card
     if settings.end_to_end:
         from fer_features.cnn import save_checkpoint
 
         ckpt = pipe.named_steps["clf"].checkpoint_
         checkpoint = (out or Path("model")).with_suffix(CHECKPOINT_SUFFIX)
-        if out is not None:
-            save_checkpoint(ckpt, checkpoint)
+        extras[checkpoint] = lambda p: save_checkpoint(ckpt, p)
         cnn_info = cnn_card(ckpt)
 
     t = time.perf_counter()
@@ -750,11 +761,11 @@ def train(
 
         private = metrics["PrivateTest"]
         title = f"{name}, PrivateTest (acc {private['accuracy']:.3f})"
-        plot_confusion_matrix(private["confusion_matrix"], out.with_suffix(CONFUSION_SUFFIX), title=title)
+        extras[out.with_suffix(CONFUSION_SUFFIX)] = lambda p: plot_confusion_matrix(private["confusion_matrix"], p, title=title)
     timings["total_seconds"] = round(time.perf_counter() - t0, 2)
     card.peak_memory_mb = peak_memory_mb()
-    if out is not None:
-        save_model(pipe, out, card)
+    if out is not None:  # model, card, confusion matrix and checkpoint change together or not at all
+        save_model(pipe, out, card, extras=extras)
     return pipe, card
 
 

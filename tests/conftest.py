@@ -251,6 +251,28 @@ def camera_png(photo_dir) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def crop_png(tmp_path_factory, patterns) -> Path:
+    """One synthetic 48x48 pattern saved as PNG: ``fer predict`` classifies it as a face crop."""
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("crops") / "crop.png"
+    Image.fromarray(patterns[0][3]).save(path)
+    return path
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG of a few hundred bytes whose IHDR claims ``width`` x ``height`` grey pixels (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
 # --------------------------------------------------------------------------- the CLI
 
 
@@ -281,7 +303,7 @@ def tiny_model_path(tmp_path_factory, tiny_model) -> Path:
     """:func:`tiny_model` saved as a model file with a card (needs no real data)."""
     from fer_features.persist import save_model
 
-    return save_model(tiny_model, tmp_path_factory.mktemp("serve-model") / "tiny.joblib", {"features": "hog", "classifier": "logreg"})
+    return save_model(tiny_model, tmp_path_factory.mktemp("serve-model") / "tiny.skops", {"features": "hog", "classifier": "logreg"})
 
 
 @pytest.fixture(scope="session")

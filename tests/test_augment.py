@@ -62,7 +62,7 @@ def test_resampler_in_cross_validation(patterns):
 @pytest.mark.parametrize("options", [["--augment"], ["--balance", "oversample"], ["--augment", "--augment-shift", "2", "--balance", "weights"]])
 def test_train_options(make_fer, tmp_path, options):
     src = make_fer(per_class=3)
-    out = tmp_path / "m.joblib"
+    out = tmp_path / "m.skops"
     result = fer("train", "--data", src.zip, "--features", "hog", "--clf", "logreg", "--pca", "0", "--n-jobs", "1", "--out", out, *options)
     assert result.exit_code == 0, result.output
     card = json.loads(out.with_suffix(".json").read_text())
@@ -75,8 +75,8 @@ def test_train_options(make_fer, tmp_path, options):
 
 def test_train_option_errors(make_fer, tmp_path):
     src = make_fer(per_class=1)
-    assert_user_error(fer("train", "--data", src.zip, "--augment-shift", "2", "--out", tmp_path / "m.joblib"), "needs --augment")
-    result = fer("train", "--data", src.zip, "--balance", "smote", "--out", tmp_path / "m.joblib")
+    assert_user_error(fer("train", "--data", src.zip, "--augment-shift", "2", "--out", tmp_path / "m.skops"), "needs --augment")
+    result = fer("train", "--data", src.zip, "--balance", "smote", "--out", tmp_path / "m.skops")
     assert result.exit_code == 2
 
 

@@ -30,7 +30,7 @@ def train_args(data, out, *extra):
 @pytest.fixture(scope="module")
 def trained(real_zip, tmp_path_factory):
     """One tiny training on the real zip, shared by the tests of this module: the model path."""
-    out = tmp_path_factory.mktemp("model") / "model.joblib"
+    out = tmp_path_factory.mktemp("model") / "model.skops"
     # PCA is set below the 150 training images (see test_train_with_default_pca_and_small_limit)
     result = fer(*train_args(real_zip, out, "--pca", 64))
     assert result.exit_code == 0, result.output
@@ -42,14 +42,7 @@ def tiny_model_file(tmp_path_factory, tiny_model):
     """The synthetic-pattern pipeline saved as a model file (needs no real data)."""
     from fer_features.persist import save_model
 
-    return save_model(tiny_model, tmp_path_factory.mktemp("tiny") / "tiny.joblib", {"features": "hog"})
-
-
-@pytest.fixture(scope="module")
-def crop_png(tmp_path_factory, patterns):
-    path = tmp_path_factory.mktemp("crops") / "crop.png"
-    Image.fromarray(patterns[0][3]).save(path)
-    return path
+    return save_model(tiny_model, tmp_path_factory.mktemp("tiny") / "tiny.skops", {"features": "hog"})
 
 
 # --------------------------------------------------------------------------- train
@@ -90,7 +83,7 @@ def test_train_writes_model_card_and_plot(trained, real_data):
 
 def test_train_with_default_pca_and_small_limit(real_zip, tmp_path):
     """The issue's quick run: default --pca 256 with only 150 Training images."""
-    out = tmp_path / "model.joblib"
+    out = tmp_path / "model.skops"
     result = fer(*train_args(real_zip, out))
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
     assert out.is_file()
@@ -100,13 +93,14 @@ def test_saved_model_predicts_in_a_plain_script(trained, real_zip):
     script = textwrap.dedent(
         f"""
         import io, json, zipfile
-        import joblib, numpy as np
+        import numpy as np
         from PIL import Image
+        from fer_features.persist import load_model
         with zipfile.ZipFile({str(real_zip)!r}) as zf:
             names = sorted(n for n in zf.namelist() if "/PrivateTest_" in n)[:6]
             faces = np.stack([np.asarray(Image.open(io.BytesIO(zf.read(n))).convert("L")) for n in names])
         assert faces.shape == (6, 48, 48) and faces.dtype == np.uint8
-        print(json.dumps([str(p) for p in joblib.load({str(trained)!r}).predict(faces)]))
+        print(json.dumps([str(p) for p in load_model({str(trained)!r}).predict(faces)]))
         """
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
@@ -209,32 +203,32 @@ def test_predict_folder_annotates_each(tiny_model_file, crop_png, camera_png, tm
 
 
 def test_train_missing_data(tmp_path):
-    assert_user_error(fer(*train_args(tmp_path / "nope.zip", tmp_path / "m.joblib")), "nope.zip")
+    assert_user_error(fer(*train_args(tmp_path / "nope.zip", tmp_path / "m.skops")), "nope.zip")
 
 
 def test_train_not_a_data_file(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
-    assert_user_error(fer(*train_args(notes, tmp_path / "m.joblib")), "notes.txt")
+    assert_user_error(fer(*train_args(notes, tmp_path / "m.skops")), "notes.txt")
 
 
 def test_train_unknown_feature(tmp_path):
-    result = fer("train", "--data", tmp_path / "x.zip", "--features", "hog+sift", "--out", tmp_path / "m.joblib")
+    result = fer("train", "--data", tmp_path / "x.zip", "--features", "hog+sift", "--out", tmp_path / "m.skops")
     assert_user_error(result, "sift", "hog", "lbp", "landmarks")
 
 
 def test_train_unknown_classifier(tmp_path):
-    result = fer("train", "--data", tmp_path / "x.zip", "--features", "hog", "--clf", "forest", "--out", tmp_path / "m.joblib")
+    result = fer("train", "--data", tmp_path / "x.zip", "--features", "hog", "--clf", "forest", "--out", tmp_path / "m.skops")
     assert_user_error(result, "forest", "svm", "logreg")
-    assert not (tmp_path / "m.joblib").exists()
+    assert not (tmp_path / "m.skops").exists()
 
 
 def test_evaluate_missing_model(tmp_path):
-    assert_user_error(fer("evaluate", tmp_path / "none.joblib", "--data", tmp_path / "x.zip"), "none.joblib", "fer train")
+    assert_user_error(fer("evaluate", tmp_path / "none.skops", "--data", tmp_path / "x.zip"), "none.skops", "fer train")
 
 
 def test_predict_missing_model(tmp_path, crop_png):
-    assert_user_error(fer("predict", crop_png, "--model", tmp_path / "none.joblib"), "none.joblib", "fer train")
+    assert_user_error(fer("predict", crop_png, "--model", tmp_path / "none.skops"), "none.skops", "fer train")
 
 
 def test_predict_missing_photo(tmp_path, tiny_model_file):

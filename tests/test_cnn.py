@@ -164,8 +164,8 @@ def test_embedding_pickle_round_trip(embedder, faces, tmp_path):
     assert "module_" not in state and "device_" not in state
     assert state["_module_state"].keys() == embedder.module_.state_dict().keys()
     for k, v in state["_module_state"].items():
-        assert v.device.type == "cpu"
-        assert torch.equal(v, embedder.module_.state_dict()[k])
+        assert type(v) is np.ndarray  # plain arrays, no torch objects: skops can save them
+        assert torch.equal(torch.from_numpy(v), embedder.module_.state_dict()[k].cpu())
 
     again = pickle.loads(pickle.dumps(embedder))
     np.testing.assert_array_equal(again.transform(faces), expected)
@@ -176,6 +176,35 @@ def test_embedding_pickle_round_trip(embedder, faces, tmp_path):
 
 
 @no_gpu
+def skops_round_trip(obj):
+    """``obj`` through skops.io, trusting exactly what fer_features.persist trusts."""
+    import skops.io as sio
+
+    from fer_features.persist import TRUSTED_TYPES
+
+    data = sio.dumps(obj)
+    untrusted = sio.get_untrusted_types(data=data)
+    assert set(untrusted) <= TRUSTED_TYPES, untrusted
+    assert not [t for t in untrusted if t.startswith("torch")]
+    return sio.loads(data, trusted=untrusted)
+
+
+def test_embedding_skops_round_trip(embedder, faces):
+    again = skops_round_trip(embedder)
+    np.testing.assert_array_equal(again.transform(faces), embedder.transform(faces))
+    assert not again.module_.training and again.device_ == torch.device("cpu")
+    assert list(again.get_feature_names_out()) == list(embedder.get_feature_names_out())
+
+
+def test_pickle_of_the_old_format_still_loads(embedder, faces):
+    """Pickles written before the weights became numpy arrays held torch tensors: they load too."""
+    state = embedder.__getstate__()
+    state["_module_state"] = {k: torch.from_numpy(v) for k, v in state["_module_state"].items()}
+    old = CNNEmbedding.__new__(CNNEmbedding)
+    old.__setstate__(state)
+    np.testing.assert_array_equal(old.transform(faces), embedder.transform(faces))
+
+
 def test_embedding_pickled_for_cuda_loads_on_cpu(embedder, faces):
     gpu_model = pickle.loads(pickle.dumps(embedder))
     gpu_model.set_params(device="cuda")  # as if fitted on a GPU machine
@@ -304,6 +333,24 @@ def test_hog_plus_cnn_pipeline_fits_and_predicts(ckpt_path, patterns):
     np.testing.assert_allclose(pickle.loads(pickle.dumps(pipe)).predict_proba(X[::10]), proba, rtol=1e-4, atol=1e-7)
 
 
+@no_gpu
+def test_hog_plus_cnn_pipeline_skops_round_trip(ckpt_path, patterns, tmp_path):
+    """A CNN-based pipeline saved as .skops loads (checked as a fer-features pipeline) and predicts the same."""
+    from fer_features.persist import load_model, model_format, save_model
+    from fer_features.pipelines import build_pipeline
+
+    X, labels = patterns
+    copy = tmp_path / "cnn.pt"
+    copy.write_bytes(ckpt_path.read_bytes())
+    pipe = build_pipeline("hog+cnn", "logreg", pca=20, feature_params={"cnn": {"checkpoint": str(copy)}}).fit(X, labels)
+    path = save_model(pipe, tmp_path / "hog-cnn.skops")
+    assert model_format(path) == "skops"
+    copy.unlink()  # the weights are inside the model file: the checkpoint is not read again
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict(X[::5]), pipe.predict(X[::5]))
+    np.testing.assert_allclose(loaded.predict_proba(X[::5]), pipe.predict_proba(X[::5]), rtol=1e-4, atol=1e-7)
+
+
 def test_cnn_head_takes_no_features():
     from fer_features.classifiers import make_classifier
     from fer_features.pipelines import build_pipeline
@@ -412,12 +459,13 @@ def test_classifier_pickle_round_trip(fitted_clf, real_small, tmp_path):
     expected = clf.predict_proba(X_val)
     state = clf.__getstate__()
     assert "checkpoint_" not in state and "module_" not in state
-    assert all(v.device.type == "cpu" for v in state["_module_state"].values())
+    assert all(type(v) is np.ndarray for v in state["_module_state"].values())
     again = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(again.predict_proba(X_val), expected)
     np.testing.assert_array_equal(again.classes_, clf.classes_)
     joblib.dump(clf, tmp_path / "clf.joblib")
     np.testing.assert_array_equal(joblib.load(tmp_path / "clf.joblib").predict_proba(X_val), expected)
+    np.testing.assert_array_equal(skops_round_trip(clf).predict_proba(X_val), expected)
 
 
 def test_classifier_holds_out_validation_itself(real_small, tiny_preset):
@@ -685,7 +733,7 @@ def cli_train(real_zip, out, *extra, device="cpu"):
 @pytest.fixture(scope="module")
 def cnn_model(real_zip, tmp_path_factory, _one_torch_thread):
     """`fer train --clf cnn` once, small preset: the model path."""
-    out = tmp_path_factory.mktemp("cnn-model") / "cnn.joblib"
+    out = tmp_path_factory.mktemp("cnn-model") / "cnn.skops"
     result = cli_train(real_zip, out, "--clf", "cnn", "--preset", "small")
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
     return out
@@ -728,7 +776,7 @@ def test_cli_cnn_model_loads_and_predicts(cnn_model, real_faces):
 
 
 def test_cli_train_hog_plus_cnn_with_checkpoint(cnn_model, real_zip, tmp_path):
-    out = tmp_path / "hc.joblib"
+    out = tmp_path / "hc.skops"
     pt = cnn_model.with_suffix(".pt")
     result = cli_train(real_zip, out, "--features", "hog+cnn", "--clf", "logreg", "--cnn-checkpoint", pt, "--pca", 32)
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
@@ -742,7 +790,7 @@ def test_cli_train_hog_plus_cnn_with_checkpoint(cnn_model, real_zip, tmp_path):
 
 
 def test_cli_train_hog_plus_cnn_trains_the_cnn_first(real_zip, tmp_path):
-    out = tmp_path / "hc.joblib"
+    out = tmp_path / "hc.skops"
     result = cli_train(real_zip, out, "--features", "hog+cnn", "--clf", "logreg", "--pca", 16)
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
     pt = out.with_suffix(".cnn.pt")
@@ -754,14 +802,14 @@ def test_cli_train_hog_plus_cnn_trains_the_cnn_first(real_zip, tmp_path):
 
 
 def test_cli_cnn_head_with_features_is_a_user_error(tmp_path):
-    result = fer("train", "--data", tmp_path / "x.zip", "--features", "hog", "--clf", "cnn", "--out", tmp_path / "m.joblib")
+    result = fer("train", "--data", tmp_path / "x.zip", "--features", "hog", "--clf", "cnn", "--out", tmp_path / "m.skops")
     assert_user_error(result, "pixels")
-    assert not (tmp_path / "m.joblib").exists()
+    assert not (tmp_path / "m.skops").exists()
 
 
 def test_cli_missing_cnn_checkpoint_is_a_user_error(tmp_path):
     result = fer("train", "--data", tmp_path / "x.zip", "--features", "hog+cnn", "--clf", "logreg",
-                 "--cnn-checkpoint", tmp_path / "missing.pt", "--out", tmp_path / "m.joblib")
+                 "--cnn-checkpoint", tmp_path / "missing.pt", "--out", tmp_path / "m.skops")
     assert_user_error(result, "missing.pt")
 
 
@@ -769,13 +817,13 @@ def test_cli_bad_cnn_checkpoint_is_a_user_error(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_text("not a checkpoint")
     result = fer("train", "--data", tmp_path / "x.zip", "--features", "hog+cnn", "--clf", "logreg",
-                 "--cnn-checkpoint", bad, "--out", tmp_path / "m.joblib")
+                 "--cnn-checkpoint", bad, "--out", tmp_path / "m.skops")
     assert_user_error(result, "bad.pt")
 
 
 @no_gpu
 def test_cli_cnn_on_missing_cuda_is_a_user_error(real_zip, tmp_path):
-    result = cli_train(real_zip, tmp_path / "m.joblib", "--clf", "cnn", device="cuda")
+    result = cli_train(real_zip, tmp_path / "m.skops", "--clf", "cnn", device="cuda")
     assert_user_error(result, "CUDA")
 
 
@@ -796,14 +844,14 @@ def test_cli_predict_crop_with_cnn_model(cnn_model, real_faces, tmp_path):
 def test_cli_evaluate_scores_a_checkpoint_directly(cnn_model, real_zip, tmp_path):
     pt = cnn_model.with_suffix(".pt")
     args = ("--data", str(real_zip), "--split", "PublicTest", "--json", "--precision", "fp32")
-    via_pipeline = json.loads(fer("evaluate", str(cnn_model), *args[:-2], "--plot", str(tmp_path / "a.png")).output)
+    via_pipeline = json.loads(fer("evaluate", str(cnn_model), *args[:-2], "--plot", str(tmp_path / "a.png")).stdout)  # the format note is on stderr
     result = fer("evaluate", str(pt), *args, "--plot", str(tmp_path / "b.png"))
     assert result.exit_code == 0, result.output
-    direct = json.loads(result.output)
+    direct = json.loads(result.stdout)
     assert direct["tta"] == "none" and direct["precision"] == "fp32"
     # the same network, so the same score as the saved pipeline (that one may run in bf16)
     assert direct["accuracy"] == pytest.approx(via_pipeline["accuracy"], abs=0.01)
-    ten = json.loads(fer("evaluate", str(pt), *args, "--tta", "ten-crop", "--plot", str(tmp_path / "c.png")).output)
+    ten = json.loads(fer("evaluate", str(pt), *args, "--tta", "ten-crop", "--plot", str(tmp_path / "c.png")).stdout)
     assert ten["tta"] == "ten-crop" and 0 <= ten["accuracy"] <= 1
 
 

@@ -33,7 +33,7 @@ def ferplus_pair(folder, per_class=4):
 
 def test_train_and_evaluate_on_ferplus_8_classes(tmp_path):
     path = ferplus_pair(tmp_path / "ferplus")
-    out = tmp_path / "m.joblib"
+    out = tmp_path / "m.skops"
     result = fer("train", "--data", path, "--classes", "8", "--features", "hog", "--clf", "logreg", "--pca", "0", "--n-jobs", "1", "--out", out)
     assert result.exit_code == 0, result.output
     card = json.loads(out.with_suffix(".json").read_text())
@@ -67,7 +67,7 @@ def test_fer2013_inputs_unchanged(make_fer):
 )
 def test_bad_data_options(make_fer, tmp_path, args, fragment):
     src = make_fer(per_class=1)
-    result = fer("train", "--data", src.csv, "--out", tmp_path / "m.joblib", *args)
+    result = fer("train", "--data", src.csv, "--out", tmp_path / "m.skops", *args)
     assert result.exit_code == 2, result.output
     if "--classes" not in args:
         assert_user_error(result, fragment)

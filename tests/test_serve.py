@@ -218,8 +218,8 @@ def test_decode_upload_direct(astronaut_jpeg):
 def test_missing_model_fails_at_start_up(tmp_path):
     from fer_features.persist import ModelError
 
-    app = create_app(tmp_path / "none.joblib")
-    with pytest.raises(ModelError, match="none.joblib"):
+    app = create_app(tmp_path / "none.skops")
+    with pytest.raises(ModelError, match="none.skops"):
         with TestClient(app):
             pass
 
@@ -291,7 +291,7 @@ def test_fer_serve_user_errors(tiny_model_path, tmp_path):
 
     from conftest import assert_user_error, fer
 
-    assert_user_error(fer("serve", "--model", tmp_path / "none.joblib"), "none.joblib", "fer train")
+    assert_user_error(fer("serve", "--model", tmp_path / "none.skops"), "none.skops", "fer train")
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         assert_user_error(fer("serve", "--model", tiny_model_path, "--port", port), f"127.0.0.1:{port}", "--port")

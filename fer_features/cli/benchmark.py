@@ -11,7 +11,8 @@ import typer
 from fer_features import config
 from fer_features.cli.common import (
     CNN, FEATURES, OUTPUT, Backend, ClassesOpt, ClassWeight, DataFormat, DataOpt, Device, DeviceOpt, FormatOpt, JsonOpt,
-    LabelMode, LabelModeOpt, LimitOpt, Preset, SkipBadOpt, app, command_line, console, fail, load_options, wide_console,
+    LabelMode, LabelModeOpt, LimitOpt, Preset, SkipBadOpt, app, check_outputs, command_line, console, fail, load_options,
+    wide_console,
 )  # fmt: skip
 
 GridOpt = Annotated[Path | None, typer.Option("--grid", help="TOML or YAML grid file (features, classifiers, baseline, pca, cv, ...).")]
@@ -67,6 +68,7 @@ def benchmark(
         check_run(grid, backend=backend.value, scheduler=scheduler, device=device.value)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
+    check_outputs((results_dir, True, "--results-dir"), (report, False, "--report"))
     with BenchmarkReporter() as progress:
         try:
             records, meta, paths = run_grid(

@@ -27,6 +27,14 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+@app.callback()
+def _main() -> None:
+    """Facial expression recognition with hand-crafted and learned features (FER2013 protocol)."""
+    from fer_features.interrupts import shield_workers_from_ctrl_c
+
+    shield_workers_from_ctrl_c()  # Ctrl-C: the command stops, no worker prints a traceback
+
+
 def fail(message: str) -> None:
     """Print a one-line error and exit with code 2 (a user mistake, no traceback)."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
@@ -120,6 +128,16 @@ DetectorOpt = Annotated[
 UpsampleOpt = Annotated[
     int, typer.Option(min=0, max=2, help="Times to double the image before detection (finds smaller faces).", rich_help_panel=DETECTION)
 ]
+TrustPickleOpt = Annotated[
+    bool,
+    typer.Option("--trust-pickle", help="Also load a pickle-based (.joblib) model: it can run code, so only one you made yourself.",
+                 rich_help_panel=MODEL),
+]  # fmt: skip
+MaxPixelsOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="Largest photo read, in pixels (default 25,000,000 or $FER_MAX_PIXELS); a larger one is an error row.",
+                 rich_help_panel=DETECTION),
+]  # fmt: skip
 MinScoreOpt = Annotated[
     float | None,
     typer.Option(help="Drop detections scoring lower (default: 0.3 for hog, 0 for mmod).", rich_help_panel=DETECTION),
@@ -155,12 +173,53 @@ def load_data(path: Path, data_format: DataFormat, options: dict):
             fail(str(exc))
 
 
-def open_recognizer(model: Path | None, **options):
-    """A :class:`~fer_features.Recognizer` for ``--model``; a missing or bad model file exits 2."""
+def check_outputs(*outputs: tuple[Path | None, bool, str]) -> None:
+    """``(path, is_folder, option)`` each writable, before any work starts; else one line and exit 2."""
+    from fer_features.persist import OutputError, check_writable
+
+    for path, folder, option in outputs:
+        if path is not None:
+            try:
+                check_writable(path, folder=folder, option=option)
+            except OutputError as exc:
+                fail(str(exc))
+
+
+def model_note(path: Path | None) -> None:
+    """Say on stderr which model file was read, and in which format."""
+    from fer_features.persist import model_format
+
+    if path is None or not path.is_file():
+        return
+    if path.suffix == config.CHECKPOINT_SUFFIX:
+        how = "CNN checkpoint"
+    elif model_format(path) == "skops":
+        how = "skops format"
+    else:
+        how = "pickle (joblib) format, trusted with --trust-pickle"
+    err_console.print(f"model {path} ({how})", highlight=False, soft_wrap=True)
+
+
+def read_model(path: Path, *, trust_pickle: bool = False, **options):
+    """The checked model of ``path`` (:func:`fer_features.persist.load_model`); a bad one exits 2."""
+    from fer_features.persist import ModelError, load_model
+
+    try:
+        model = load_model(path, trusted=trust_pickle, **options)
+    except ModelError as exc:
+        fail(str(exc))
+    model_note(path)
+    return model
+
+
+def open_recognizer(model: Path | None, *, trust_pickle: bool = False, **options):
+    """A :class:`~fer_features.Recognizer` for ``--model``; a missing, bad or untrusted model file exits 2."""
     from fer_features.persist import ModelError
     from fer_features.recognizer import Recognizer
 
     try:
-        return Recognizer(model, progress=False, **options)
+        recognizer = Recognizer(model, progress=False, trusted=trust_pickle, **options)
     except ModelError as exc:
         fail(str(exc))
+    model_note(recognizer.model_path)
+    return recognizer

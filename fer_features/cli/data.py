@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from fer_features.cli.common import (
-    ClassesOpt, DataArg, DataFormat, FormatOpt, JsonOpt, LabelMode, LabelModeOpt, app, console, load_data, load_options,
+    ClassesOpt, DataArg, DataFormat, FormatOpt, JsonOpt, LabelMode, LabelModeOpt, app, check_outputs, console, load_data,
+    load_options,
 )  # fmt: skip
 
 data_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich", help="Look at data sets before training on them.")
@@ -38,6 +39,7 @@ def data_inspect(
     """
     from fer_features.inspect import inspect_dataset, write_plots
 
+    check_outputs((out, True, "--out"))
     t0 = time.perf_counter()
     dataset = load_data(path, data_format, load_options(True, label_mode, classes, seed=seed, n_jobs=n_jobs))
     report = inspect_dataset(dataset, blank_std=blank_std, near_duplicates=near)

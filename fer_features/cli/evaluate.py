@@ -11,13 +11,15 @@ import typer
 from fer_features import config
 from fer_features.cli.common import (
     CNN, ClassesOpt, DataFormat, DataOpt, FormatOpt, JsonOpt, LabelMode, LabelModeOpt, Precision, SkipBadOpt, Split, Tta,
-    app, console, fail, load_data, load_options,
+    TrustPickleOpt, app, check_outputs, console, fail, load_data, load_options, read_model,
 )  # fmt: skip
 
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="Trained pipeline (.joblib), or a CNN checkpoint (.pt) scored directly.")],
+    model: Annotated[
+        Path, typer.Argument(help="Trained pipeline (.skops, or .joblib with --trust-pickle), or a CNN checkpoint (.pt) scored directly.")
+    ],
     data: DataOpt = config.DEFAULT_DATA,
     data_format: FormatOpt = DataFormat.auto,
     label_mode: LabelModeOpt = LabelMode.majority,
@@ -29,18 +31,16 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of a photo folder's split: the --seed given to fer train.")] = 0,
     tta: Annotated[Tta, typer.Option(help="CNN checkpoint (.pt): test-time augmentation none, flip or ten-crop.", rich_help_panel=CNN)] = Tta.none,
     precision: Annotated[Precision, typer.Option(help="CNN checkpoint (.pt): inference arithmetic.", rich_help_panel=CNN)] = Precision.auto,
+    trust_pickle: TrustPickleOpt = False,
 ) -> None:
     """Score a trained pipeline on one split: per-class report, accuracy, macro-F1, confusion matrix."""
     from fer_features.datasets import DataError
     from fer_features.evaluation import evaluate_split, format_report
-    from fer_features.persist import ModelError, load_model
 
-    try:
-        pipe = load_model(model, tta=tta.value, precision=precision.value)
-    except ModelError as exc:
-        fail(str(exc))
-    dataset = load_data(data, data_format, load_options(skip_bad, label_mode, classes, seed=seed))
     plot = plot or model.with_suffix(f".{split.value}{config.CONFUSION_SUFFIX}")
+    check_outputs((plot, False, "--plot"))
+    pipe = read_model(model, trust_pickle=trust_pickle, tta=tta.value, precision=precision.value)
+    dataset = load_data(data, data_format, load_options(skip_bad, label_mode, classes, seed=seed))
     try:
         with console.status(f"scoring {split.value} faces"):
             metrics = evaluate_split(pipe, dataset, split.value, plot=plot, name=model.stem)

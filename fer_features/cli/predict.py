@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from fer_features.cli.common import (
-    OUTPUT, Detector, DetectorOpt, MinScoreOpt, ModelOpt, UpsampleOpt, app, console, err_console, fail, open_recognizer,
-    wide_console,
+    OUTPUT, Detector, DetectorOpt, MaxPixelsOpt, MinScoreOpt, ModelOpt, TrustPickleOpt, UpsampleOpt, app, check_outputs,
+    console, err_console, fail, open_recognizer, wide_console,
 )  # fmt: skip
 
 PathsArg = Annotated[list[Path] | None, typer.Argument(help="Photos, 48x48 face crops, folders of them, or one video file.")]
@@ -39,6 +39,8 @@ def predict(
     every: EveryOpt = 1,
     webcam: WebcamOpt = False,
     device: CameraOpt = 0,
+    max_pixels: MaxPixelsOpt = None,
+    trust_pickle: TrustPickleOpt = False,
 ) -> None:
     """Find every face in each photo (or each frame of a video, or the webcam) and say its emotion.
 
@@ -50,7 +52,7 @@ def predict(
     from fer_features.predict import expand_paths
     from fer_features.video import is_video
 
-    options = dict(detector=detector.value, upsample=upsample, min_score=min_score)
+    options = dict(detector=detector.value, upsample=upsample, min_score=min_score, trust_pickle=trust_pickle, max_pixels=max_pixels)
     if webcam or (paths and len(paths) == 1 and is_video(paths[0])):
         return predict_video(None if webcam else paths[0], model, out, annotate, every, device, json_out, options)
     if not paths:
@@ -63,6 +65,7 @@ def predict(
     files = expand_paths(paths)
     if not files:
         fail(f"no image files in {', '.join(map(str, paths))}")
+    check_outputs((annotate, len(files) > 1, "--annotate"))
     recognizer = open_recognizer(model, **options)
     with console.status(f"finding faces in {len(files)} image(s)"):
         results = recognizer.predict_results(files)
@@ -120,6 +123,7 @@ def predict_video(source: Path | None, model, out, annotate, every: int, device:
         fail("--annotate is for photos and videos, not --webcam")
     if annotate is not None and not is_video(annotate):
         fail(f"--annotate {annotate}: give a video file name ({', '.join(VIDEO_SUFFIXES[:4])}, …) for a video")
+    check_outputs((out, False, "--out"), (annotate, False, "--annotate"))
     recognizer = open_recognizer(model, **options)
     try:
         if source is None:

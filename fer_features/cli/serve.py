@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
-from fer_features.cli.common import Detector, DetectorOpt, ModelOpt, UpsampleOpt, app, console, fail, open_recognizer
+from fer_features.cli.common import (
+    Detector, DetectorOpt, ModelOpt, TrustPickleOpt, UpsampleOpt, app, console, fail, open_recognizer,
+)  # fmt: skip
 
 
 @app.command()
@@ -19,6 +21,7 @@ def serve(
     detector: DetectorOpt = Detector.hog,
     upsample: UpsampleOpt = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+    trust_pickle: TrustPickleOpt = False,
 ) -> None:
     """Serve the model over HTTP: JSON API ([bold]POST /predict[/], [bold]GET /health[/], docs at /docs) and a demo page at /.
 
@@ -34,7 +37,7 @@ def serve(
         from fer_features.serve import create_app
     except ImportError as exc:
         fail(f"fer serve needs fastapi, uvicorn and python-multipart ({exc}): pip install 'fer-features[serve]'")
-    recognizer = open_recognizer(model, detector=detector.value, upsample=upsample)
+    recognizer = open_recognizer(model, trust_pickle=trust_pickle, detector=detector.value, upsample=upsample, max_pixels=max_pixels)
     try:
         with socket.create_server((host, port)):
             pass

@@ -11,7 +11,7 @@ from fer_features import config
 from fer_features.cli.common import (
     CNN, FEATURES, ClassesOpt, ClfOpt, ClassWeight, ClassWeightOpt, DataFormat, DataOpt, Device, DeviceOpt, EpochsOpt,
     FeatureParamOpt, FormatOpt, LabelMode, LabelModeOpt, LimitOpt, NJobsOpt, PcaOpt, Precision, PrecisionOpt, Preset,
-    PresetOpt, SeedOpt, SkipBadOpt, app, command_line, console, fail, feature_params, load_options,
+    PresetOpt, SeedOpt, SkipBadOpt, app, check_outputs, command_line, console, fail, feature_params, load_options,
 )  # fmt: skip
 from fer_features.cli.common import Balance as BalanceMode
 
@@ -23,7 +23,7 @@ AugmentOpt = Annotated[bool, typer.Option(help="Add mirrored copies of the Train
 ShiftOpt = Annotated[int, typer.Option(min=0, help="With --augment, also one copy shifted by up to this many pixels.", rich_help_panel=FEATURES)]
 BalanceOpt = Annotated[BalanceMode, typer.Option(help="Rare classes: none, class weights, or oversampling of Training.", rich_help_panel=FEATURES)]
 SpecOpt = Annotated[str | None, typer.Option(help=f"Feature spec, names joined by '+' (see `fer list`). Default {config.DEFAULT_FEATURES}; none for --clf cnn.", rich_help_panel=FEATURES)]
-OutOpt = Annotated[Path, typer.Option(help="Where to write the trained pipeline (.joblib).")]
+OutOpt = Annotated[Path, typer.Option(help="Where to write the trained pipeline: .skops (safe to share), or .joblib (a pickle).")]
 CacheOpt = Annotated[Path | None, typer.Option(help="Cache extracted Training features here (Pipeline memory) for re-runs.")]
 CheckpointOpt = Annotated[Path | None, typer.Option(help="Trained CNN (.pt) for the cnn feature; without it the CNN is trained first.", rich_help_panel=CNN)]
 LogFileOpt = Annotated[Path | None, typer.Option(help="Append each CNN epoch's record (JSON) to this file, for long runs.", rich_help_panel=CNN)]
@@ -43,8 +43,9 @@ def train(
 ) -> None:  # fmt: skip
     """Fit a pipeline on [bold]Training[/], report PublicTest and PrivateTest, save it with a model card.
 
-    Writes OUT (joblib), OUT with .json (model card: features, classifier, parameters, data
-    fingerprint, library versions, metrics, timings) and OUT with .confusion.png (PrivateTest).
+    Writes OUT (skops; a pickle with joblib for a .joblib name), OUT with .json (model card:
+    features, classifier, parameters, data fingerprint, library versions, metrics, timings) and
+    OUT with .confusion.png (PrivateTest), moved into place together at the end.
     With [bold]--clf cnn[/] the network is trained end to end (best epoch on PublicTest) and its
     checkpoint written to OUT with .pt; an interrupted run resumes when run again. With the
     [bold]cnn[/] feature and no --cnn-checkpoint, that network is trained first (OUT with .cnn.pt).
@@ -54,6 +55,7 @@ def train(
     from fer_features.training import TrainSettings, log_cnn_epochs, parse_cnn_params
     from fer_features.training import train as train_model
 
+    check_outputs((out, False, "--out"), (log_file, False, "--log-file"))
     if log_file is not None:
         log_cnn_epochs(log_file)
     try:

@@ -88,7 +88,7 @@ class CNNEmbedding(_CNNModuleMixin, FaceImageTransformer):
     Notes
     -----
     Output: ``(n_samples, embedding_dim)`` float32 (256 for the ``small`` preset, 512 for
-    ``large``), columns ``cnn0 …``. Pickling stores the weights on the CPU; loading puts them on
+    ``large``), columns ``cnn0 …``. Saving (skops or pickle) stores the weights as numpy arrays; loading puts them on
     the device available then.
     """
 

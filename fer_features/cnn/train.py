@@ -553,7 +553,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path}: no such CNN checkpoint; train one with `fer train --clf cnn --out models/cnn.joblib` "
+            f"{path}: no such CNN checkpoint; train one with `fer train --clf cnn --out models/cnn.skops` "
             "(it writes models/cnn.pt)"
         )
     try:

@@ -52,7 +52,7 @@ class VGG16Features(TorchModuleMixin, FaceImageTransformer):
     Notes
     -----
     Output: ``(n_samples, 512 * (input_size // 32) ** 2)`` float32, columns ``vgg16_0 …``.
-    Pickles with the weights on the CPU.
+    Saves (skops or pickle) with the weights as numpy arrays.
 
     References
     ----------

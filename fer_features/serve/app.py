@@ -29,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+# Largest image accepted, in pixels (width x height): 25 megapixels, the CLI's default too.
+from fer_features.images import DEFAULT_MAX_PIXELS
+
 #: Largest upload accepted, in bytes (10 MiB).
 DEFAULT_MAX_BYTES = 10 * 2**20
 
-#: Largest image accepted, in pixels (width x height): 25 megapixels, e.g. 6000x4000 is 24 MP.
-DEFAULT_MAX_PIXELS = 25_000_000
 
 #: Bytes a multipart envelope may add to the file it carries (boundaries and part headers).
 MULTIPART_OVERHEAD = 16 * 1024
@@ -117,37 +118,24 @@ def decode_upload(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
         413 ``too_many_pixels`` over ``max_pixels``; 422 ``corrupt_image`` for truncated or
         corrupt data.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from fer_features import images
 
-    from fer_features.faces import to_rgb
-
-    if not data:
+    try:
+        return images.decode_image(data, max_pixels=max_pixels, name="upload")
+    except images.EmptyImageError:
         message = "empty upload: send an image (JPEG, PNG, …) as multipart field 'file' or as the request body"
-        raise UploadError(400, "empty", message)
-    try:
-        im = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        head = data[:16]
-        message = f"not an image Pillow can read ({len(data)} bytes starting {head!r})"
-        raise UploadError(415, "not_an_image", message) from None
-    except Image.DecompressionBombError as exc:
-        raise UploadError(413, "too_many_pixels", str(exc)) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise UploadError(422, "corrupt_image", f"corrupt image header ({exc})") from None
-    width, height = im.size
-    if width * height > max_pixels:
-        message = f"image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}: resize it"
-        raise UploadError(413, "too_many_pixels", message)
-    if width == 0 or height == 0:
-        raise UploadError(422, "corrupt_image", f"image has no pixels ({width}x{height})")
-    try:
-        im.load()
-        return to_rgb(ImageOps.exif_transpose(im))
-    except Image.DecompressionBombError as exc:
-        raise UploadError(413, "too_many_pixels", str(exc)) from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
-        message = f"{im.format or 'image'} data is truncated or corrupt ({exc})"
-        raise UploadError(422, "corrupt_image", message) from None
+        raise UploadError(400, "empty", message) from None
+    except images.NotAnImageError as exc:
+        raise UploadError(415, "not_an_image", _without_name(exc)) from None
+    except images.TooManyPixelsError as exc:
+        raise UploadError(413, "too_many_pixels", _without_name(exc).replace(" (raise it with --max-pixels or $FER_MAX_PIXELS)", "")) from None
+    except images.ImageError as exc:
+        raise UploadError(422, "corrupt_image", _without_name(exc)) from None
+
+
+def _without_name(exc: Exception) -> str:
+    """The message of an :class:`~fer_features.images.ImageError` about an upload, without its ``upload:`` prefix."""
+    return str(exc).removeprefix("upload: ")
 
 
 async def read_upload(request, max_bytes: int) -> bytes:
@@ -218,14 +206,16 @@ def create_app(
     detector: str = "hog",
     upsample: int = 1,
     min_score: float | None = None,
+    trust_pickle: bool = False,
 ):
     """Build the ``fer serve`` app.
 
     Parameters
     ----------
     model_path : path-like, optional
-        Trained pipeline (``.joblib``), loaded once when the app starts (its lifespan); defaults
-        to :func:`fer_features.persist.default_model_path`. Its model card, if any, is read for
+        Trained pipeline (``.skops``; a pickle only with ``trust_pickle``), loaded once when the
+        app starts (its lifespan) by :func:`fer_features.persist.load_model`; defaults to
+        :func:`fer_features.persist.default_model_path`. Its model card, if any, is read for
         ``/health``.
     model : fitted pipeline, optional
         An already loaded model; ``model_path`` then only names it.
@@ -241,6 +231,8 @@ def create_app(
         Default of the ``upsample`` query parameter (see :func:`fer_features.faces.detect_faces`).
     min_score : float, optional
         Default detection threshold (see :func:`fer_features.faces.detect_faces`).
+    trust_pickle : bool, default=False
+        Load a pickle-based (joblib) model file; it can run code, so only for files you made.
 
     Returns
     -------
@@ -251,7 +243,8 @@ def create_app(
     Raises
     ------
     fer_features.persist.ModelError
-        At start-up, when the model file is missing or unreadable.
+        At start-up, when the model file is missing, unreadable, not a fer-features pipeline, or
+        a pickle without ``trust_pickle``.
     """
     from fastapi import FastAPI, Query, Request
     from fastapi.responses import FileResponse, JSONResponse, Response
@@ -259,7 +252,7 @@ def create_app(
     from starlette.concurrency import run_in_threadpool
 
     from fer_features import __version__
-    from fer_features.persist import default_model_path, read_card
+    from fer_features.persist import default_model_path, model_format, read_card
     from fer_features.recognizer import Recognizer
 
     given = recognizer is not None or model is not None
@@ -270,9 +263,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        options = dict(detector=detector, upsample=upsample, min_score=min_score, progress=False)
+        options = dict(detector=detector, upsample=upsample, min_score=min_score, progress=False, trusted=trust_pickle)
         app.state.recognizer = recognizer or Recognizer(model if model is not None else path, **options)
         app.state.model = app.state.recognizer.model
+        app.state.model_format = model_format(path) if path is not None and path.is_file() else None
         app.state.classes = app.state.recognizer.classes
         app.state.card = read_card(path) if path is not None else {}
         app.state.started = time.time()
@@ -368,6 +362,7 @@ def create_app(
         return {
             "status": "ok",
             "model": str(path) if path is not None else None,
+            "model_format": app.state.model_format,
             "features": card.get("features"),
             "classifier": card.get("classifier"),
             "classes": app.state.classes,
