@@ -666,6 +666,30 @@ def test_warm_restart_refuses_another_network(tiny_data, tmp_path):
         train_cnn(*tiny_data, config=tiny_config(epochs=1, init_checkpoint=str(tmp_path / "none.pt")), device="cpu")
 
 
+def test_distillation_targets_are_the_teachers_mirror_averaged_softmax(tiny_data, tmp_path):
+    X, y, X_val, y_val = tiny_data
+    teacher = train_cnn(*tiny_data, config=tiny_config(seed=3), device="cpu")
+    path = save_checkpoint(teacher, tmp_path / "teacher.pt")
+    cfg = tiny_config(teacher=str(path), distill_temperature=3.0)
+    _, probs = train_mod._teacher_targets(cfg, X, 7, torch.device("cpu"), "fp32")
+    net = train_mod.net_from_checkpoint(load_checkpoint(path), torch.device("cpu"))
+    xt = train_mod.to_tensor(X, teacher["mean"], teacher["std"])
+    with torch.no_grad():
+        logits = (net(xt) + net(torch.flip(xt, dims=[3]))) / 2
+    assert probs.shape == (len(X), 7)
+    assert torch.allclose(probs, torch.softmax(logits / 3.0, dim=1), atol=1e-5)
+
+    # distill=0 trains on the labels alone: the same run as without a teacher; distill=1 does not
+    plain = train_cnn(*tiny_data, config=tiny_config(seed=4), device="cpu")
+    none = train_cnn(*tiny_data, config=tiny_config(seed=4, teacher=str(path), distill=0.0), device="cpu")
+    full = train_cnn(*tiny_data, config=tiny_config(seed=4, teacher=str(path), distill=1.0), device="cpu")
+    assert_same_weights(none["state_dict"], plain["state_dict"])
+    assert any(not torch.equal(v, plain["state_dict"][k]) for k, v in full["state_dict"].items())
+    assert full["teacher"]["path"] == str(path) and "teacher" not in plain
+    with pytest.raises(ValueError, match="distill"):
+        tiny_config(distill=1.5)
+
+
 # --------------------------------------------------------------------------- augmentation
 
 

@@ -185,6 +185,11 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         Decay of the weight average that is selected and kept; 0 is off.
     init_checkpoint : str, default=''
         A checkpoint (``.pt``) of the same network to start from: a warm restart of the schedule.
+    teacher : str, default=''
+        A checkpoint (``.pt``) to distil: its mirror-averaged distributions on the Training faces
+        are mixed into the targets (see :class:`~fer_features.cnn.train.TrainConfig`).
+    distill, distill_temperature : float, default=0.5, 2.0
+        Weight of the teacher's distribution in the targets, and its softmax temperature.
     device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
     tta : {False, True, 'flip', 'ten-crop'}, default=False
         Test-time augmentation at prediction (:func:`~fer_features.cnn.train.tta_views`);
@@ -226,6 +231,9 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         cutmix=0.0,
         ema=0.0,
         init_checkpoint="",
+        teacher="",
+        distill=0.5,
+        distill_temperature=2.0,
         device="auto",
         tta=False,
         validation_fraction=0.1,
@@ -250,6 +258,9 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         self.cutmix = cutmix
         self.ema = ema
         self.init_checkpoint = init_checkpoint
+        self.teacher = teacher
+        self.distill = distill
+        self.distill_temperature = distill_temperature
         self.device = device
         self.tta = tta
         self.validation_fraction = validation_fraction

@@ -90,6 +90,15 @@ class TrainConfig:
         random initialisation: a warm restart of the schedule (SGDR, Loshchilov & Hutter 2017;
         each cycle's end is a snapshot, Huang et al. 2017). Its network and classes must match
         this run's, and its input normalisation is kept. ``''``: random initialisation.
+    teacher : str
+        Path of a checkpoint of a (larger) network whose predictions on the Training faces
+        (mirror-averaged) become part of the targets: knowledge distillation (Hinton et al. 2015)
+        in its offline form, the teacher's distribution computed once before training. ``''``: none.
+    distill : float
+        Weight of the teacher's distribution in each target, ``(1 - distill) * label +
+        distill * teacher``.
+    distill_temperature : float
+        Temperature the teacher's logits are divided by before the softmax (softer above 1).
     """
 
     preset: str = "small"
@@ -110,6 +119,9 @@ class TrainConfig:
     cutmix: float = 0.0
     ema: float = 0.0
     init_checkpoint: str = ""
+    teacher: str = ""
+    distill: float = 0.5
+    distill_temperature: float = 2.0
     net: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -119,6 +131,8 @@ class TrainConfig:
             raise ValueError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be a decay in [0, 1), got {self.ema!r}")
+        if not 0.0 <= self.distill <= 1.0 or self.distill_temperature <= 0:
+            raise ValueError("distill is a weight in [0, 1] and distill_temperature positive")
         if self.mixup < 0 or self.cutmix < 0:
             raise ValueError("mixup and cutmix are Beta alphas: 0 (off) or positive")
         if not self.net:
@@ -383,6 +397,10 @@ def train_cnn(
     xt, yt = to_tensor(X_train, mean, std), torch.as_tensor(np.asarray(y_train), dtype=torch.long)
     xv, yv = to_tensor(X_val, mean, std), torch.as_tensor(np.asarray(y_val), dtype=torch.long)
     tt = torch.from_numpy(soft_train / soft_train.sum(1, keepdims=True).clip(1e-12)) if soft_train is not None else F.one_hot(yt, n_classes).float()
+    teacher = None
+    if cfg.teacher:
+        teacher, teacher_probs = _teacher_targets(cfg, X_train, n_classes, dev, "bf16" if bf16 else "fp32")
+        tt = (1.0 - cfg.distill) * tt + cfg.distill * teacher_probs
 
     net = build_net({**cfg.net, "n_classes": n_classes})
     if init is not None:
@@ -504,6 +522,9 @@ def train_cnn(
         "soft_labels": soft_train is not None,
         "train_seconds": round(state["seconds"], 1),
     }
+    if teacher is not None:
+        checkpoint["teacher"] = {"path": cfg.teacher, "val_accuracy": teacher.get("val_accuracy"),
+                                 "train_seconds": teacher.get("train_seconds")}  # fmt: skip
     if init is not None:
         checkpoint["init"] = {
             "path": cfg.init_checkpoint,
@@ -514,6 +535,23 @@ def train_cnn(
     if resume_path is not None and resume_path.exists():
         resume_path.unlink()
     return checkpoint
+
+
+def _teacher_targets(cfg: TrainConfig, X_train: np.ndarray, n_classes: int, dev, precision: str) -> tuple[dict, torch.Tensor]:
+    """The teacher checkpoint and its class distributions on the Training faces, ``(n_train, n_classes)`` float32.
+
+    Each face's logits are averaged with its mirror image's (flip TTA), divided by
+    ``cfg.distill_temperature`` and passed through a softmax.
+    """
+    ckpt = load_checkpoint(cfg.teacher)
+    if int(ckpt["n_classes"]) != n_classes:
+        raise ValueError(f"{cfg.teacher}: the teacher has {ckpt['n_classes']} classes, this run's data {n_classes}")
+    channels_last = bool(ckpt["config"].get("channels_last", True))
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # the run's random streams stay as they were
+        net = to_channels_last(net_from_checkpoint(ckpt, dev), channels_last)
+        xt = to_tensor(X_train, float(ckpt["mean"]), float(ckpt["std"]))  # the teacher's own normalisation
+        logits = predict_logits(net, xt, dev, tta="flip", precision=precision, channels_last=channels_last)
+    return ckpt, torch.softmax(logits.float() / cfg.distill_temperature, dim=1)
 
 
 def _init_checkpoint(cfg: TrainConfig, n_classes: int) -> dict | None:
