@@ -62,8 +62,14 @@ ClassesOpt = Annotated[int, typer.Option(min=7, max=8, help="FERPlus classes: 7,
 
 
 class Detector(str, Enum):
+    """The face detectors of :mod:`fer_features.detectors` (``fer predict --detector``)."""
+
+    yuface = "yuface"
     hog = "hog"
     mmod = "mmod"
+
+
+_DETECTOR_HELP = "Face detector: yuface (libfacedetection CNN, fast, the default), hog (dlib HOG) or mmod (dlib CNN, slow)."
 
 
 def fail(message: str) -> None:
@@ -605,9 +611,11 @@ def predict(
     annotate: Annotated[
         Path | None, typer.Option(help="Write the photo with boxes and labels here (a folder for several photos; an .mp4/.avi for a video).")
     ] = None,
-    detector: Annotated[Detector, typer.Option(help="dlib face detector: HOG (fast) or MMOD CNN (robust, slow).")] = Detector.hog,
-    upsample: Annotated[int, typer.Option(help="Times to double the photo before detection (finds smaller faces).")] = 1,
-    min_score: Annotated[float | None, typer.Option(help="Drop detections scoring lower (default: 0.3 for hog, 0 for mmod).")] = None,
+    detector: Annotated[Detector, typer.Option(help=_DETECTOR_HELP)] = Detector.yuface,
+    upsample: Annotated[
+        int | None, typer.Option(min=0, help="Doublings of the detection resolution, finds smaller faces (default: 0 for yuface, 1 for hog/mmod).")
+    ] = None,
+    min_score: Annotated[float | None, typer.Option(help="Drop detections scoring lower (default: 0.5 for yuface, 0.3 for hog, 0 for mmod).")] = None,
     out: Annotated[Path | None, typer.Option(help="Video or webcam: write per-frame faces, labels and probabilities to this CSV.")] = None,
     every: Annotated[int, typer.Option(min=1, help="Video or webcam: analyse every k-th frame.")] = 1,
     webcam: Annotated[bool, typer.Option("--webcam", help="Classify the camera's frames live in an OpenCV window (needs a display).")] = False,
@@ -882,8 +890,9 @@ def _print_benchmark(records: list[dict]) -> None:
 
 @app.command("list")
 def list_choices() -> None:
-    """List the feature extractors and classifiers that specs can name."""
+    """List the feature extractors, classifiers and face detectors that options can name."""
     from fer_features.classifiers import list_classifiers
+    from fer_features.detectors import list_detectors
     from fer_features.features import list_features
 
     console.print("[bold]features[/] (join with '+', e.g. hog+lbp+landmarks)")
@@ -891,6 +900,9 @@ def list_choices() -> None:
         console.print(f"  {name:12s} {desc}", highlight=False)
     console.print("[bold]classifiers[/]")
     for name, desc in list_classifiers().items():
+        console.print(f"  {name:12s} {desc}", highlight=False)
+    console.print("[bold]face detectors[/] (fer predict / fer serve --detector)")
+    for name, desc in list_detectors().items():
         console.print(f"  {name:12s} {desc}", highlight=False)
 
 
@@ -976,8 +988,10 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload, in MiB.")] = 10.0,
     max_pixels: Annotated[int, typer.Option(min=1, help="Largest image, in pixels (width x height).")] = 25_000_000,
-    detector: Annotated[Detector, typer.Option(help="dlib face detector: HOG (fast) or MMOD CNN (robust, slow).")] = Detector.hog,
-    upsample: Annotated[int, typer.Option(min=0, max=2, help="Default times to double an image before detection.")] = 1,
+    detector: Annotated[Detector, typer.Option(help=_DETECTOR_HELP)] = Detector.yuface,
+    upsample: Annotated[
+        int | None, typer.Option(min=0, max=2, help="Default doublings of the detection resolution (default: the detector's).")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
 ) -> None:
     """Serve the model over HTTP: JSON API ([bold]POST /predict[/], [bold]GET /health[/], docs at /docs) and a demo page at /.
