@@ -720,7 +720,7 @@ def benchmark(
     features: Annotated[
         list[str] | None, typer.Option(help="Feature sets to run (repeat or comma-separate), e.g. hog,hog+lbp. Default: the full grid.")
     ] = None,
-    clf: Annotated[list[str] | None, typer.Option(help="Classifier heads to run (repeat or comma-separate). Default: svm, gbm, logreg.")] = None,
+    clf: Annotated[list[str] | None, typer.Option(help="Classifier heads to run (repeat or comma-separate). Default: svm, gbm, logreg, nystroem, mlp.")] = None,
     baseline: Annotated[bool | None, typer.Option("--baseline/--no-baseline", help="Score the CNN trained end to end (default: yes).")] = None,
     pca: Annotated[int | None, typer.Option(help="PCA components after scaling; 0 keeps every feature (default 256).")] = None,
     cv: Annotated[int | None, typer.Option(help="Also k-fold CV accuracy on Training with this many folds (default 0: none).")] = None,
