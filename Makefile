@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-DATA   ?= ../shared/data/fer2013.zip
+DATA   ?= ../shared/data/fer2013.csv.gz
 MODEL  ?= models/fer-default.joblib
 
 .PHONY: install run test lock clean

@@ -23,7 +23,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-DEFAULT_DATA = Path("../shared/data/fer2013.zip")
+DEFAULT_DATA = Path("../shared/data/fer2013.csv.gz")
 
 
 class Split(str, Enum):
@@ -55,7 +55,7 @@ class Balance(str, Enum):
     oversample = "oversample"
 
 
-_DATA_HELP = "FER2013 zip, folder or fer2013.csv; FERPlus fer2013new.csv; or a folder of labelled photos."
+_DATA_HELP = "FER2013 challenge CSV (fer2013.csv[.gz]), zip or folder; FERPlus fer2013new.csv; or a folder of labelled photos."
 FormatOpt = Annotated[DataFormat, typer.Option("--format", help="Data format; auto detects it from the path.")]
 LabelModeOpt = Annotated[LabelMode, typer.Option(help="FERPlus labels: majority vote, or the vote distribution (argmax for training).")]
 ClassesOpt = Annotated[int, typer.Option(min=7, max=8, help="FERPlus classes: 7, or 8 with contempt.")]
@@ -208,7 +208,20 @@ class Device(str, Enum):
 
 class Preset(str, Enum):
     small = "small"
+    medium = "medium"
     large = "large"
+
+
+class Tta(str, Enum):
+    none = "none"
+    flip = "flip"
+    ten_crop = "ten-crop"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    bf16 = "bf16"
+    fp32 = "fp32"
 
 
 @app.command()
@@ -235,9 +248,17 @@ def train(
     cnn_checkpoint: Annotated[
         Path | None, typer.Option(help="Trained CNN (.pt) for the cnn feature; without it the CNN is trained first.")
     ] = None,
-    preset: Annotated[Preset, typer.Option(help="CNN size: small (2 CPU cores, ~30 min) or large (GPU).")] = Preset.small,
+    preset: Annotated[Preset, typer.Option(help="CNN size: small (minutes), medium (~1.5 h in bf16 on 2 CPU cores) or large (GPU).")] = Preset.small,
     epochs: Annotated[int, typer.Option(help="CNN epochs at most (early stopping on PublicTest).")] = 25,
     device: Annotated[Device, typer.Option(help="Torch device for the CNN: auto = cuda, else mps, else cpu.")] = Device.auto,
+    precision: Annotated[
+        Precision, typer.Option(help="CNN arithmetic: auto = bf16 on CUDA and on CPUs with native bf16, else fp32.")
+    ] = Precision.auto,
+    cnn_param: Annotated[
+        list[str] | None,
+        typer.Option(help="CNN training parameter KEY=VALUE, repeatable, e.g. ema=0.999, mixup=0.2, label_smoothing=0.1."),
+    ] = None,
+    log_file: Annotated[Path | None, typer.Option(help="Append each CNN epoch's record (JSON) to this file, for long runs.")] = None,
     feature_param: Annotated[
         list[str] | None,
         typer.Option(help="Extractor parameter NAME.PARAM=VALUE, repeatable, e.g. hog.orientations=12 or vgg16.weights=vgg16.pth."),
@@ -258,11 +279,16 @@ def train(
     from fer_features.pipelines import DEFAULT_FEATURES, build_pipeline, cap_pca
 
     t0 = time.perf_counter()
+    if log_file is not None:
+        _log_epochs_to(log_file)
     end_to_end = clf in END_TO_END
     if features is None and not end_to_end:
         features = DEFAULT_FEATURES
-    cnn_options = {"preset": preset.value, "epochs": epochs, "device": device.value}
     try:
+        cnn_options = {
+            **_parse_cnn_params(cnn_param or []), "preset": preset.value, "epochs": epochs, "device": device.value,
+            "precision": precision.value,
+        }
         uses_cnn = features is not None and "cnn" in parse_spec(features)
         if clf not in list_classifiers():
             raise ValueError(f"unknown classifier {clf!r}; valid names: {', '.join(list_classifiers())}")
@@ -326,7 +352,10 @@ def train(
     if uses_cnn and cnn_checkpoint is None:
         cnn_checkpoint = out.with_suffix(".cnn.pt")
         console.print(f"training the CNN for the cnn feature ({preset.value} preset) → {cnn_checkpoint}")
-        cnn_card = _train_cnn(X_train, y_train, X_val, y_val, cnn_options, seed, cnn_checkpoint, out.with_suffix(".cnn.resume.pt"))
+        cnn_card = _train_cnn(
+            X_train, y_train, X_val, y_val, cnn_options, seed, cnn_checkpoint, out.with_suffix(".cnn.resume.pt"),
+            soft=_soft_targets(dataset, n_original, X_train),
+        )
         timings["cnn_train_seconds"] = cnn_card["train_seconds"]
         feature_params.setdefault("cnn", {}).update(checkpoint=str(cnn_checkpoint), device=device.value)
         pipe = build_pipeline(features, clf, **build, feature_params=feature_params)
@@ -334,7 +363,7 @@ def train(
 
     console.print(f"training [bold]{features or 'pixels'} → {clf}[/] on {len(X_train):,} Training faces")
     if end_to_end:
-        timings.update(_fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs))
+        timings.update(_fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs, soft=_soft_targets(dataset, n_original, X_train)))
         ckpt = pipe.named_steps["clf"].checkpoint_
         cnn_checkpoint = out.with_suffix(".pt")
         from fer_features.cnn.train import save_checkpoint
@@ -352,8 +381,10 @@ def train(
             if len(X):
                 metrics[split] = evaluate(pipe, X, y)
         if end_to_end and len(dataset.split("PrivateTest")[0]):
-            pipe.set_params(clf__tta=True)  # test-time augmentation, reported apart from the plain score
-            metrics["PrivateTest+TTA"] = evaluate(pipe, *dataset.split("PrivateTest"))
+            # test-time augmentation, reported apart from the plain score
+            for name, mode in (("PrivateTest+TTA", "flip"), ("PrivateTest+TTA10", "ten-crop")):
+                pipe.set_params(clf__tta=mode)
+                metrics[name] = evaluate(pipe, *dataset.split("PrivateTest"))
             pipe.set_params(clf__tta=False)
     timings["evaluate_seconds"] = round(time.perf_counter() - t, 2)
     console.print(_metrics_table(metrics, f"{features or 'pixels'} → {clf}"))
@@ -415,6 +446,44 @@ def _parse_feature_params(items: list[str]) -> dict[str, dict]:
     return params
 
 
+def _log_epochs_to(path: Path) -> None:
+    """Send the CNN's per-epoch log records (``fer_features.cnn``) to ``path``, appended, with times."""
+    import logging
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log = logging.getLogger("fer_features.cnn")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def _parse_cnn_params(items: list[str]) -> dict:
+    """``["ema=0.999"]`` → ``{"ema": 0.999}`` for the CNN's training parameters (values as JSON if they parse).
+
+    Raises
+    ------
+    ValueError
+        For an item without ``=`` or a name that is not a :class:`~fer_features.cnn.train.TrainConfig` field.
+    """
+    from dataclasses import fields
+
+    from fer_features.cnn.train import TrainConfig
+
+    valid = sorted(f.name for f in fields(TrainConfig) if f.name not in ("net", "preset", "epochs", "precision", "seed"))
+    params = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or key not in valid:
+            raise ValueError(f"--cnn-param {item!r}: expected KEY=VALUE with KEY one of {', '.join(valid)}")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
 def _epoch_progress(total_epochs: int):
     """A rich progress bar over epochs and the callback that advances it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -435,29 +504,41 @@ def _epoch_progress(total_epochs: int):
     return progress, on_epoch
 
 
-def _fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs: int) -> dict[str, float]:
+def _soft_targets(dataset, n_original: int, X_train) -> dict:
+    """``soft``/``soft_classes`` fit arguments for the CNN when the data has vote distributions
+    (FERPlus ``--label-mode probability``) and Training was not resampled; else ``{}``."""
+    if dataset.soft is None or len(X_train) != n_original:
+        return {}
+    return {"soft": dataset.soft[dataset.usage == "Training"], "soft_classes": list(dataset.classes)}
+
+
+def _fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs: int, soft: dict | None = None) -> dict[str, float]:
     start = time.perf_counter()
     progress, on_epoch = _epoch_progress(epochs)
+    extra = {f"clf__{k}": v for k, v in (soft or {}).items()}
     with progress:
-        pipe.fit(X_train, y_train, clf__X_val=X_val, clf__y_val=y_val, clf__on_epoch=on_epoch)
+        pipe.fit(X_train, y_train, clf__X_val=X_val, clf__y_val=y_val, clf__on_epoch=on_epoch, **extra)
     return {"fit_seconds": round(time.perf_counter() - start, 2)}
 
 
-def _train_cnn(X_train, y_train, X_val, y_val, options: dict, seed: int, path: Path, resume_path: Path) -> dict:
+def _train_cnn(
+    X_train, y_train, X_val, y_val, options: dict, seed: int, path: Path, resume_path: Path, soft: dict | None = None
+) -> dict:
     """Train the CNN whose embedding the cnn feature uses; save it to ``path``; its card entries."""
     from fer_features.cnn import CNNClassifier, save_checkpoint
 
     net = CNNClassifier(seed=seed, resume_path=str(resume_path), **options)
     progress, on_epoch = _epoch_progress(options["epochs"])
     with progress:
-        net.fit(X_train, y_train, X_val=X_val, y_val=y_val, on_epoch=on_epoch)
+        net.fit(X_train, y_train, X_val=X_val, y_val=y_val, on_epoch=on_epoch, **(soft or {}))
     save_checkpoint(net.checkpoint_, path)
     return _cnn_card(net.checkpoint_)
 
 
 def _cnn_card(ckpt: dict) -> dict:
     """The model-card entries of a CNN checkpoint: its config, epochs, selection score, device, time."""
-    return {k: ckpt[k] for k in ("config", "history", "best_epoch", "val_accuracy", "device", "train_seconds")}
+    keys = ("config", "history", "best_epoch", "val_accuracy", "device", "precision", "soft_labels", "train_seconds")
+    return {k: ckpt[k] for k in keys if k in ckpt}
 
 
 @app.command()
@@ -566,7 +647,7 @@ def cv(
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="Trained pipeline (.joblib).")],
+    model: Annotated[Path, typer.Argument(help="Trained pipeline (.joblib), or a CNN checkpoint (.pt) scored directly.")],
     data: Annotated[Path, typer.Option(help=_DATA_HELP)] = DEFAULT_DATA,
     data_format: FormatOpt = DataFormat.auto,
     label_mode: LabelModeOpt = LabelMode.majority,
@@ -576,6 +657,8 @@ def evaluate(
     plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the model).")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable or malformed images.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of a photo folder's split: the --seed given to fer train.")] = 0,
+    tta: Annotated[Tta, typer.Option(help="CNN checkpoint (.pt): test-time augmentation none, flip or ten-crop.")] = Tta.none,
+    precision: Annotated[Precision, typer.Option(help="CNN checkpoint (.pt): inference arithmetic.")] = Precision.auto,
 ) -> None:
     """Score a trained pipeline on one split: per-class report, accuracy, macro-F1, confusion matrix."""
     from fer_features.evaluation import evaluate as score
@@ -583,8 +666,13 @@ def evaluate(
     from fer_features.persist import ModelError, load_model
 
     try:
-        pipe = load_model(model)
-    except ModelError as exc:
+        if model.suffix == ".pt":
+            from fer_features.cnn import CNNClassifier
+
+            pipe = CNNClassifier.from_checkpoint(model, tta=tta.value, precision=precision.value)
+        else:
+            pipe = load_model(model)
+    except (ModelError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     dataset = _load_data(data, skip_bad, format=data_format.value, label_mode=label_mode.value, classes=classes, seed=seed)
     X, y = dataset.split(split.value)
@@ -595,6 +683,8 @@ def evaluate(
     plot = plot or model.with_suffix(f".{split.value}.confusion.png")
     plot_confusion_matrix(metrics["confusion_matrix"], plot, title=f"{model.stem}, {split.value} (acc {metrics['accuracy']:.3f})")
     metrics = {"model": str(model), "split": split.value, "data_fingerprint": dataset.fingerprint, **metrics, "plot": str(plot)}
+    if model.suffix == ".pt":
+        metrics.update(tta=tta.value, precision="bf16" if pipe._uses_bf16() else "fp32")
     if json_out:
         typer.echo(json.dumps(metrics, indent=2))
         return

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,16 +230,27 @@ def load_fer2013(
 # --------------------------------------------------------------------------- sources
 
 
+#: Compression suffixes pandas infers from a path (``compression="infer"``), after ``.csv``.
+CSV_COMPRESSIONS = (".gz", ".bz2", ".xz", ".zip", ".zst")
+
+
+def is_csv_path(path: str | os.PathLike) -> bool:
+    """True for ``*.csv`` and a CSV compressed as pandas reads it (``*.csv.gz``, ``.bz2``, ``.xz``,
+    ``.zip``, ``.zst``), told from the file name alone."""
+    name = Path(path).name.lower()
+    return name.endswith(".csv") or any(name.endswith(".csv" + c) for c in CSV_COMPRESSIONS)
+
+
 def _source_kind(path: Path) -> str:
     if path.is_dir():
         return "folder"
+    if is_csv_path(path):  # before the zip test: fer2013.csv.zip is a zip holding one CSV
+        return "csv"
     if zipfile.is_zipfile(path):
         return "zip"
-    if path.suffix.lower() == ".csv":
-        return "csv"
     raise DataError(
         f"{path}: not a FER2013 source; expected a .zip of train/<emotion>/*.jpg, "
-        "the folder it extracts to, or fer2013.csv"
+        "the folder it extracts to, or fer2013.csv (also compressed: .csv.gz, .csv.bz2, .csv.xz, .csv.zip)"
     )
 
 
@@ -318,9 +331,9 @@ def _decode_members(source: Path, members, skip_bad: bool):
 def _read_csv(path: Path, skip_bad: bool):
     import pandas as pd
 
-    try:
+    try:  # compression (gz, bz2, xz, zip, zst) is inferred from the suffix
         df = pd.read_csv(path, dtype={"pixels": str, "Usage": str})
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, OSError, EOFError, ValueError, zipfile.BadZipFile, lzma.LZMAError, zlib.error) as exc:
         raise DataError(f"{path}: not a readable CSV ({exc})") from None
     missing = [c for c in ("emotion", "pixels", "Usage") if c not in df.columns]
     if missing:

@@ -26,6 +26,7 @@ from fer_features.datasets import (
     DataError,
     FERDataset,
     _fingerprint,
+    is_csv_path,
     load_fer2013,
 )
 
@@ -42,24 +43,45 @@ LABEL_MODES = ("majority", "probability")
 FERPLUS_FILE = "fer2013new.csv"
 
 
-def find_ferplus_pair(path: str | os.PathLike) -> tuple[Path, Path] | None:
-    """``(fer2013new.csv, fer2013.csv)`` if ``path`` is a FERPlus CSV (a header with ``Image name``)
-    with ``fer2013.csv`` beside it, or a folder holding both; else None (``fer2013.csv`` alone is FER2013)."""
+#: Names of the pixel file looked for beside ``fer2013new.csv``, in order.
+PIXEL_FILES = ("fer2013.csv", "fer2013.csv.gz", "fer2013.csv.bz2", "fer2013.csv.xz", "fer2013.csv.zip")
+
+
+def pixel_file_beside(folder: str | os.PathLike) -> Path | None:
+    """The FER2013 challenge CSV in ``folder`` (first of :data:`PIXEL_FILES` that exists), or None."""
+    for name in PIXEL_FILES:
+        candidate = Path(folder) / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def is_ferplus_source(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a FERPlus vote CSV (a header with ``Image name``) or a folder holding
+    ``fer2013new.csv``, whether or not the pixel file is beside it."""
     path = Path(path)
     if path.is_dir():
-        new, old = path / FERPLUS_FILE, path / "fer2013.csv"
-    elif path.suffix.lower() == ".csv" and _has_ferplus_header(path):
-        new, old = path, path.with_name("fer2013.csv")
-    else:
+        return (path / FERPLUS_FILE).is_file()
+    return is_csv_path(path) and _has_ferplus_header(path)
+
+
+def find_ferplus_pair(path: str | os.PathLike) -> tuple[Path, Path] | None:
+    """``(fer2013new.csv, pixel CSV)`` if ``path`` is a FERPlus source (:func:`is_ferplus_source`)
+    with ``fer2013.csv`` or ``fer2013.csv.gz`` (:data:`PIXEL_FILES`) beside it; else None."""
+    path = Path(path)
+    if not is_ferplus_source(path):
         return None
-    return (new, old) if new.is_file() and old.is_file() else None
+    new = path / FERPLUS_FILE if path.is_dir() else path
+    old = pixel_file_beside(new.parent)
+    return (new, old) if old is not None else None
 
 
 def _has_ferplus_header(path: Path) -> bool:
+    import pandas as pd
+
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            header = fh.readline()
-    except OSError:
+        header = pd.read_csv(path, nrows=0).columns
+    except Exception:  # noqa: BLE001 - any unreadable file is simply not FERPlus
         return False
     return "Image name" in header
 
@@ -79,7 +101,7 @@ def load_ferplus(
     Parameters
     ----------
     path : str or path-like
-        ``fer2013new.csv``, or the folder holding it and ``fer2013.csv``.
+        ``fer2013new.csv``, or the folder holding it and ``fer2013.csv`` (or ``fer2013.csv.gz``).
     label_mode : {'majority', 'probability'}, default='majority'
         ``'majority'``: the FERPlus paper's majority vote, one hard label per image; images whose
         top vote is not a strict majority, or goes to unknown/NF (or to contempt with
@@ -90,7 +112,8 @@ def load_ferplus(
         7: FER2013's classes (contempt votes ignored); 8: adds ``contempt`` as label 7
         (:data:`~fer_features.datasets.EMOTIONS8`).
     fer2013_csv : str or path-like, optional
-        The challenge file with the pixels; default ``fer2013.csv`` beside ``fer2013new.csv``.
+        The challenge file with the pixels; default the first of :data:`PIXEL_FILES`
+        (``fer2013.csv``, ``fer2013.csv.gz``, ...) beside ``fer2013new.csv``.
     skip_bad : bool, default=False
         Passed to :func:`~fer_features.datasets.load_fer2013` for the pixel file; bad FERPlus
         vote rows are an error either way.
@@ -128,10 +151,16 @@ def load_ferplus(
         raise ValueError(f"classes must be 7 or 8 (8 adds contempt), got {classes!r}")
     path = Path(path)
     new = path / FERPLUS_FILE if path.is_dir() else path
-    old = Path(fer2013_csv) if fer2013_csv is not None else new.with_name("fer2013.csv")
-    for p in (new, old):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such file (FERPlus needs fer2013new.csv and fer2013.csv side by side)")
+    if not new.is_file():
+        raise FileNotFoundError(f"{new}: no such file (FERPlus needs its vote file {FERPLUS_FILE})")
+    old = Path(fer2013_csv) if fer2013_csv is not None else pixel_file_beside(new.parent)
+    if old is None:
+        raise FileNotFoundError(
+            f"{new}: FERPlus has only votes; its pixels come from the FER2013 challenge CSV, which must lie "
+            f"beside it: put fer2013.csv or fer2013.csv.gz in {new.parent}/"
+        )
+    if not old.is_file():
+        raise FileNotFoundError(f"{old}: no such file (the FER2013 challenge CSV with the pixels for {new.name})")
     try:
         votes_df = pd.read_csv(new, dtype={"Usage": str, "Image name": str})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:

@@ -147,7 +147,7 @@ def load_model(path: str | Path | None = None):
     if not path.is_file():
         raise ModelError(
             f"{path}: no such model file; train one with "
-            f"`fer train --data ../shared/data/fer2013.zip --out {path}` (or `make run`)"
+            f"`fer train --data ../shared/data/fer2013.csv.gz --out {path}` (or `make run`)"
         )
     try:
         model = joblib.load(path)

@@ -8,7 +8,6 @@ usage splits, whatever the source.
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 from fer_features.datasets import DataError, FERDataset, load_fer2013
@@ -20,27 +19,25 @@ FORMATS = ("auto", "fer2013", "ferplus", "photos")
 def detect_format(path: str | os.PathLike) -> str:
     """The format of a data path.
 
-    Rules, in order: a ``.zip`` is ``'fer2013'``; a CSV whose header has ``Image name`` is
-    ``'ferplus'`` (any other CSV ``'fer2013'``); a folder holding ``fer2013new.csv`` and
-    ``fer2013.csv`` is ``'ferplus'``; a folder whose first image is not 48x48 is ``'photos'``;
-    any other folder ``'fer2013'``.
+    Rules, in order: a CSV (also compressed: ``.csv.gz``, ...) whose header has ``Image name`` is
+    ``'ferplus'`` (any other CSV ``'fer2013'``); a ``.zip`` is ``'fer2013'``; a folder holding
+    ``fer2013new.csv`` is ``'ferplus'``; a folder whose first image is not 48x48 is
+    ``'photos'``; any other folder ``'fer2013'``.
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     """
-    from fer_features.ferplus import find_ferplus_pair
+    from fer_features.ferplus import is_ferplus_source
     from fer_features.photo_folders import is_photo_folder
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     if path.is_file():
-        if zipfile.is_zipfile(path):
-            return "fer2013"
-        return "ferplus" if find_ferplus_pair(path) else "fer2013"
-    if find_ferplus_pair(path):
+        return "ferplus" if is_ferplus_source(path) else "fer2013"
+    if is_ferplus_source(path):
         return "ferplus"
     return "photos" if is_photo_folder(path) else "fer2013"
 
@@ -62,8 +59,9 @@ def load_dataset(
     Parameters
     ----------
     path : str or path-like
-        FER2013 zip, folder or ``fer2013.csv``; FERPlus ``fer2013new.csv`` (with ``fer2013.csv``
-        beside it) or their folder; a folder of labelled photos.
+        FER2013 zip, folder or ``fer2013.csv`` (or ``fer2013.csv.gz``, ``.bz2``, ``.xz``,
+        ``.zip``); FERPlus ``fer2013new.csv`` (with ``fer2013.csv`` or ``fer2013.csv.gz`` beside
+        it) or their folder; a folder of labelled photos.
     format : {'auto', 'fer2013', 'ferplus', 'photos'}, default='auto'
         ``'auto'`` uses :func:`detect_format`.
     skip_bad : bool, default=False

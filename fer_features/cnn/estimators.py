@@ -36,8 +36,10 @@ class _TorchModuleMixin:
             except ValueError:  # e.g. pickled with device='cuda', loaded without a GPU
                 self.device_ = resolve_device("auto")
             net = self._make_module()
+            from fer_features.cnn.train import to_channels_last
+
             net.load_state_dict(module_state)
-            self.module_ = net.to(self.device_).eval()
+            self.module_ = to_channels_last(net.to(self.device_).eval())
 
     def _make_module(self):
         """An untrained module of the fitted architecture (for unpickling)."""
@@ -47,19 +49,29 @@ class _TorchModuleMixin:
 
     def _load(self, ckpt: dict) -> None:
         from fer_features.cnn.net import resolve_device
-        from fer_features.cnn.train import net_from_checkpoint
+        from fer_features.cnn.train import net_from_checkpoint, to_channels_last
 
         self.device_ = resolve_device(self.device)
-        self.module_ = net_from_checkpoint(ckpt, self.device_)
+        self.module_ = to_channels_last(net_from_checkpoint(ckpt, self.device_))
         self.net_config_ = dict(ckpt["config"]["net"])
         self.n_classes_ = int(ckpt["n_classes"])
         self.mean_, self.std_ = float(ckpt["mean"]), float(ckpt["std"])
 
-    def _logits(self, X: np.ndarray, tta: bool = False) -> np.ndarray:
+    def _logits(self, X: np.ndarray, tta: str | bool = "none") -> np.ndarray:
         from fer_features.cnn.train import predict_logits, to_tensor
 
-        logits = predict_logits(self.module_, to_tensor(X, self.mean_, self.std_), self.device_, self.batch_size, tta=tta)
+        xt = to_tensor(X, self.mean_, self.std_)
+        logits = predict_logits(self.module_, xt, self.device_, self.batch_size, tta=tta, precision=self._precision())
         return logits.numpy()
+
+    def _precision(self) -> str:
+        return getattr(self, "precision", "auto")  # estimators pickled before the parameter existed
+
+    def _uses_bf16(self) -> bool:
+        """Whether inference runs in bf16 on this machine."""
+        from fer_features.cnn.train import use_bf16
+
+        return use_bf16(self.device_, self._precision())
 
 
 class CNNEmbedding(_TorchModuleMixin, FaceImageTransformer):
@@ -78,6 +90,9 @@ class CNNEmbedding(_TorchModuleMixin, FaceImageTransformer):
         Images per forward pass. The output does not depend on it (eval mode).
     device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
         ``'auto'``: CUDA if available, else MPS, else CPU.
+    precision : {'auto', 'bf16', 'fp32'}, default='auto'
+        Inference arithmetic (:func:`~fer_features.cnn.train.use_bf16`): bf16 autocast on CUDA
+        and on CPUs with native bf16, float32 elsewhere; the embeddings are float32 either way.
     n_jobs : None
         Unused (torch parallelises inside each batch); kept for the feature registry's interface.
 
@@ -100,10 +115,11 @@ class CNNEmbedding(_TorchModuleMixin, FaceImageTransformer):
     # torch's threads use the cores; in worker processes 3,589 crops took 13.0 s against 7.0 s
     _process_parallel = False
 
-    def __init__(self, *, checkpoint=None, batch_size=256, device="auto", n_jobs=None):
+    def __init__(self, *, checkpoint=None, batch_size=256, device="auto", precision="auto", n_jobs=None):
         self.checkpoint = checkpoint
         self.batch_size = batch_size
         self.device = device
+        self.precision = precision
         self.n_jobs = n_jobs
 
     def _check_params(self) -> None:
@@ -122,7 +138,7 @@ class CNNEmbedding(_TorchModuleMixin, FaceImageTransformer):
         from fer_features.cnn.train import batched_forward, to_tensor
 
         xt = to_tensor(X, self.mean_, self.std_)
-        out = batched_forward(self.module_.embed, xt, self.device_, self.batch_size, net=self.module_, mixed_precision=False)
+        out = batched_forward(self.module_.embed, xt, self.device_, self.batch_size, net=self.module_, precision=self._precision())
         return out.numpy().astype(np.float32)
 
     def _extract(self, X):
@@ -135,15 +151,28 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    preset : {'small', 'large'}, default='small'
-        Network size; ``small`` suits 2 CPU cores, ``large`` a GPU.
+    preset : {'small', 'medium', 'large'}, default='small'
+        Network size (:data:`~fer_features.cnn.net.PRESETS`); ``small`` and ``medium`` suit 2 CPU
+        cores, ``large`` a GPU.
     epochs : int, default=40
     batch_size : int, default=128
     lr : float, default=0.05
+        Peak learning rate of the one-cycle schedule (SGD, Nesterov momentum 0.9).
+    weight_decay, label_smoothing, max_rotation, max_shift, max_scale, erasing, patience
+        Training hyper-parameters, as in :class:`~fer_features.cnn.train.TrainConfig`.
     seed : int, default=0
+    precision : {'auto', 'bf16', 'fp32'}, default='auto'
+        Training and inference arithmetic (:func:`~fer_features.cnn.train.use_bf16`): bf16 on
+        CUDA and on CPUs with native bf16, float32 elsewhere.
+    channels_last : bool, default=True
+    mixup, cutmix : float, default=0.0
+        Beta alphas of mixup / CutMix; 0 is off.
+    ema : float, default=0.0
+        Decay of the weight average that is selected and kept; 0 is off.
     device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
-    tta : bool, default=False
-        Average the logits of each face and its mirror image at prediction.
+    tta : {False, True, 'flip', 'ten-crop'}, default=False
+        Test-time augmentation at prediction (:func:`~fer_features.cnn.train.tta_views`);
+        True is ``'flip'`` (each face and its mirror image).
     validation_fraction : float, default=0.1
         Share of the training images held out for checkpoint selection when ``fit`` is given
         no ``X_val``.
@@ -166,7 +195,19 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
         epochs=40,
         batch_size=128,
         lr=0.05,
+        weight_decay=5e-4,
+        label_smoothing=0.1,
+        max_rotation=10.0,
+        max_shift=4.0,
+        max_scale=0.1,
+        erasing=0.25,
+        patience=10,
         seed=0,
+        precision="auto",
+        channels_last=True,
+        mixup=0.0,
+        cutmix=0.0,
+        ema=0.0,
         device="auto",
         tta=False,
         validation_fraction=0.1,
@@ -176,13 +217,76 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
+        self.max_rotation = max_rotation
+        self.max_shift = max_shift
+        self.max_scale = max_scale
+        self.erasing = erasing
+        self.patience = patience
         self.seed = seed
+        self.precision = precision
+        self.channels_last = channels_last
+        self.mixup = mixup
+        self.cutmix = cutmix
+        self.ema = ema
         self.device = device
         self.tta = tta
         self.validation_fraction = validation_fraction
         self.resume_path = resume_path
 
-    def fit(self, X, y, X_val=None, y_val=None, on_epoch=None):
+    @classmethod
+    def from_checkpoint(cls, path, *, tta=False, device="auto", batch_size=512, precision="auto"):
+        """A fitted classifier from a checkpoint written by ``fer train --clf cnn`` (``.pt``).
+
+        Parameters
+        ----------
+        path : str or path-like
+        tta : {False, True, 'flip', 'ten-crop'}, default=False
+        device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
+        batch_size : int, default=512
+            Images per inference batch.
+        precision : {'auto', 'bf16', 'fp32'}, default='auto'
+            Inference arithmetic.
+
+        Returns
+        -------
+        CNNClassifier
+            Its training parameters are the checkpoint's; ``classes_`` its class names.
+
+        Raises
+        ------
+        FileNotFoundError, ValueError
+            If the file is missing, not a CNN checkpoint, or has no class names (a checkpoint of
+            :func:`~fer_features.cnn.train.train_cnn` called directly).
+        """
+        from dataclasses import fields
+
+        from fer_features.cnn.train import TrainConfig, load_checkpoint
+
+        ckpt = load_checkpoint(path)
+        if not ckpt.get("classes"):
+            raise ValueError(f"{path}: the checkpoint has no class names (save it from CNNClassifier or `fer train --clf cnn`)")
+        known = {f.name for f in fields(TrainConfig)} - {"net"}
+        params = {k: v for k, v in ckpt["config"].items() if k in known}
+        params.update(tta=tta, device=device, batch_size=batch_size, precision=precision)
+        clf = cls(**params)
+        clf._load(ckpt)  # the network is the checkpoint's own config, whatever its preset
+        clf.checkpoint_ = ckpt
+        clf.classes_ = np.asarray(ckpt["classes"])
+        clf.image_shape_ = (48, 48)
+        return clf
+
+    def train_config(self):
+        """The :class:`~fer_features.cnn.train.TrainConfig` of these parameters."""
+        from dataclasses import fields
+
+        from fer_features.cnn.train import TrainConfig
+
+        names = [f.name for f in fields(TrainConfig) if f.name != "net"]
+        return TrainConfig(**{name: getattr(self, name) for name in names})
+
+    def fit(self, X, y, X_val=None, y_val=None, on_epoch=None, soft=None, soft_classes=None):
         """Train the network; the best epoch on the validation split is kept.
 
         Parameters
@@ -194,17 +298,39 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
             Selection split (PublicTest); if absent, ``validation_fraction`` of X is held out.
         on_epoch : callable, optional
             Called with each epoch's record.
+        soft : ndarray of shape (n_samples, n_soft_classes), dtype float, optional
+            Target distributions (e.g. FERPlus votes) to train on instead of ``y``
+            (:func:`~fer_features.cnn.train.soft_cross_entropy`); needs ``X_val``.
+        soft_classes : sequence of str, optional
+            The class of each column of ``soft``; every label of ``y`` must be among them.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            If ``soft`` comes without ``X_val`` or ``soft_classes``, or its columns do not cover
+            the labels.
         """
-        from fer_features.cnn.train import TrainConfig, train_cnn
+        from fer_features.cnn.train import train_cnn
 
         X = check_images(X, estimator="CNNClassifier", min_size=16)
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         y_idx = np.searchsorted(self.classes_, y)
+        soft_idx = None
+        if soft is not None:
+            if X_val is None or soft_classes is None:
+                raise ValueError("training on soft labels needs X_val/y_val and soft_classes")
+            soft_classes = [str(c) for c in soft_classes]
+            self.classes_ = np.unique(np.concatenate([self.classes_, np.asarray(soft_classes, dtype=self.classes_.dtype)]))
+            y_idx = np.searchsorted(self.classes_, y)
+            order = [soft_classes.index(str(c)) if str(c) in soft_classes else None for c in self.classes_]
+            if None in order:
+                raise ValueError(f"soft_classes {soft_classes} do not cover the labels {list(self.classes_)}")
+            soft_idx = np.asarray(soft, dtype=np.float32)[:, order]
         if X_val is None:
             from sklearn.model_selection import train_test_split
 
@@ -217,8 +343,10 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
             if unknown:
                 raise ValueError(f"validation labels {sorted(unknown)} do not occur in the training labels")
             yv_idx = np.searchsorted(self.classes_, np.asarray(y_val))
-        cfg = TrainConfig(preset=self.preset, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed)
-        ckpt = train_cnn(X, y_idx, X_val, yv_idx, config=cfg, device=self.device, resume_path=self.resume_path, on_epoch=on_epoch)
+        ckpt = train_cnn(
+            X, y_idx, X_val, yv_idx, config=self.train_config(), device=self.device, resume_path=self.resume_path,
+            on_epoch=on_epoch, soft_train=soft_idx,
+        )
         ckpt["n_classes"] = len(self.classes_)
         ckpt["classes"] = [str(c) for c in self.classes_]
         self.checkpoint_ = ckpt

@@ -7,6 +7,8 @@ standard protocol); the test split is never seen here.
 from __future__ import annotations
 
 import copy
+import json
+import logging
 import math
 import os
 import time
@@ -22,6 +24,53 @@ from torch.utils.data import DataLoader, TensorDataset
 from fer_features.cnn.net import PRESETS, build_net, resolve_device
 
 CHECKPOINT_FORMAT = "fer-features-cnn/1"
+
+#: Each epoch's record is logged here as one JSON line (level INFO), e.g. for a long run's log file.
+logger = logging.getLogger("fer_features.cnn")
+
+#: Values of ``precision`` (training and inference arithmetic).
+PRECISIONS = ("auto", "bf16", "fp32")
+#: Test-time augmentation modes: none, the mirror image, or ten crops (4 corners + centre, each
+#: also mirrored; Krizhevsky et al. 2012).
+TTA_MODES = ("none", "flip", "ten-crop")
+
+
+def native_bf16() -> bool:
+    """True if this CPU has native bf16 arithmetic (x86 ``avx512_bf16`` or ``amx_bf16``).
+
+    Read from ``/proc/cpuinfo`` (Linux); False where that file is absent, so other systems use
+    float32 unless bf16 is asked for. Without these instructions oneDNN emulates bf16, which is
+    slower than float32.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def use_bf16(device: torch.device, precision: str = "auto") -> bool:
+    """Whether ``precision`` means bf16 autocast on ``device``.
+
+    ``'bf16'`` forces it (on CPU, CUDA or MPS), ``'fp32'`` never, ``'auto'`` on CUDA and on CPUs
+    with :func:`native_bf16`.
+
+    Raises
+    ------
+    ValueError
+        For a value not in :data:`PRECISIONS`.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return False
+    if precision == "bf16":
+        return True
+    return device.type == "cuda" or (device.type == "cpu" and native_bf16())
 
 
 @dataclass
@@ -50,6 +99,21 @@ class TrainConfig:
     patience : int
         Stop after this many epochs without a better validation accuracy.
     seed : int
+    precision : {'auto', 'bf16', 'fp32'}
+        Arithmetic of the forward and backward passes. ``'auto'``: bf16 autocast on CUDA and on
+        CPUs with native bf16 instructions (:func:`native_bf16`), float32 elsewhere. Weights,
+        optimizer state and the loss stay float32 in every mode.
+    channels_last : bool
+        NHWC memory layout for the convolutions (faster in oneDNN on CPU and on tensor cores).
+    mixup : float
+        Alpha of the Beta(alpha, alpha) mixing weight of mixup (Zhang et al. 2018); 0 turns it off.
+    cutmix : float
+        Alpha of CutMix (Yun et al. 2019); 0 turns it off. With both on, each batch uses one of
+        them at random.
+    ema : float
+        Decay per optimizer step of an exponential moving average of the weights (and batch-norm
+        statistics); 0 turns it off. When on, the averaged network is the one validated, selected
+        and saved.
     """
 
     preset: str = "small"
@@ -64,11 +128,22 @@ class TrainConfig:
     erasing: float = 0.25
     patience: int = 10
     seed: int = 0
+    precision: str = "auto"
+    channels_last: bool = True
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    ema: float = 0.0
     net: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.preset not in PRESETS:
             raise ValueError(f"unknown CNN preset {self.preset!r}; expected one of {', '.join(PRESETS)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be a decay in [0, 1), got {self.ema!r}")
+        if self.mixup < 0 or self.cutmix < 0:
+            raise ValueError("mixup and cutmix are Beta alphas: 0 (off) or positive")
         if not self.net:
             self.net = dict(PRESETS[self.preset])
 
@@ -135,7 +210,8 @@ def batched_forward(
     batch_size: int = 512,
     *,
     net: torch.nn.Module | None = None,
-    mixed_precision: bool = True,
+    precision: str = "auto",
+    channels_last: bool = True,
 ) -> torch.Tensor:
     """Apply ``forward`` to ``X`` batch by batch through a DataLoader, gathered on the CPU.
 
@@ -149,8 +225,10 @@ def batched_forward(
     batch_size : int, default=512
     net : torch.nn.Module, optional
         Put in eval mode for the pass (and back to its mode after).
-    mixed_precision : bool, default=True
-        bf16 autocast on CUDA (:func:`_autocast`); False keeps float32 everywhere.
+    precision : {'auto', 'bf16', 'fp32'}, default='auto'
+        See :func:`use_bf16`; the output is float32 either way.
+    channels_last : bool, default=True
+        Feed 4-d batches in NHWC layout (the net should be converted too: :func:`to_channels_last`).
 
     Returns
     -------
@@ -164,33 +242,88 @@ def batched_forward(
     out = []
     for (xb,) in DataLoader(TensorDataset(X), batch_size=batch_size, shuffle=False):
         xb = xb.to(device, non_blocking=True)
-        with _autocast(device) if mixed_precision else torch.autocast(device.type, enabled=False):
+        if channels_last and xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast(device, precision):
             out.append(forward(xb).float().cpu())
     if net is not None:
         net.train(was_training)
     return torch.cat(out)
 
 
-def predict_logits(net, X: torch.Tensor, device: torch.device, batch_size: int = 512, tta: bool = False) -> torch.Tensor:
+def tta_views(xb: torch.Tensor, tta: str | bool = "none", crop: int | None = None) -> list[torch.Tensor]:
+    """The views of a batch that test-time augmentation averages over.
+
+    Parameters
+    ----------
+    xb : Tensor of shape (b, c, h, w)
+    tta : {'none', 'flip', 'ten-crop'} or bool, default='none'
+        ``True`` means ``'flip'``. ``'ten-crop'``: the four corner crops and the centre crop of
+        size ``crop`` and their mirror images (Krizhevsky et al. 2012; Khaireddin & Chen 2021
+        use it on FER2013). The network pools globally, so crops need no resizing.
+    crop : int, optional
+        Side of the ten crops in pixels; default ``h - h // 12`` (44 for 48x48 faces).
+
+    Returns
+    -------
+    list of Tensor
+        1, 2 or 10 views.
+
+    Raises
+    ------
+    ValueError
+        For an unknown mode.
+    """
+    mode = {True: "flip", False: "none"}.get(tta, tta)
+    if mode not in TTA_MODES:
+        raise ValueError(f"unknown TTA mode {tta!r}; expected one of {', '.join(TTA_MODES)}")
+    if mode == "none":
+        return [xb]
+    if mode == "flip":
+        return [xb, torch.flip(xb, dims=[3])]
+    h, w = xb.shape[-2:]
+    c = crop or h - h // 12
+    crops = [xb[..., :c, :c], xb[..., :c, w - c :], xb[..., h - c :, :c], xb[..., h - c :, w - c :]]
+    top, left = (h - c) // 2, (w - c) // 2
+    crops.append(xb[..., top : top + c, left : left + c])
+    return crops + [torch.flip(v, dims=[3]) for v in crops]
+
+
+def predict_logits(
+    net,
+    X: torch.Tensor,
+    device: torch.device,
+    batch_size: int = 512,
+    tta: str | bool = "none",
+    *,
+    precision: str = "auto",
+    channels_last: bool = True,
+) -> torch.Tensor:
     """Logits of standardised images ``(n, 1, h, w)``, in eval mode, gathered on the CPU.
 
-    With ``tta``, the logits of each image and of its mirror image are averaged.
+    With ``tta`` (:func:`tta_views`) the logits of the views of each image are averaged.
+    ``precision`` and ``channels_last`` as in :func:`batched_forward`.
     """
     if len(X) == 0:
         return torch.zeros((0, net.classifier.out_features))
 
     def forward(xb):
-        logits = net(xb).float()
-        return (logits + net(torch.flip(xb, dims=[3])).float()) / 2 if tta else logits
+        views = tta_views(xb, tta)
+        return sum(net(v).float() for v in views) / len(views)
 
-    return batched_forward(forward, X, device, batch_size, net=net)
+    return batched_forward(forward, X, device, batch_size, net=net, precision=precision, channels_last=channels_last)
 
 
-def _autocast(device: torch.device):
-    """bf16 mixed precision on CUDA; full precision elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+def to_channels_last(net: torch.nn.Module, enabled: bool = True) -> torch.nn.Module:
+    """``net`` with its 4-d weights in NHWC layout (in place) when ``enabled``."""
+    return net.to(memory_format=torch.channels_last) if enabled else net
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    """The autocast context of ``precision`` on ``device`` (:func:`use_bf16`): bf16 or off."""
+    if use_bf16(device, precision):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return torch.autocast(device.type, enabled=False)
 
 
 def set_cpu_threads() -> None:
@@ -205,6 +338,72 @@ def set_cpu_threads() -> None:
         torch.set_num_threads(n)
 
 
+def mix_batch(
+    xb: torch.Tensor, tb: torch.Tensor, cfg: TrainConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup or CutMix of a batch and its target distributions (a no-op when both are off).
+
+    Parameters
+    ----------
+    xb : Tensor of shape (b, 1, h, w)
+    tb : Tensor of shape (b, n_classes), float
+        Target distributions (one-hot, or vote distributions).
+    cfg : TrainConfig
+        ``mixup`` and ``cutmix`` are the alphas of the Beta mixing weight; with both on, each batch
+        uses one of them (probability 1/2).
+    generator : torch.Generator
+        On the batch's device: chooses the partners, the mode and the box.
+
+    Returns
+    -------
+    (Tensor, Tensor)
+        The mixed batch and targets: ``lam * own + (1 - lam) * partner``, ``lam`` being the area
+        kept for CutMix.
+
+    References
+    ----------
+    .. [1] Zhang, H. et al. "mixup: Beyond empirical risk minimization." ICLR 2018.
+    .. [2] Yun, S. et al. "CutMix: Regularization strategy to train strong classifiers with
+           localizable features." ICCV 2019. doi:10.1109/ICCV.2019.00612
+    """
+    modes = [m for m in ("mixup", "cutmix") if getattr(cfg, m) > 0]
+    if not modes:
+        return xb, tb
+    dev = xb.device
+    pick = int(torch.randint(len(modes), (1,), device=dev, generator=generator)) if len(modes) > 1 else 0
+    mode = modes[pick]
+    alpha = getattr(cfg, mode)
+    # Beta(a, a) from two Gammas, with the generator (torch.distributions takes none)
+    g = torch._standard_gamma(torch.full((2,), float(alpha), device=dev), generator=generator)
+    lam = float(g[0] / g.sum())
+    perm = torch.randperm(len(xb), device=dev, generator=generator)
+    if mode == "mixup":
+        return lam * xb + (1 - lam) * xb[perm], lam * tb + (1 - lam) * tb[perm]
+    h, w = xb.shape[-2:]
+    bh, bw = int(round(h * math.sqrt(1 - lam))), int(round(w * math.sqrt(1 - lam)))
+    cy = int(torch.randint(h, (1,), device=dev, generator=generator))
+    cx = int(torch.randint(w, (1,), device=dev, generator=generator))
+    y0, y1 = max(cy - bh // 2, 0), min(cy + bh - bh // 2, h)
+    x0, x1 = max(cx - bw // 2, 0), min(cx + bw - bw // 2, w)
+    xb = xb.clone()
+    xb[..., y0:y1, x0:x1] = xb[perm][..., y0:y1, x0:x1]
+    lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
+    return xb, lam * tb + (1 - lam) * tb[perm]
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy of ``logits`` ``(b, k)`` against target distributions ``(b, k)``.
+
+    With one-hot targets it equals ``torch.nn.CrossEntropyLoss(label_smoothing=...)``; with
+    vote distributions it is the FERPlus paper's cross-entropy ("PLD") scheme (Barsoum et al.
+    2016). Smoothing mixes each target with the uniform distribution: ``(1 - e) t + e / k``.
+    """
+    k = logits.shape[1]
+    if label_smoothing:
+        targets = targets * (1 - label_smoothing) + label_smoothing / k
+    return -(targets * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
+
+
 def train_cnn(
     X_train: np.ndarray,
     y_train: np.ndarray,
@@ -215,6 +414,7 @@ def train_cnn(
     device: str = "auto",
     resume_path: str | os.PathLike | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    soft_train: np.ndarray | None = None,
 ) -> dict:
     """Train a :class:`~fer_features.cnn.net.FERNet` and return its best checkpoint.
 
@@ -230,47 +430,67 @@ def train_cnn(
     device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
     resume_path : path-like, optional
         Training state is saved here after every epoch (atomically); if the file exists and
-        holds a run with the same config, training resumes from it. Removed when training ends.
+        holds a run with the same config and data, training resumes from it exactly (same
+        weights, optimizer, schedule and random streams). Removed when training ends.
     on_epoch : callable, optional
-        Called with each epoch's record (``epoch``, ``loss``, ``val_accuracy``, ``seconds``, ``lr``).
+        Called with each epoch's record (``epoch``, ``loss``, ``val_accuracy``, ``seconds``,
+        ``lr``, and where the seconds went: ``augment_seconds``, ``step_seconds`` (forward,
+        backward, optimizer), ``val_seconds``).
+    soft_train : ndarray of shape (n_train, n_classes), dtype float, optional
+        Target distributions (e.g. FERPlus votes) to train on with :func:`soft_cross_entropy`
+        instead of the one-hot ``y_train``; selection still scores ``y_val``.
 
     Returns
     -------
     dict
         The checkpoint: ``format``, ``config``, ``state_dict`` (float16 on the CPU), ``mean``,
         ``std``, ``n_classes``, ``history``, ``best_epoch``, ``val_accuracy``, ``device``,
-        ``train_seconds``. Save it with :func:`save_checkpoint`.
+        ``precision`` (the arithmetic used), ``train_seconds``. Save it with :func:`save_checkpoint`.
+
+    Raises
+    ------
+    ValueError
+        If ``soft_train`` does not have one row per training image.
     """
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
     from fer_features.persist import atomic_path
 
     cfg = config or TrainConfig()
     dev = resolve_device(device)
     if dev.type == "cpu":
         set_cpu_threads()
+    bf16 = use_bf16(dev, cfg.precision)
     torch.manual_seed(cfg.seed)
     n_classes = int(max(np.max(y_train), np.max(y_val)) + 1)
+    if soft_train is not None:
+        soft_train = np.asarray(soft_train, dtype=np.float32)
+        if soft_train.ndim != 2 or len(soft_train) != len(y_train):
+            raise ValueError(f"soft_train must have shape (n_train, n_classes), got {soft_train.shape} for {len(y_train)} images")
+        n_classes = max(n_classes, soft_train.shape[1])
     mean = float(X_train.mean() / 255.0)
     std = float(X_train.std() / 255.0) or 1.0
     xt, yt = to_tensor(X_train, mean, std), torch.as_tensor(np.asarray(y_train), dtype=torch.long)
     xv, yv = to_tensor(X_val, mean, std), torch.as_tensor(np.asarray(y_val), dtype=torch.long)
+    tt = torch.from_numpy(soft_train / soft_train.sum(1, keepdims=True).clip(1e-12)) if soft_train is not None else F.one_hot(yt, n_classes).float()
 
-    net = build_net({**cfg.net, "n_classes": n_classes}).to(dev)
+    net = to_channels_last(build_net({**cfg.net, "n_classes": n_classes}).to(dev), cfg.channels_last)
     optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    ema_net = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
     loader_gen = torch.Generator().manual_seed(cfg.seed)
     # drop_last keeps batch norm away from a last batch of one image, unless that leaves no batch
     loader = DataLoader(
-        TensorDataset(xt, yt), batch_size=cfg.batch_size, shuffle=True, drop_last=len(xt) > cfg.batch_size, generator=loader_gen
+        TensorDataset(xt, tt), batch_size=cfg.batch_size, shuffle=True, drop_last=len(xt) > cfg.batch_size, generator=loader_gen
     )
     steps_per_epoch = len(loader)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15, anneal_strategy="cos"
     )
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     aug_gen = torch.Generator(device=dev).manual_seed(cfg.seed + 1)
 
     state = {"epoch": 0, "history": [], "best_accuracy": -1.0, "best_epoch": -1, "best_state": None, "seconds": 0.0}
     # A resume file is used only for the same config and the same data.
-    data_key = [len(xt), len(xv), round(mean, 6), round(std, 6), int(yt.sum()), int(yv.sum())]
+    data_key = [len(xt), len(xv), round(mean, 6), round(std, 6), int(yt.sum()), int(yv.sum()), round(float(tt.sum()), 3)]
     resume_path = Path(resume_path) if resume_path else None
     if resume_path is not None and resume_path.is_file():
         saved = torch.load(resume_path, map_location="cpu", weights_only=False)
@@ -278,6 +498,8 @@ def train_cnn(
             net.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
+            if ema_net is not None:
+                ema_net.load_state_dict(saved["ema"])
             loader_gen.set_state(saved["loader_gen"])
             aug_gen.set_state(saved["aug_gen"])
             torch.set_rng_state(saved["torch_rng"])  # dropout draws from the global generator
@@ -285,24 +507,35 @@ def train_cnn(
                 torch.cuda.set_rng_state(saved["cuda_rng"], dev)
             state = saved["state"]
 
+    eval_net = ema_net.module if ema_net is not None else net
     for epoch in range(state["epoch"], cfg.epochs):
         if epoch - state["best_epoch"] > cfg.patience and state["best_epoch"] >= 0:
             break
         start = time.perf_counter()
         net.train()
-        total, count = 0.0, 0
-        for xb, yb in loader:
-            xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+        total, count, aug_s, step_s = 0.0, 0, 0.0, 0.0
+        for xb, tb in loader:
+            t0 = time.perf_counter()
+            xb, tb = xb.to(dev, non_blocking=True), tb.to(dev, non_blocking=True)
             xb = augment(xb, cfg, aug_gen)
-            with _autocast(dev):
-                loss = loss_fn(net(xb).float(), yb)
+            xb, tb = mix_batch(xb, tb, cfg, aug_gen)
+            if cfg.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            t1 = time.perf_counter()
+            with autocast(dev, "bf16" if bf16 else "fp32"):
+                loss = soft_cross_entropy(net(xb), tb, cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total += float(loss.detach()) * len(yb)
-            count += len(yb)
-        val_acc = float((predict_logits(net, xv, dev).argmax(1) == yv).float().mean())
+            if ema_net is not None:
+                ema_net.update_parameters(net)
+            total += float(loss.detach()) * len(tb)
+            count += len(tb)
+            aug_s, step_s = aug_s + t1 - t0, step_s + time.perf_counter() - t1
+        t2 = time.perf_counter()
+        precision = "bf16" if bf16 else "fp32"
+        val_acc = float((predict_logits(eval_net, xv, dev, precision=precision, channels_last=cfg.channels_last).argmax(1) == yv).float().mean())
         seconds = time.perf_counter() - start
         record = {
             "epoch": epoch + 1,
@@ -310,12 +543,17 @@ def train_cnn(
             "val_accuracy": round(val_acc, 4),
             "seconds": round(seconds, 1),
             "lr": round(scheduler.get_last_lr()[0], 5),
+            "augment_seconds": round(aug_s, 2),
+            "step_seconds": round(step_s, 2),
+            "val_seconds": round(time.perf_counter() - t2, 2),
         }
         state["history"].append(record)
         state["seconds"] += seconds
         if val_acc > state["best_accuracy"]:
-            state.update(best_accuracy=val_acc, best_epoch=epoch, best_state=copy.deepcopy({k: v.cpu() for k, v in net.state_dict().items()}))
+            best_state = {k: v.detach().cpu().contiguous() for k, v in eval_net.state_dict().items()}
+            state.update(best_accuracy=val_acc, best_epoch=epoch, best_state=copy.deepcopy(best_state))
         state["epoch"] = epoch + 1
+        logger.info("epoch %s", json.dumps(record))
         if on_epoch is not None:
             on_epoch(record)
         if resume_path is not None:
@@ -327,6 +565,7 @@ def train_cnn(
                         "torch_rng": torch.get_rng_state(),
                         "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
                         "model": net.state_dict(),
+                        "ema": ema_net.state_dict() if ema_net is not None else None,
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "loader_gen": loader_gen.get_state(),
@@ -336,7 +575,7 @@ def train_cnn(
                     tmp,
                 )
 
-    best = state["best_state"] or {k: v.cpu() for k, v in net.state_dict().items()}
+    best = state["best_state"] or {k: v.detach().cpu().contiguous() for k, v in eval_net.state_dict().items()}
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
         "config": asdict(cfg),
@@ -348,6 +587,8 @@ def train_cnn(
         "best_epoch": state["best_epoch"] + 1,
         "val_accuracy": state["best_accuracy"],
         "device": str(dev) if dev.type != "cuda" else f"cuda ({torch.cuda.get_device_name(dev)})",
+        "precision": "bf16" if bf16 else "fp32",
+        "soft_labels": soft_train is not None,
         "train_seconds": round(state["seconds"], 1),
     }
     if resume_path is not None and resume_path.exists():

@@ -121,5 +121,5 @@ class VGG16Features(_TorchModuleMixin, FaceImageTransformer):
 
         # a copy: X may be a read-only memory map (joblib workers), which torch will not wrap
         xt = torch.from_numpy(np.array(X, dtype=np.uint8, copy=True))
-        out = batched_forward(forward, xt, self.device_, self.batch_size, net=self.module_, mixed_precision=False)
+        out = batched_forward(forward, xt, self.device_, self.batch_size, net=self.module_, precision="fp32", channels_last=False)
         return out.numpy().astype(np.float32)
