@@ -123,6 +123,14 @@ def test_each_detector_finds_the_astronaut(astronaut, name):
         assert face.landmarks.shape == (68, 2) and d.eyes is None
 
 
+def test_yuface_finds_the_cameraman_hog_misses():
+    from skimage import data
+
+    (d,) = detect_faces(data.camera(), detector="yuface")
+    assert overlap(d.box, (190, 110, 265, 200)) > 0.7
+    assert detect_faces(data.camera(), detector="hog") == []
+
+
 def test_yuface_and_hog_crops_frame_the_face_alike(astronaut):
     # both put the eyes where FER2013 has them (each by its own calibration): the crops agree
     (yu,) = find_faces(astronaut, detector="yuface")
