@@ -23,7 +23,22 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
-class NystroemClassifier(ClassifierMixin, BaseEstimator):
+_DTYPES = [np.float64, np.float32]
+
+
+class _ProbabilisticHead(ClassifierMixin, BaseEstimator):
+    """Shared by the heads: input checks, and ``predict`` as the most probable class."""
+
+    def _validated(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=_DTYPES)
+
+    def predict(self, X):
+        """Most probable class of each sample; ndarray of shape (n_samples,)."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class NystroemClassifier(_ProbabilisticHead):
     """RBF-kernel classifier through a Nyström feature map and a linear model.
 
     Parameters
@@ -83,7 +98,7 @@ class NystroemClassifier(ClassifierMixin, BaseEstimator):
         """
         from sklearn.kernel_approximation import Nystroem
 
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        X, y = validate_data(self, X, y, dtype=_DTYPES)
         if self.linear not in ("logreg", "svm"):
             raise ValueError(f"linear must be 'logreg' or 'svm', got {self.linear!r}")
         if self.gamma == "scale":
@@ -109,11 +124,6 @@ class NystroemClassifier(ClassifierMixin, BaseEstimator):
         svc = LinearSVC(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter, random_state=self.random_state)
         return CalibratedClassifierCV(svc, method="temperature", cv=3, ensemble=False)
 
-    def _mapped(self, X):
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return self.feature_map_.transform(X)
-
     def predict_proba(self, X):
         """Class probabilities.
 
@@ -126,15 +136,11 @@ class NystroemClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             In the order of ``classes_``; rows sum to 1.
         """
-        mapped = self._mapped(X)
-        return self.linear_.predict_proba(mapped)
-
-    def predict(self, X):
-        """Most probable class of each sample; ndarray of shape (n_samples,)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        X = self._validated(X)  # before any fitted attribute is read: NotFittedError
+        return self.linear_.predict_proba(self.feature_map_.transform(X))
 
 
-class MLPHead(ClassifierMixin, BaseEstimator):
+class MLPHead(_ProbabilisticHead):
     """A small multilayer perceptron head, with ``class_weight`` like the other heads.
 
     Parameters
@@ -164,21 +170,11 @@ class MLPHead(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y):
-        """Fit the network.
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-
-        Returns
-        -------
-        self
-        """
+        """Fit the network on ``X`` of shape (n_samples, n_features) and labels ``y``; returns ``self``."""
         from sklearn.neural_network import MLPClassifier
         from sklearn.utils.class_weight import compute_sample_weight
 
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        X, y = validate_data(self, X, y, dtype=_DTYPES)
         weights = None if self.class_weight is None else compute_sample_weight(self.class_weight, y)
         self.mlp_ = MLPClassifier(
             hidden_layer_sizes=tuple(self.hidden_layer_sizes),
@@ -194,9 +190,5 @@ class MLPHead(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X):
         """Class probabilities; ndarray of shape (n_samples, n_classes), rows summing to 1."""
-        check_is_fitted(self)
-        return self.mlp_.predict_proba(validate_data(self, X, reset=False, dtype=[np.float64, np.float32]))
-
-    def predict(self, X):
-        """Most probable class of each sample; ndarray of shape (n_samples,)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        X = self._validated(X)
+        return self.mlp_.predict_proba(X)
