@@ -60,6 +60,20 @@ def _logreg(*, class_weight=None, random_state=0, n_jobs=None, C=0.1, max_iter=2
     return LogisticRegression(C=C, max_iter=max_iter, class_weight=class_weight, random_state=random_state)
 
 
+def _nystroem(*, class_weight=None, random_state=0, n_jobs=None, n_components=2000, C=1.0, linear="logreg", **params):
+    from fer_features.heads import NystroemClassifier
+
+    return NystroemClassifier(
+        n_components=n_components, C=C, linear=linear, class_weight=class_weight, random_state=random_state, **params
+    )
+
+
+def _mlp(*, class_weight=None, random_state=0, n_jobs=None, **params):
+    from fer_features.heads import MLPHead
+
+    return MLPHead(class_weight=class_weight, random_state=random_state, **params)
+
+
 def _cnn(*, class_weight=None, random_state=0, n_jobs=None, **params):
     from fer_features.torch_utils import require_torch
 
@@ -77,6 +91,8 @@ _REGISTRY: dict[str, tuple[Callable[..., ClassifierMixin], str]] = {
     "linear-svm": (_linear_svm, "linear SVM (liblinear), temperature-scaled probabilities"),
     "gbm": (_gbm, "histogram gradient boosting (scikit-learn's LightGBM-style trees)"),
     "logreg": (_logreg, "multinomial logistic regression"),
+    "nystroem": (_nystroem, "fast RBF: Nystroem kernel map (2,000 landmarks) + logistic regression (Williams & Seeger 2000)"),
+    "mlp": (_mlp, "fast: one hidden layer of 512 ReLU units (Adam, early stopping)"),
     "cnn": (_cnn, "the CNN trained end to end on the pixels (the baseline); ignores --features"),
 }
 
@@ -110,7 +126,7 @@ def make_classifier(
 
     Parameters
     ----------
-    name : {'svm', 'linear-svm', 'gbm', 'logreg'} or a registered name
+    name : {'svm', 'linear-svm', 'gbm', 'logreg', 'nystroem', 'mlp'} or a registered name
     class_weight : {None, 'balanced'}, default=None
     random_state : int, default=0
     n_jobs : int, optional

@@ -54,8 +54,14 @@ BALANCE_MODES: tuple[str, ...] = ("none", "weights", "oversample")
 #: ``class_weight`` of the heads: every image the same (``None``), or inverse class frequency.
 CLASS_WEIGHTS: tuple[str | None, ...] = (None, "balanced")
 
-#: dlib face detectors: the HOG sliding window (fast) and the MMOD CNN (robust, slow).
-DETECTORS: tuple[str, ...] = ("hog", "mmod")
+#: Face detectors (:mod:`fer_features.detectors`): libfacedetection's YuNet CNN (``yuface``, fast,
+#: eye points), dlib's HOG sliding window and dlib's MMOD CNN (robust, slow).
+DETECTORS: tuple[str, ...] = ("yuface", "hog", "mmod")
+#: The ones of them that are dlib's (no eye points: the 68-point predictor aligns their faces).
+DLIB_DETECTORS: tuple[str, ...] = ("hog", "mmod")
+#: The detector of ``fer predict``, ``fer serve`` and :func:`fer_features.faces.find_faces`,
+#: chosen by measurement (``benchmarks/detectors.md``).
+DEFAULT_DETECTOR = "yuface"
 
 #: Torch devices; ``auto`` is CUDA, else Apple MPS, else the CPU.
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")

@@ -1,9 +1,11 @@
 """Faces in photos: reading images, detection, 68-point landmarks, alignment to FER2013 crops.
 
-The flow is the field's: image → face detection (box) → 68-point landmark localisation (iBUG
-300-W markup) → similarity alignment on the eye centres → 48x48 grey crop framed like a
-FER2013 face. Detection and landmarks are dlib's [1]_ [2]_; the models are the files shipped by
-the ``face-recognition-models`` package (nothing is downloaded).
+The flow is the field's: image → face detection (box, and eye points where the detector gives
+them) → similarity alignment on the eye centres → 48x48 grey crop framed like a FER2013 face.
+Detectors are registered by name in :mod:`fer_features.detectors` (``yuface``, dlib's ``hog``
+and ``mmod``). When the detector gives no eye points (dlib's), or 68 landmarks are asked for,
+the eyes come from dlib's 68-point shape predictor [1]_ [2]_ (iBUG 300-W markup) in the box; its
+model is the file shipped by the ``face-recognition-models`` package (nothing is downloaded).
 
 Coordinates are in pixels of the image given, ``x`` to the right and ``y`` down; boxes are
 ``(left, top, right, bottom)``.
@@ -29,6 +31,7 @@ import numpy as np
 
 from fer_features.config import ENV_DLIB_MODELS
 from fer_features.config import IMAGE_SIZE as CROP_SIZE  # side of the aligned crop (FER2013's)
+from fer_features.detectors import DEFAULT_DETECTOR, Detection, get_detector
 from fer_features.images import ImageError  # re-exported: faces.ImageError is images.ImageError
 
 #: Where the eye centres (mean of the six landmarks of each eye) fall in a 48x48 FER2013 crop,
@@ -45,14 +48,8 @@ DLIB_MODELS = {
     "resnet": "dlib_face_recognition_resnet_model_v1.dat",
 }
 
-#: Face detectors by name (:data:`fer_features.config.DETECTORS`).
-from fer_features.config import DETECTORS  # noqa: E402
-
-#: Detections scoring below this are dropped by default, per detector. dlib's own threshold is
-#: 0; at 0.3 the HOG detector no longer takes the round mission patch in
-#: ``skimage.data.astronaut()`` (score 0.12-0.15 depending on JPEG/PNG) for a face, while her
-#: face scores 1.16.
-DEFAULT_MIN_SCORE = {"hog": 0.3, "mmod": 0.0}
+#: Face detectors by name (:data:`fer_features.config.DETECTORS`); the dlib ones of them.
+from fer_features.config import DETECTORS, DLIB_DETECTORS  # noqa: E402, F401
 
 # 68-point iBUG indices of the two eyes (image-left first).
 LEFT_EYE = slice(36, 42)
@@ -131,7 +128,7 @@ def face_detector(kind: str = "hog", path: str | os.PathLike | None = None):
         return dlib.get_frontal_face_detector()
     if kind == "mmod":
         return dlib.cnn_face_detection_model_v1(str(path or dlib_model_path("mmod")))
-    raise ValueError(f"unknown face detector {kind!r}; expected one of {', '.join(DETECTORS)}")
+    raise ValueError(f"unknown dlib face detector {kind!r}; expected one of {', '.join(DLIB_DETECTORS)}")
 
 
 def load_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
@@ -222,56 +219,54 @@ class Face:
     ----------
     box : tuple of 4 int
         ``(left, top, right, bottom)`` in pixels of the photo.
-    landmarks : ndarray of shape (68, 2), dtype float32
-        iBUG 300-W points ``(x, y)`` in pixels of the photo.
+    landmarks : ndarray of shape (68, 2), dtype float32, or None
+        iBUG 300-W points ``(x, y)`` in pixels of the photo; ``None`` where the face was aligned
+        from the detector's eye points and no landmarks were asked for.
     crop : ndarray of shape (48, 48), dtype uint8
         The aligned grey face, framed as FER2013 faces are.
     score : float
-        Detector confidence (dlib's detection score; higher is surer).
+        Detector confidence (higher is surer; the scale is the detector's).
+    eyes : ndarray of shape (2, 2), dtype float32
+        The eye points the crop was aligned on, ``(x, y)`` in pixels, image-left eye first.
     """
 
     box: tuple[int, int, int, int]
-    landmarks: np.ndarray
+    landmarks: np.ndarray | None
     crop: np.ndarray
     score: float
+    eyes: np.ndarray | None = None
 
 
 def detect_faces(
-    image: np.ndarray, *, detector: str = "hog", upsample: int = 1, min_score: float | None = None
-) -> list[tuple[tuple[int, int, int, int], float]]:
-    """Find face boxes in an RGB or grey image.
+    image: np.ndarray, *, detector: str = DEFAULT_DETECTOR, upsample: int | None = None, min_score: float | None = None
+) -> list[Detection]:
+    """Find faces in an RGB or grey image.
 
     Parameters
     ----------
     image : ndarray of shape (height, width, 3) or (height, width), dtype uint8
-    detector : {'hog', 'mmod'}, default='hog'
-        See :func:`face_detector`.
-    upsample : int, default=1
-        Times the image is doubled before detection; each finds faces half as large
-        (the HOG detector's smallest face is about 80x80 pixels at 0).
+    detector : {'yuface', 'hog', 'mmod'} or a registered name, default='yuface'
+        See :mod:`fer_features.detectors`.
+    upsample : int, optional
+        Doublings of the working resolution (finds smaller faces, slower); the detector's
+        default when not given (1 for dlib's, whose smallest face is then about 40x40 pixels;
+        0 for ``yuface``, which works on the photo shrunk to 320 pixels).
     min_score : float, optional
-        Drop detections scoring lower; defaults to :data:`DEFAULT_MIN_SCORE` of the detector.
+        Drop detections scoring lower; defaults to the detector's ``default_min_score``
+        (``yuface`` 0.5, ``hog`` 0.3, ``mmod`` 0).
 
     Returns
     -------
-    list of (box, score)
-        ``box = (left, top, right, bottom)`` in pixels, clipped to the image, sorted by score.
+    list of Detection
+        Box ``(left, top, right, bottom)`` in pixels, clipped to the image, score and eye
+        points (or ``None``), highest score first.
+
+    Raises
+    ------
+    ValueError
+        For an unknown detector (the message lists the valid ones).
     """
-    det = face_detector(detector)
-    if min_score is None:
-        min_score = DEFAULT_MIN_SCORE[detector]
-    h, w = image.shape[:2]
-    found = []
-    if detector == "hog":
-        rects, scores, _ = det.run(image, upsample, 0.0)
-        pairs = zip(rects, scores)
-    else:
-        pairs = ((d.rect, d.confidence) for d in det(image, upsample))
-    for r, s in pairs:
-        box = (max(0, r.left()), max(0, r.top()), min(w, r.right()), min(h, r.bottom()))
-        if box[2] > box[0] and box[3] > box[1] and s >= min_score:
-            found.append((box, float(s)))
-    return sorted(found, key=lambda bs: -bs[1])
+    return get_detector(detector).detect(image, upsample=upsample, min_score=min_score)
 
 
 def landmarks_in_box(grey: np.ndarray, box, predictor=None) -> np.ndarray:
@@ -297,12 +292,15 @@ def landmarks_in_box(grey: np.ndarray, box, predictor=None) -> np.ndarray:
     return np.array([[p.x, p.y] for p in shape.parts()], np.float32)
 
 
+def eye_centres(landmarks: np.ndarray) -> np.ndarray:
+    """Eye centres of 68 iBUG points: the mean of each eye's six points, image-left eye first; ``(2, 2)``."""
+    return np.array([landmarks[LEFT_EYE].mean(0), landmarks[RIGHT_EYE].mean(0)], np.float32)
+
+
 def align_face(grey: np.ndarray, landmarks: np.ndarray, *, size: int = CROP_SIZE) -> np.ndarray:
     """Crop a face so that its eyes land where FER2013's do, and resize to ``size``.
 
-    A similarity transform (rotation, uniform scale, translation) maps the two eye centres
-    onto :data:`FER2013_EYES` (scaled to ``size``). Shrinking is anti-aliased with a Gaussian
-    prefilter (as :func:`skimage.transform.rescale` does).
+    The eye centres of the 68 landmarks go onto :data:`FER2013_EYES`; see :func:`align_eyes`.
 
     Parameters
     ----------
@@ -316,54 +314,106 @@ def align_face(grey: np.ndarray, landmarks: np.ndarray, *, size: int = CROP_SIZE
     -------
     crop : ndarray of shape (size, size), dtype uint8
     """
+    return align_eyes(grey, eye_centres(landmarks), size=size)
+
+
+def align_eyes(grey: np.ndarray, eyes: np.ndarray, *, target=FER2013_EYES, size: int = CROP_SIZE) -> np.ndarray:
+    """Crop a face so that two eye points land on ``target``, and resize to ``size``.
+
+    A similarity transform (rotation, uniform scale, translation) maps the eyes onto ``target``
+    (pixels of a 48x48 crop, scaled to ``size``). Shrinking is anti-aliased with a Gaussian
+    prefilter (as :func:`skimage.transform.rescale` does).
+
+    Parameters
+    ----------
+    grey : ndarray of shape (height, width), dtype uint8
+    eyes : ndarray of shape (2, 2)
+        ``(x, y)`` of the image-left and image-right eye, in pixels of ``grey``.
+    target : pair of (x, y), default=FER2013_EYES
+        Where those points belong in a 48x48 FER2013 crop; each detector's eye points have
+        their own (:attr:`fer_features.detectors.FaceDetector.fer2013_eyes`).
+    size : int, default=48
+        Side of the output, in pixels.
+
+    Returns
+    -------
+    crop : ndarray of shape (size, size), dtype uint8
+    """
     from scipy.ndimage import gaussian_filter
     from skimage.transform import SimilarityTransform, warp
 
-    src = np.array([landmarks[LEFT_EYE].mean(0), landmarks[RIGHT_EYE].mean(0)], np.float64)
-    dst = np.array(FER2013_EYES, np.float64) * (size / CROP_SIZE)
+    src = np.asarray(eyes, np.float64)
+    dst = np.array(target, np.float64) * (size / CROP_SIZE)
     tform = SimilarityTransform.from_estimate(src, dst) if hasattr(SimilarityTransform, "from_estimate") else None
     if tform is None:
         tform = SimilarityTransform()
         tform.estimate(src, dst)
-    image = grey.astype(np.float32)
     sigma = max(0.0, (1.0 / tform.scale - 1.0) / 2.0)  # skimage's anti-aliasing sigma
+    # Only the part of the photo the crop samples is filtered and warped (a large photo would
+    # otherwise be blurred whole for one face); the margin covers the filter's reach (4 sigma).
+    corners = tform.inverse(np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64))
+    pad = 4 * sigma + 2
+    h, w = grey.shape[:2]
+    x0, y0 = np.maximum(np.floor(corners.min(0) - pad).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0) + pad).astype(int), (w, h))
+    if x1 <= x0 or y1 <= y0:  # the crop lies wholly outside the photo
+        x0, y0, x1, y1 = 0, 0, w, h
+    image = grey[y0:y1, x0:x1].astype(np.float32)
     if sigma > 0:
         image = gaussian_filter(image, sigma)
-    crop = warp(image, tform.inverse, output_shape=(size, size), order=1, mode="edge", preserve_range=True)
+    offset = np.array([x0, y0], np.float64)
+    crop = warp(image, lambda xy: tform.inverse(xy) - offset, output_shape=(size, size), order=1, mode="edge", preserve_range=True)
     return np.clip(crop, 0, 255).round().astype(np.uint8)
 
 
 def find_faces(
     image: np.ndarray,
     *,
-    detector: str = "hog",
-    upsample: int = 1,
+    detector: str = DEFAULT_DETECTOR,
+    upsample: int | None = None,
     min_score: float | None = None,
     size: int = CROP_SIZE,
+    landmarks: bool | None = None,
 ) -> list[Face]:
-    """Detect, landmark and align every face in a photo.
+    """Detect and align every face in a photo.
 
     Parameters
     ----------
     image : ndarray of shape (height, width, 3) or (height, width), dtype uint8
         RGB or grey photo (see :func:`load_image`).
-    detector : {'hog', 'mmod'}, default='hog'
-    upsample : int, default=1
+    detector : {'yuface', 'hog', 'mmod'} or a registered name, default='yuface'
+        See :mod:`fer_features.detectors`.
+    upsample : int, optional
         See :func:`detect_faces`.
     min_score : float, optional
         See :func:`detect_faces`.
     size : int, default=48
         Side of the aligned crops, in pixels.
+    landmarks : bool, optional
+        Run dlib's 68-point shape predictor in each box, and align on its eye centres.
+        Default: only for detectors without eye points (dlib's); a face found by ``yuface`` is
+        aligned on the detector's own eye points, placed where that detector puts FER2013's eyes.
 
     Returns
     -------
     list of Face
         Highest detection score first; empty if no face was found.
+
+    Raises
+    ------
+    ValueError
+        For an unknown detector (the message lists the valid ones).
     """
+    det = get_detector(detector)
     rgb = to_rgb(image)
     grey = to_grey(rgb)
     faces = []
-    for box, score in detect_faces(rgb, detector=detector, upsample=upsample, min_score=min_score):
-        points = landmarks_in_box(grey, box)
-        faces.append(Face(box=box, landmarks=points, crop=align_face(grey, points, size=size), score=score))
+    for d in det.detect(rgb, upsample=upsample, min_score=min_score):
+        if d.eyes is not None and det.fer2013_eyes is not None and not landmarks:
+            points, eyes, target = None, d.eyes, det.fer2013_eyes
+        else:
+            points = landmarks_in_box(grey, d.box)
+            eyes, target = eye_centres(points), FER2013_EYES
+        crop = align_eyes(grey, eyes, target=target, size=size)
+        faces.append(Face(box=d.box, landmarks=points, crop=crop, score=d.score, eyes=eyes))
     return faces

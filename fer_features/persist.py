@@ -40,6 +40,8 @@ PROJECT_TYPES: tuple[str, ...] = (
     "fer_features.features.vgg16.VGG16Features",
     "fer_features.cnn.estimators.CNNEmbedding",
     "fer_features.cnn.estimators.CNNClassifier",
+    "fer_features.heads.NystroemClassifier",
+    "fer_features.heads.MLPHead",
 )
 
 #: scikit-learn types in the project's pipelines that skops does not trust by itself (it trusts numpy arrays)

@@ -40,6 +40,7 @@ from fer_features.datasets import (
     _fingerprint,
     default_cache_dir,
 )
+from fer_features.detectors import DEFAULT_DETECTOR
 
 #: Accepted emotion-folder names (lower case) → class name.
 CLASS_ALIASES: dict[str, str] = {
@@ -188,7 +189,7 @@ def stratified_split(classes, *, seed: int = 0, fractions=SPLIT_FRACTIONS) -> np
     return usage
 
 
-def _process_photo(path: str, detector: str, upsample: int, min_score: float | None):
+def _process_photo(path: str, detector: str, upsample: int | None, min_score: float | None):
     """(crop or None, problem or None) of one photo; runs in a joblib worker."""
     from fer_features.faces import ImageError, find_faces, load_image
 
@@ -209,8 +210,8 @@ def load_photo_folder(
     *,
     seed: int = 0,
     split_csv: str | os.PathLike | None = None,
-    detector: str = "hog",
-    upsample: int = 1,
+    detector: str = DEFAULT_DETECTOR,
+    upsample: int | None = None,
     min_score: float | None = None,
     n_jobs: int | None = -1,
     cache: bool = True,
@@ -228,8 +229,8 @@ def load_photo_folder(
         A ``path,usage`` CSV (as this function writes) giving the usage of each photo, to reuse
         a split; photos it does not list are split afresh. Default: the split is made and
         written to the cache folder (``PhotoFolderDataset.split_csv``).
-    detector : {'hog', 'mmod'}, default='hog'
-    upsample : int, default=1
+    detector : {'yuface', 'hog', 'mmod'} or a registered name, default='yuface'
+    upsample : int, optional
     min_score : float, optional
         Face-detection settings, see :func:`fer_features.faces.detect_faces`.
     n_jobs : int, default=-1

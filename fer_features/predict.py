@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_features.config import IMAGE_SIZE, IMAGE_SUFFIXES
+from fer_features.detectors import DEFAULT_DETECTOR
 from fer_features.faces import find_faces, load_image, to_grey
 
 
@@ -69,8 +70,8 @@ def predict_photos(
     model,
     images: list[np.ndarray],
     *,
-    detector: str = "hog",
-    upsample: int = 1,
+    detector: str = DEFAULT_DETECTOR,
+    upsample: int | None = None,
     min_score: float | None = None,
 ) -> list[list[FacePrediction]]:
     """Classify every face of several photos with one batched model call.
@@ -81,8 +82,8 @@ def predict_photos(
         Takes ``(n, 48, 48)`` uint8 crops; has ``predict_proba`` and ``classes_``.
     images : list of ndarray of shape (height, width, 3) or (height, width), dtype uint8
         RGB or grey photos. A 48x48 image is classified directly as a face crop.
-    detector : {'hog', 'mmod'}, default='hog'
-    upsample : int, default=1
+    detector : {'yuface', 'hog', 'mmod'} or a registered name, default='yuface'
+    upsample : int, optional
         See :func:`fer_features.faces.detect_faces`.
     min_score : float, optional
         See :func:`fer_features.faces.detect_faces`.
@@ -125,8 +126,8 @@ def predict_paths(
     model,
     paths: list[str | os.PathLike],
     *,
-    detector: str = "hog",
-    upsample: int = 1,
+    detector: str = DEFAULT_DETECTOR,
+    upsample: int | None = None,
     min_score: float | None = None,
     max_pixels: int | None = None,
 ) -> list[PhotoResult]:

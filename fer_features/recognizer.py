@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_features.config import DETECTORS, IMAGE_SIZE, default_model_path
+from fer_features.config import DEFAULT_DETECTOR, IMAGE_SIZE, default_model_path
+from fer_features.detectors import list_detectors
 from fer_features.predict import FacePrediction, PhotoResult
 
 #: Images (photos, or crops) read and classified per model call by default.
@@ -32,17 +33,20 @@ class Recognizer:
         A model file (``.skops`` from ``fer train``; a ``.joblib`` pickle only with ``trusted``;
         a CNN checkpoint ``.pt``), an already loaded pipeline, or None for the default model:
         ``$FER_MODEL``, else ``models/fer-default.skops``.
-    detector : {'hog', 'mmod'}, default='hog'
-        dlib's HOG detector (fast) or its MMOD CNN detector (robust, slow).
+    detector : {'yuface', 'hog', 'mmod'} or a registered name, default='yuface'
+        The face detector (:mod:`fer_features.detectors`): libfacedetection's YuNet CNN (fast,
+        aligns on its own eye points), dlib's HOG detector, or dlib's MMOD CNN (robust, slow).
     device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
         Where a model's torch steps (the CNN) run; ignored by models without any.
     batch_size : int, default=64
         Images per model call: the faces of that many photos (or that many crops) are
         classified together.
-    upsample : int, default=1
-        Times to double a photo before detection (finds smaller faces, slower).
+    upsample : int, optional
+        Doublings of the detection resolution (finds smaller faces, slower); default the
+        detector's (0 for ``yuface``, 1 for dlib's).
     min_score : float, optional
-        Drop detections scoring lower (default 0.3 for ``hog``, 0 for ``mmod``).
+        Drop detections scoring lower (default the detector's: 0.5 for ``yuface``, 0.3 for
+        ``hog``, 0 for ``mmod``).
     progress : bool, optional
         Draw a progress bar on stderr; default: for inputs of more than one batch, on a terminal.
     trusted : bool, default=False
@@ -83,10 +87,10 @@ class Recognizer:
         self,
         model=None,
         *,
-        detector: str = "hog",
+        detector: str = DEFAULT_DETECTOR,
         device: str = "auto",
         batch_size: int = DEFAULT_BATCH_SIZE,
-        upsample: int = 1,
+        upsample: int | None = None,
         min_score: float | None = None,
         progress: bool | None = None,
         trusted: bool = False,
@@ -95,8 +99,8 @@ class Recognizer:
         from fer_features.persist import load_model
         from fer_features.torch_utils import move_model
 
-        if detector not in DETECTORS:
-            raise ValueError(f"unknown face detector {detector!r}; expected one of {', '.join(DETECTORS)}")
+        if detector not in list_detectors():
+            raise ValueError(f"unknown face detector {detector!r}; expected one of {', '.join(list_detectors())}")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
         if model is None or isinstance(model, (str, os.PathLike)):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_features.config import VIDEO_SUFFIXES
+from fer_features.detectors import DEFAULT_DETECTOR
 from fer_features.predict import FacePrediction, annotate, predict_photos
 
 #: Frame rate assumed when a file does not declare one, in frames per second.
@@ -94,8 +95,8 @@ def iter_predictions(
     *,
     every: int = 1,
     batch_size: int = 8,
-    detector: str = "hog",
-    upsample: int = 1,
+    detector: str = DEFAULT_DETECTOR,
+    upsample: int | None = None,
     min_score: float | None = None,
 ) -> Iterator[tuple[int, np.ndarray, list[FacePrediction] | None]]:
     """Read frames and classify the faces of every ``every``-th one, in batches.
@@ -217,8 +218,8 @@ def predict_video(
     annotate_path: str | os.PathLike | None = None,
     every: int = 1,
     batch_size: int = 8,
-    detector: str = "hog",
-    upsample: int = 1,
+    detector: str = DEFAULT_DETECTOR,
+    upsample: int | None = None,
     min_score: float | None = None,
     on_frame: Callable[[int, np.ndarray, list[FacePrediction] | None], bool | None] | None = None,
     max_frames: int | None = None,

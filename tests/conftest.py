@@ -241,13 +241,14 @@ def astronaut_png(photo_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def camera_png(photo_dir) -> Path:
-    """skimage's cameraman (512x512 grey): dlib's HOG detector finds no face in it."""
+def faceless_png(photo_dir) -> Path:
+    """skimage's brick wall (512x512 grey): no detector finds a face in it (yuface does find the
+    cameraman's, in skimage's camera(), which dlib's HOG detector misses)."""
     from PIL import Image
     from skimage import data
 
-    path = photo_dir / "camera.png"
-    Image.fromarray(data.camera()).save(path)
+    path = photo_dir / "brick.png"
+    Image.fromarray(data.brick()).save(path)
     return path
 
 

@@ -43,7 +43,7 @@ def events():
 # --- grids ----------------------------------------------------------------------------------
 def test_default_grid_has_every_feature_set_classifier_and_the_baseline():
     cells = Grid().validate().cells()
-    assert len(cells) == 9 * 3 + 1
+    assert len(cells) == 9 * 5 + 1
     assert Cell("hog+cnn", "svm") in cells and Cell("hog+lbp+landmarks+cnn", "logreg") in cells
     assert cells[-1].is_baseline and cells[-1].blocks == []
 
@@ -200,7 +200,7 @@ def test_output_files_schema(tiny_real, tmp_path):
             "library_versions": {"numpy": np.__version__}, "data": {"source": "x", "fingerprint": tiny_real.fingerprint,
                                                                      "counts": tiny_real.counts()}}
     paths = write_results(records, meta, tmp_path / "results")
-    assert set(paths) == {"csv", "json", "markdown", "accuracy_by_cell", "accuracy_vs_time", "per_class_f1", "confusion_best"}
+    assert set(paths) == {"csv", "json", "markdown", "accuracy_by_cell", "accuracy_vs_time", "accuracy_vs_speed", "per_class_f1", "confusion_best"}
     with open(paths["csv"], newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert tuple(rows[0]) == COLUMNS and len(rows) == len(records) == 3
@@ -209,7 +209,7 @@ def test_output_files_schema(tiny_real, tmp_path):
     stored = json.loads(paths["json"].read_text())
     assert {"command", "date", "machine", "library_versions", "data", "cells"} <= set(stored)
     assert stored["cells"][0]["PrivateTest"]["confusion_matrix"] == records[0]["PrivateTest"]["confusion_matrix"]
-    for key in ("accuracy_by_cell", "accuracy_vs_time", "per_class_f1", "confusion_best"):
+    for key in ("accuracy_by_cell", "accuracy_vs_time", "accuracy_vs_speed", "per_class_f1", "confusion_best"):
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = paths["markdown"].read_text()
     assert table.count("\n| ") == len(records) + 1 and "PrivateTest acc" in table

@@ -164,15 +164,15 @@ def test_predict_annotate_writes_png_of_same_size(astronaut_prediction, astronau
         assert np.any(np.asarray(out.convert("RGB")) != np.asarray(src.convert("RGB")))
 
 
-def test_predict_table_and_no_face(tiny_model_file, camera_png, crop_png):
-    result = fer("predict", camera_png, crop_png, "--model", tiny_model_file)
+def test_predict_table_and_no_face(tiny_model_file, faceless_png, crop_png):
+    result = fer("predict", faceless_png, crop_png, "--model", tiny_model_file)
     assert result.exit_code == 0, result.output
     assert "no face" in result.stdout
-    assert "camera.png" in result.stdout and "crop.png" in result.stdout
+    assert "brick.png" in result.stdout and "crop.png" in result.stdout
 
 
-def test_predict_no_face_json(tiny_model_file, camera_png):
-    result = fer("predict", camera_png, "--model", tiny_model_file, "--json")
+def test_predict_no_face_json(tiny_model_file, faceless_png):
+    result = fer("predict", faceless_png, "--model", tiny_model_file, "--json")
     assert result.exit_code == 0, result.output
     (photo,) = json.loads(result.stdout)
     assert photo["faces"] == [] and photo["error"] is None
@@ -188,15 +188,15 @@ def test_predict_bad_file_in_batch(tiny_model_file, crop_png, tmp_path):
     assert good_result["error"] is None and len(good_result["faces"]) == 1
 
 
-def test_predict_folder_annotates_each(tiny_model_file, crop_png, camera_png, tmp_path):
+def test_predict_folder_annotates_each(tiny_model_file, crop_png, faceless_png, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
-    for src in (crop_png, camera_png):
+    for src in (crop_png, faceless_png):
         (folder / src.name).write_bytes(src.read_bytes())
     result = fer("predict", folder, "--model", tiny_model_file, "--json", "--annotate", tmp_path / "ann")
     assert result.exit_code == 0, result.output
-    assert [os.path.basename(r["path"]) for r in json.loads(result.stdout)] == ["camera.png", "crop.png"]
-    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["camera.annotated.png", "crop.annotated.png"]
+    assert [os.path.basename(r["path"]) for r in json.loads(result.stdout)] == ["brick.png", "crop.png"]
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["brick.annotated.png", "crop.annotated.png"]
 
 
 # --------------------------------------------------------------------------- user mistakes: exit 2, no traceback

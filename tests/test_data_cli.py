@@ -80,11 +80,11 @@ def test_photo_folder_with_unknown_classes_is_a_user_error(tmp_path):
     assert_user_error(fer("data", "inspect", tmp_path, "--n-jobs", "1"), "unknown emotion folder(s) 'Bored'")
 
 
-def test_inspect_photo_folder(tmp_path, astronaut_png, camera_png):
+def test_inspect_photo_folder(tmp_path, astronaut_png, faceless_png):
     import shutil
 
     root = tmp_path / "photos"
-    for cls, src in (("happiness", astronaut_png), ("neutral", camera_png)):
+    for cls, src in (("happiness", astronaut_png), ("neutral", faceless_png)):
         (root / cls).mkdir(parents=True)
         shutil.copy(src, root / cls)
     result = fer("data", "inspect", root, "--n-jobs", "1", "--json")

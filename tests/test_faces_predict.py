@@ -7,11 +7,13 @@ import pytest
 from PIL import Image
 
 from fer_features.datasets import EMOTIONS
+from fer_features.detectors import DEFAULT_DETECTOR, get_detector, list_detectors
 from fer_features.faces import (
-    DEFAULT_MIN_SCORE,
     FER2013_EYES,
     ImageError,
+    align_eyes,
     align_face,
+    detect_faces,
     dlib_model_path,
     find_faces,
     load_image,
@@ -43,7 +45,7 @@ def astronaut():
 
 @pytest.fixture(scope="module")
 def astronaut_faces(astronaut):
-    return find_faces(astronaut)
+    return find_faces(astronaut, detector="hog")
 
 
 # --------------------------------------------------------------------------- detection and alignment
@@ -73,16 +75,94 @@ def test_astronaut_face_box_landmarks_and_crop(astronaut_faces):
 
 
 def test_min_score_filters_detections(astronaut, astronaut_faces):
-    everything = find_faces(astronaut, min_score=-1.0)
+    everything = find_faces(astronaut, detector="hog", min_score=-1.0)
+    threshold = get_detector("hog").default_min_score
     assert len(everything) >= len(astronaut_faces)
-    assert [f.box for f in everything if f.score >= DEFAULT_MIN_SCORE["hog"]] == [f.box for f in astronaut_faces]
-    assert all(f.score >= DEFAULT_MIN_SCORE["hog"] for f in astronaut_faces)
-    assert find_faces(astronaut, min_score=max(f.score for f in everything) + 0.01) == []
+    assert [f.box for f in everything if f.score >= threshold] == [f.box for f in astronaut_faces]
+    assert all(f.score >= threshold for f in astronaut_faces)
+    assert find_faces(astronaut, detector="hog", min_score=max(f.score for f in everything) + 0.01) == []
 
 
 def test_grey_input_finds_the_same_face(astronaut, astronaut_faces):
-    grey_faces = find_faces(to_grey(astronaut))
+    grey_faces = find_faces(to_grey(astronaut), detector="hog")
     assert grey_faces and overlap(grey_faces[0].box, astronaut_faces[0].box) > 0.8
+
+
+# --------------------------------------------------------------------------- the detector registry
+
+
+def test_detector_registry_lists_and_rejects_names():
+    assert list(list_detectors()) == ["yuface", "hog", "mmod"]
+    assert DEFAULT_DETECTOR in list_detectors()
+    with pytest.raises(ValueError, match="valid names: yuface, hog, mmod"):
+        find_faces(np.zeros((64, 64), np.uint8), detector="haar")
+    with pytest.raises(ValueError, match="upsample"):
+        detect_faces(np.zeros((64, 64), np.uint8), detector="yuface", upsample=-1)
+
+
+@pytest.mark.parametrize("name", ["yuface", "hog", "mmod"])
+def test_each_detector_finds_the_astronaut(astronaut, name):
+    detections = detect_faces(astronaut, detector=name)
+    assert len(detections) == 1, f"{name}: boxes {[d.box for d in detections]}"
+    d = detections[0]
+    assert overlap(d.box, ASTRONAUT_FACE) > 0.7 and all(isinstance(v, int) for v in d.box)
+    assert d.score >= get_detector(name).default_min_score
+    (face,) = find_faces(astronaut, detector=name)
+    assert face.crop.shape == (48, 48) and face.crop.dtype == np.uint8 and face.crop.std() > 10
+    assert face.eyes.shape == (2, 2)
+    (left, right) = face.eyes
+    assert left[0] < right[0] and abs(left[1] - right[1]) < 10  # image-left eye first, level
+    assert d.box[0] < left[0] < right[0] < d.box[2] and d.box[1] < left[1] < d.box[3]
+    if name == "yuface":  # aligned on its own eye points: no 68-point landmarks unless asked
+        assert face.landmarks is None and d.eyes is not None
+        (with_points,) = find_faces(astronaut, detector=name, landmarks=True)
+        assert with_points.landmarks.shape == (68, 2)
+        # its eye points and dlib's eye centres agree within a few pixels in this 512-pixel photo
+        assert np.abs(with_points.eyes - face.eyes).max() < 4
+    else:
+        assert face.landmarks.shape == (68, 2) and d.eyes is None
+
+
+def test_yuface_finds_the_cameraman_hog_misses():
+    from skimage import data
+
+    (d,) = detect_faces(data.camera(), detector="yuface")
+    assert overlap(d.box, (190, 110, 265, 200)) > 0.7
+    assert detect_faces(data.camera(), detector="hog") == []
+
+
+def test_yuface_and_hog_crops_frame_the_face_alike(astronaut):
+    # both put the eyes where FER2013 has them (each by its own calibration): the crops agree
+    (yu,) = find_faces(astronaut, detector="yuface")
+    (hog,) = find_faces(astronaut, detector="hog")
+    assert np.abs(yu.crop.astype(int) - hog.crop.astype(int)).mean() < 25
+
+
+def test_yuface_upsample_sets_the_working_size(astronaut, monkeypatch):
+    import yuface
+
+    seen = []
+    real = yuface.c_detect
+    monkeypatch.setattr(yuface, "c_detect", lambda bgr: seen.append(bgr.shape) or real(bgr))
+    detect_faces(astronaut, detector="yuface")  # 512 px shrunk to 320
+    detect_faces(astronaut, detector="yuface", upsample=1)  # 640 > 512: used as it is
+    detect_faces(astronaut[:100, :150], detector="yuface")  # small photos are never enlarged
+    assert seen == [(320, 320, 3), (512, 512, 3), (100, 150, 3)]
+
+
+def test_align_eyes_matches_aligning_the_whole_photo():
+    # only the region the crop samples is filtered; the result equals filtering the whole photo
+    from scipy.ndimage import gaussian_filter
+    from skimage.transform import SimilarityTransform, warp
+
+    rng = np.random.default_rng(0)
+    grey = (gaussian_filter(rng.random((400, 500)), 3) * 255 / 0.6).clip(0, 255).astype(np.uint8)
+    eyes = np.array([[210.0, 180.0], [300.0, 175.0]])
+    crop = align_eyes(grey, eyes)
+    tform = SimilarityTransform.from_estimate(eyes, np.array(FER2013_EYES))
+    whole = gaussian_filter(grey.astype(np.float32), (1 / tform.scale - 1) / 2)
+    expected = warp(whole, tform.inverse, output_shape=(48, 48), order=1, mode="edge", preserve_range=True)
+    assert np.abs(crop.astype(int) - np.clip(expected, 0, 255).round().astype(int)).max() <= 1
 
 
 def test_align_face_puts_eyes_where_fer2013_has_them():

@@ -115,7 +115,15 @@ def test_too_small_images_rejected_at_fit(cls):
         cls().fit(np.zeros((1, 2, 2), np.uint8))
 
 
-def test_parallel_matches_serial_hog_lbp():
+@pytest.fixture
+def small_pool_threshold(monkeypatch):
+    """Let batches of a few hundred images reach the worker pool (the real threshold is 2,048)."""
+    from fer_features.features import base
+
+    monkeypatch.setattr(base, "PARALLEL_MIN_IMAGES", 500)
+
+
+def test_parallel_matches_serial_hog_lbp(small_pool_threshold):
     # > 512 images, so the transform is split into several chunks run by 2 workers
     X = faces(600, size=12, seed=1)
     for est in (HOGFeatures(pixels_per_cell=(4, 4)), LBPFeatures(grid=(2, 2))):
@@ -125,11 +133,33 @@ def test_parallel_matches_serial_hog_lbp():
         np.testing.assert_array_equal(parallel, serial)
 
 
-def test_parallel_matches_serial_landmarks():
+def test_parallel_matches_serial_landmarks(small_pool_threshold):
     X = faces(520, size=16, seed=2)  # small crops, no upscaling: cheap, still two chunks
     serial = LandmarkFeatures(upscale=1, n_jobs=1).fit(X).transform(X)
     parallel = LandmarkFeatures(upscale=1, n_jobs=2).fit(X).transform(X)
     np.testing.assert_array_equal(parallel, serial)
+
+
+def test_small_batches_never_start_a_worker_pool(monkeypatch):
+    # one photo's faces (or a video's batch of frames) must not pay for a process pool;
+    # a batch of PARALLEL_MIN_IMAGES or more does use it
+    from fer_features.features import base
+
+    calls = []
+
+    class Recorder(base.Parallel):
+        def __init__(self, *args, **kwargs):
+            calls.append(kwargs.get("n_jobs"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(base, "Parallel", Recorder)
+    est = HOGFeatures(pixels_per_cell=(4, 4), n_jobs=2).fit(faces(1, size=12))
+    for n in (1, 8, 600):
+        est.transform(faces(n, size=12))
+    assert calls == []
+    monkeypatch.setattr(base, "PARALLEL_MIN_IMAGES", 600)
+    est.transform(faces(600, size=12))
+    assert calls == [2]
 
 
 # --------------------------------------------------------------------------- sklearn conventions

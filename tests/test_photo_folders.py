@@ -24,7 +24,7 @@ from fer_features.sources import detect_format, load_dataset
 
 @pytest.fixture(scope="module")
 def skimage_folder(tmp_path_factory):
-    """happy/astronaut.png (one face), Sadness/astronaut_mirror.jpg (one face), Surprised/camera.png
+    """happy/astronaut.png (one face), Sadness/astronaut_mirror.jpg (one face), Surprised/brick.png
     and surprised/coffee.png (no face), anger/two_astronauts.png (two faces), neutral/broken.jpg."""
     from skimage import data
 
@@ -33,7 +33,7 @@ def skimage_folder(tmp_path_factory):
     files = {
         "happy/astronaut.png": astro,
         "Sadness/astronaut_mirror.jpg": astro[:, ::-1],
-        "Surprised/camera.png": data.camera(),
+        "Surprised/brick.png": data.brick(),
         "Surprised/coffee.png": data.coffee(),
         "anger/two_astronauts.png": np.concatenate([astro, astro[:, ::-1]], axis=1),
     }
@@ -59,7 +59,7 @@ def test_skimage_folder_end_to_end(skimage_folder, tmp_path):
     assert data.X.shape == (2, 48, 48) and data.X.dtype == np.uint8
     assert data.n_photos == 6
     problems = dict(data.problems)
-    assert problems["Surprised/camera.png"] == "no face"
+    assert problems["Surprised/brick.png"] == "no face"
     assert problems["Surprised/coffee.png"] == "no face"
     assert problems["anger/two_astronauts.png"] == "2 faces"
     assert problems["neutral/broken.jpg"].startswith("unreadable")

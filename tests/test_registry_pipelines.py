@@ -204,3 +204,47 @@ def test_pipeline_clone_and_params():
     copy = clone(pipe)
     assert copy.get_params()["clf__estimator__C"] == 5
     assert copy.get_params()["features__hog__n_jobs"] == 2
+
+
+# --------------------------------------------------------------------------- the fast heads' contract
+
+
+@pytest.mark.parametrize("clf", ["nystroem", "mlp"])
+def test_fast_heads_contract(clf):
+    import pickle
+
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 8)) * 3
+    y = np.repeat(np.array(["a", "b", "c"]), 40)
+    X = centres[np.repeat(np.arange(3), 40)] + rng.normal(size=(120, 8))
+    head = make_classifier(clf, random_state=3)
+    with pytest.raises(NotFittedError):
+        head.predict_proba(X)
+    assert head.fit(X, y) is head
+    proba = head.predict_proba(X)
+    assert proba.shape == (120, 3) and list(head.classes_) == ["a", "b", "c"]
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert np.mean(head.predict(X) == y) > 0.9
+    again = pickle.loads(pickle.dumps(head))
+    np.testing.assert_allclose(again.predict_proba(X), proba)
+    twin = clone(head)
+    assert twin.get_params() == head.get_params() and not hasattr(twin, "classes_")
+    np.testing.assert_allclose(twin.fit(X, y).predict_proba(X), proba)  # seeded: the same fit
+    with pytest.raises(ValueError, match="features"):
+        head.predict_proba(X[:, :5])
+
+
+def test_nystroem_gamma_scale_is_the_svms():
+    from fer_features.heads import NystroemClassifier
+
+    X = np.random.default_rng(0).normal(size=(60, 4)) * 2
+    y = np.tile([0, 1], 30)
+    head = NystroemClassifier(n_components=500).fit(X, y)
+    assert head.gamma_ == pytest.approx(1 / (4 * X.var()))
+    assert head.feature_map_.n_components == 60  # capped at the training samples
+    with pytest.raises(ValueError, match="linear"):
+        NystroemClassifier(linear="tree").fit(X, y)
+    assert NystroemClassifier(linear="svm", n_components=30).fit(X, y).predict_proba(X).shape == (60, 2)

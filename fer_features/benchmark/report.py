@@ -145,23 +145,36 @@ def plot_accuracy_by_cell(frame: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path, dpi=120)
 
 
-def plot_accuracy_vs_time(frame: pd.DataFrame, path: Path) -> Path:
-    """PrivateTest accuracy against fit time (log scale, seconds), one marker per cell."""
+def _plot_accuracy_against(frame: pd.DataFrame, path: Path, column: str, xlabel: str, title: str) -> Path:
+    """PrivateTest accuracy against one cost column (log scale), one marker per cell."""
     plt = pyplot()
     fig = plt.figure(figsize=(7, 5))
     ax = fig.add_subplot()
-    markers = {"svm": "o", "gbm": "s", "logreg": "^", "linear-svm": "v", "cnn": "*"}
+    markers = {"svm": "o", "gbm": "s", "logreg": "^", "linear-svm": "v", "nystroem": "D", "mlp": "P", "cnn": "*"}
+    frame = frame[frame[column].notna()]
     for clf, group in frame.groupby("clf", sort=False):
-        ax.scatter(group["fit_seconds"], group["private_accuracy"], marker=markers.get(clf, "o"), s=60 if clf != "cnn" else 160, label=clf)
+        ax.scatter(group[column], group["private_accuracy"], marker=markers.get(clf, "o"), s=60 if clf != "cnn" else 160, label=clf)
         for row in group.itertuples():
-            ax.annotate(row.features, (row.fit_seconds, row.private_accuracy), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(row.features, (getattr(row, column), row.private_accuracy), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_xlabel("fit time, seconds (log scale; CNN: training time)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("PrivateTest accuracy")
-    ax.set_title("Accuracy against cost")
+    ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)
+
+
+def plot_accuracy_vs_time(frame: pd.DataFrame, path: Path) -> Path:
+    """PrivateTest accuracy against fit time (log scale, seconds), one marker per cell."""
+    return _plot_accuracy_against(frame, path, "fit_seconds", "fit time, seconds (log scale; CNN: training time)", "Accuracy against cost")
+
+
+def plot_accuracy_vs_speed(frame: pd.DataFrame, path: Path) -> Path:
+    """PrivateTest accuracy against the head's predict img/s (log scale), one marker per cell."""
+    return _plot_accuracy_against(
+        frame, path, "predict_img_per_s", "predict, images/s (log scale; the head on extracted features)", "Accuracy against speed"
+    )
 
 
 def plot_per_class_f1(records: list[dict], path: Path) -> Path:
@@ -202,7 +215,7 @@ def write_results(records: list[dict], meta: dict, out_dir: str | Path) -> dict[
     -------
     dict of {str: Path}
         ``csv``, ``json``, ``markdown``, ``accuracy_by_cell``, ``accuracy_vs_time``,
-        ``per_class_f1`` and (when a cell has PublicTest scores) ``confusion_best``.
+        ``accuracy_vs_speed``, ``per_class_f1`` and (when a cell has PublicTest scores) ``confusion_best``.
     """
     from fer_features.evaluation import plot_confusion_matrix
 
@@ -214,6 +227,7 @@ def write_results(records: list[dict], meta: dict, out_dir: str | Path) -> dict[
         "markdown": out / "benchmark.md",
         "accuracy_by_cell": out / "accuracy_by_cell.png",
         "accuracy_vs_time": out / "accuracy_vs_time.png",
+        "accuracy_vs_speed": out / "accuracy_vs_speed.png",
         "per_class_f1": out / "per_class_f1.png",
     }
     with atomic_path(paths["csv"]) as tmp:
@@ -224,6 +238,7 @@ def write_results(records: list[dict], meta: dict, out_dir: str | Path) -> dict[
         tmp.write_text(f"Command: `{meta.get('command', '')}` ({meta.get('date', '')})\n\n" + markdown_table(frame) + "\n")
     plot_accuracy_by_cell(frame, paths["accuracy_by_cell"])
     plot_accuracy_vs_time(frame, paths["accuracy_vs_time"])
+    plot_accuracy_vs_speed(frame, paths["accuracy_vs_speed"])
     plot_per_class_f1(records, paths["per_class_f1"])
     best = best_record(records)
     if best is not None and best.get("PrivateTest"):
@@ -375,6 +390,7 @@ def write_benchmarks_md(records: list[dict], meta: dict, path: str | Path, resul
     for key, title in (
         ("accuracy_by_cell", "Accuracy by feature set and classifier"),
         ("accuracy_vs_time", "Accuracy against fit time"),
+        ("accuracy_vs_speed", "Accuracy against predict speed"),
         ("per_class_f1", "PrivateTest F1 per emotion"),
         ("confusion_best", "Confusion matrix of the cell chosen on PublicTest"),
     ):

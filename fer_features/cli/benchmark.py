@@ -17,7 +17,7 @@ from fer_features.cli.common import (
 
 GridOpt = Annotated[Path | None, typer.Option("--grid", help="TOML or YAML grid file (features, classifiers, baseline, pca, cv, ...).")]
 SetsOpt = Annotated[list[str] | None, typer.Option(help="Feature sets to run (repeat or comma-separate), e.g. hog,hog+lbp. Default: the full grid.", rich_help_panel=FEATURES)]
-HeadsOpt = Annotated[list[str] | None, typer.Option(help="Classifier heads to run (repeat or comma-separate). Default: svm, gbm, logreg.", rich_help_panel=FEATURES)]
+HeadsOpt = Annotated[list[str] | None, typer.Option(help="Classifier heads to run (repeat or comma-separate). Default: svm, gbm, logreg, nystroem, mlp.", rich_help_panel=FEATURES)]
 BaselineOpt = Annotated[bool | None, typer.Option("--baseline/--no-baseline", help="Score the CNN trained end to end (default: yes).")]
 PcaOpt = Annotated[int | None, typer.Option(help=f"PCA components after scaling; 0 keeps every feature (default {config.DEFAULT_PCA}).", rich_help_panel=FEATURES)]
 CvOpt = Annotated[int | None, typer.Option(help="Also k-fold CV accuracy on Training with this many folds (default 0: none).")]

@@ -123,11 +123,15 @@ ModelOpt = Annotated[
     ),
 ]
 DetectorOpt = Annotated[
-    Detector, typer.Option(help="dlib face detector: HOG (fast) or MMOD CNN (robust, slow).", rich_help_panel=DETECTION)
-]
+    Detector,
+    typer.Option(help="Face detector: yuface (libfacedetection CNN, fast, the default), hog (dlib HOG) or mmod (dlib CNN, slow).",
+                 rich_help_panel=DETECTION),
+]  # fmt: skip
 UpsampleOpt = Annotated[
-    int, typer.Option(min=0, max=2, help="Times to double the image before detection (finds smaller faces).", rich_help_panel=DETECTION)
-]
+    int | None,
+    typer.Option(min=0, max=2, help="Doublings of the detection resolution, finds smaller faces (default: 0 for yuface, 1 for hog/mmod).",
+                 rich_help_panel=DETECTION),
+]  # fmt: skip
 TrustPickleOpt = Annotated[
     bool,
     typer.Option("--trust-pickle", help="Also load a pickle-based (.joblib) model: it can run code, so only one you made yourself.",
@@ -140,7 +144,7 @@ MaxPixelsOpt = Annotated[
 ]  # fmt: skip
 MinScoreOpt = Annotated[
     float | None,
-    typer.Option(help="Drop detections scoring lower (default: 0.3 for hog, 0 for mmod).", rich_help_panel=DETECTION),
+    typer.Option(help="Drop detections scoring lower (default: 0.5 for yuface, 0.3 for hog, 0 for mmod).", rich_help_panel=DETECTION),
 ]
 
 

@@ -1,4 +1,4 @@
-"""``fer list``: the feature extractors and classifier heads that specs can name."""
+"""``fer list``: the feature extractors, classifier heads and face detectors that options can name."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from fer_features.cli.common import app, console
 
 @app.command("list")
 def list_choices() -> None:
-    """List the feature extractors and classifiers that specs can name."""
+    """List the feature extractors, classifiers and face detectors that options can name."""
     from fer_features.classifiers import list_classifiers
+    from fer_features.detectors import list_detectors
     from fer_features.features import list_features
 
     console.print("[bold]features[/] (join with '+', e.g. hog+lbp+landmarks)")
@@ -16,4 +17,7 @@ def list_choices() -> None:
         console.print(f"  {name:12s} {desc}", highlight=False)
     console.print("[bold]classifiers[/]")
     for name, desc in list_classifiers().items():
+        console.print(f"  {name:12s} {desc}", highlight=False)
+    console.print("[bold]face detectors[/] (fer predict / fer serve --detector)")
+    for name, desc in list_detectors().items():
         console.print(f"  {name:12s} {desc}", highlight=False)

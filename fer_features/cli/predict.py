@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from fer_features import config
 from fer_features.cli.common import (
     OUTPUT, Detector, DetectorOpt, MaxPixelsOpt, MinScoreOpt, ModelOpt, TrustPickleOpt, UpsampleOpt, app, check_outputs,
     console, err_console, fail, open_recognizer, wide_console,
@@ -32,8 +33,8 @@ def predict(
     model: ModelOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON.", rich_help_panel=OUTPUT)] = False,
     annotate: AnnotateOpt = None,
-    detector: DetectorOpt = Detector.hog,
-    upsample: Annotated[int, typer.Option(help="Times to double the photo before detection (finds smaller faces).")] = 1,
+    detector: DetectorOpt = Detector(config.DEFAULT_DETECTOR),
+    upsample: UpsampleOpt = None,
     min_score: MinScoreOpt = None,
     out: CsvOpt = None,
     every: EveryOpt = 1,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from fer_features import config
 from fer_features.cli.common import (
     Detector, DetectorOpt, ModelOpt, TrustPickleOpt, UpsampleOpt, app, console, fail, open_recognizer,
 )  # fmt: skip
@@ -18,8 +19,8 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload, in MiB.")] = 10.0,
     max_pixels: Annotated[int, typer.Option(min=1, help="Largest image, in pixels (width x height).")] = 25_000_000,
-    detector: DetectorOpt = Detector.hog,
-    upsample: UpsampleOpt = 1,
+    detector: DetectorOpt = Detector(config.DEFAULT_DETECTOR),
+    upsample: UpsampleOpt = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
     trust_pickle: TrustPickleOpt = False,
 ) -> None:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_features.detectors import DEFAULT_DETECTOR
+
 # Largest image accepted, in pixels (width x height): 25 megapixels, the CLI's default too.
 from fer_features.images import DEFAULT_MAX_PIXELS
 
@@ -203,8 +205,8 @@ def create_app(
     recognizer=None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    detector: str = "hog",
-    upsample: int = 1,
+    detector: str = DEFAULT_DETECTOR,
+    upsample: int | None = None,
     min_score: float | None = None,
     trust_pickle: bool = False,
 ):
@@ -226,8 +228,8 @@ def create_app(
         Largest upload, in bytes.
     max_pixels : int, default=25_000_000
         Largest image, in pixels.
-    detector : {'hog', 'mmod'}, default='hog'
-    upsample : int, default=1
+    detector : {'yuface', 'hog', 'mmod'} or a registered name, default='yuface'
+    upsample : int, optional
         Default of the ``upsample`` query parameter (see :func:`fer_features.faces.detect_faces`).
     min_score : float, optional
         Default detection threshold (see :func:`fer_features.faces.detect_faces`).
@@ -315,9 +317,9 @@ def create_app(
         return image, faces, timing
 
     up_query = Query(
-        None, ge=0, le=2, description="Times to double the image before detection (finds smaller faces, slower)."
+        None, ge=0, le=2, description="Doublings of the detection resolution (finds smaller faces, slower; default: the detector's)."
     )
-    score_query = Query(None, description="Drop detections scoring lower (default 0.3 for the HOG detector).")
+    score_query = Query(None, description="Drop detections scoring lower (default: the detector's, 0.5 for yuface, 0.3 for hog).")
 
     @app.post("/predict", openapi_extra=_REQUEST_BODY, responses=_ERRORS)
     async def predict(request: Request, upsample: int | None = up_query, min_score: float | None = score_query) -> dict:
