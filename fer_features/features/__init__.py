@@ -19,6 +19,7 @@ from fer_features.features.base import FaceImageTransformer, check_images
 from fer_features.features.hog import HOGFeatures
 from fer_features.features.landmarks import LandmarkFeatures
 from fer_features.features.lbp import LBPFeatures
+from fer_features.features.sift_bovw import SIFTBoVW
 
 # name -> (factory(n_jobs, **params) -> transformer, one-line description)
 _REGISTRY: dict[str, tuple[Callable[..., TransformerMixin], str]] = {}
@@ -124,6 +125,11 @@ def _cnn_embedding(**params):
 register_feature("hog", HOGFeatures, "HOG, 9 orientations in 6x6-pixel cells (Dalal & Triggs 2005)")
 register_feature("lbp", LBPFeatures, "uniform LBP(8,1) histograms over a 6x6 grid (Ojala et al. 2002)")
 register_feature(
+    "sift-bovw",
+    SIFTBoVW,
+    "dense SIFT bag of 512 visual words, spatial pyramid 1+2x2+4x4 (Lazebnik 2006); vocabulary fitted on Training",
+)
+register_feature(
     "landmarks", LandmarkFeatures, "dlib 68-point landmarks, normalised, plus 20 distances and angles"
 )
 def _vgg16(**params):
@@ -150,6 +156,7 @@ __all__ = [
     "HOGFeatures",
     "LBPFeatures",
     "LandmarkFeatures",
+    "SIFTBoVW",
     "check_images",
     "list_features",
     "make_features",
