@@ -8,7 +8,7 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fer_features.classifiers import END_TO_END, make_classifier
+from fer_features.classifiers import END_TO_END, HISTOGRAM_HEADS, make_classifier
 from fer_features.datasets import IMAGE_SIZE
 from fer_features.features import make_features
 
@@ -18,10 +18,27 @@ DEFAULT_CLASSIFIER = "svm"
 DEFAULT_PCA = 256
 
 
+def block_dims(spec: str, image_size: int = IMAGE_SIZE, feature_params: dict | None = None) -> list[int]:
+    """Length of each extractor's block in the feature vector of a spec, in spec order.
+
+    Computed without fitting (a vocabulary-learning extractor such as ``sift-bovw`` knows its
+    length from its parameters).
+    """
+    out = []
+    for _, step in make_features(spec, params=feature_params).transformer_list:
+        step = clone(step)
+        if getattr(step, "learns_from_data", False):
+            step.image_shape_ = (image_size, image_size)
+            step._check_params()
+            out.append(step._n_features(step.image_shape_))
+        else:
+            out.append(len(step.fit(np.zeros((1, image_size, image_size), np.uint8)).get_feature_names_out()))
+    return out
+
+
 def feature_dims(spec: str, image_size: int = IMAGE_SIZE, feature_params: dict | None = None) -> int:
     """Length of the feature vector a spec gives for square crops of ``image_size`` pixels."""
-    union = clone(make_features(spec, params=feature_params)).fit(np.zeros((1, image_size, image_size), np.uint8))
-    return len(union.get_feature_names_out())
+    return sum(block_dims(spec, image_size, feature_params))
 
 
 def build_pipeline(
@@ -87,6 +104,7 @@ def build_pipeline(
     head = build_head(
         clf,
         n_features=feature_dims(features, feature_params=feature_params) if pca is not None else None,
+        block_sizes=block_dims(features, feature_params=feature_params) if clf in HISTOGRAM_HEADS else None,
         pca=pca,
         class_weight=class_weight,
         n_jobs=n_jobs,
@@ -100,6 +118,7 @@ def build_head(
     clf: str = DEFAULT_CLASSIFIER,
     *,
     n_features: int | None = None,
+    block_sizes: list[int] | None = None,
     pca: int | None = DEFAULT_PCA,
     class_weight: str | None = None,
     n_jobs: int | None = None,
@@ -117,6 +136,9 @@ def build_head(
         A feature-pipeline head (not an end-to-end one such as ``cnn``).
     n_features : int, optional
         Length of the feature vectors; when it is known and not above ``pca``, PCA is left out.
+    block_sizes : list of int, optional
+        Columns of each extractor's block, for the histogram-kernel heads (``chi2-svm``,
+        ``intersection-svm``), which normalise each block and take no scaling or PCA.
     pca, class_weight, n_jobs, random_state, clf_params
         As in :func:`build_pipeline`.
 
@@ -124,7 +146,9 @@ def build_head(
     -------
     Pipeline
         Steps ``scale`` (StandardScaler), ``pca`` (PCA or ``'passthrough'``) and ``clf``; it
-        takes ``X`` of shape ``(n_samples, n_features)``, float.
+        takes ``X`` of shape ``(n_samples, n_features)``, float. For a histogram-kernel head
+        ``scale`` and ``pca`` are ``'passthrough'``: its own first step normalises and maps the
+        histograms (:class:`~fer_features.kernels.HistogramKernelMap`).
 
     Raises
     ------
@@ -133,6 +157,10 @@ def build_head(
     """
     if clf in END_TO_END:
         raise ValueError(f"the {clf} classifier learns from the pixels and has no feature head")
+    if clf in HISTOGRAM_HEADS:
+        params = {"block_sizes": block_sizes, **(clf_params or {})}
+        head = make_classifier(clf, class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **params)
+        return Pipeline([("scale", "passthrough"), ("pca", "passthrough"), ("clf", head)])
     head = make_classifier(clf, class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **(clf_params or {}))
     reducer = "passthrough"
     if pca is not None:
