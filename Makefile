@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATA   ?= ../shared/data/fer2013.csv.gz
 MODEL  ?= models/fer-default.joblib
+CNN    ?= models/cnn-medium.pt
 
 .PHONY: install run test lock clean
 
@@ -16,9 +17,10 @@ $(BIN)/fer: requirements.lock pyproject.toml
 
 install: $(BIN)/fer
 
-## The main job: train the default hand-crafted pipeline (HOG+LBP+landmarks -> SVM) on FER2013
+## The main job: the default pipeline of `fer predict` (HOG+LBP+landmarks+CNN embedding -> SVM, the
+## committed medium CNN checkpoint), trained on FER2013 Training, scored on PublicTest and PrivateTest
 run: install
-	$(BIN)/fer train --data $(DATA) --out $(MODEL)
+	$(BIN)/fer train --data $(DATA) --features hog+lbp+landmarks+cnn --clf svm --cnn-checkpoint $(CNN) --out $(MODEL)
 
 ## The unit and end-to-end tests (CPU, a few minutes)
 test: install

@@ -206,6 +206,12 @@ class Preset(str, Enum):
     large = "large"
 
 
+class Tta(str, Enum):
+    none = "none"
+    flip = "flip"
+    ten_crop = "ten-crop"
+
+
 class Precision(str, Enum):
     auto = "auto"
     bf16 = "bf16"
@@ -340,7 +346,10 @@ def train(
     if uses_cnn and cnn_checkpoint is None:
         cnn_checkpoint = out.with_suffix(".cnn.pt")
         console.print(f"training the CNN for the cnn feature ({preset.value} preset) → {cnn_checkpoint}")
-        cnn_card = _train_cnn(X_train, y_train, X_val, y_val, cnn_options, seed, cnn_checkpoint, out.with_suffix(".cnn.resume.pt"))
+        cnn_card = _train_cnn(
+            X_train, y_train, X_val, y_val, cnn_options, seed, cnn_checkpoint, out.with_suffix(".cnn.resume.pt"),
+            soft=_soft_targets(dataset, n_original, X_train),
+        )
         timings["cnn_train_seconds"] = cnn_card["train_seconds"]
         feature_params.setdefault("cnn", {}).update(checkpoint=str(cnn_checkpoint), device=device.value)
         pipe = build_pipeline(features, clf, **build, feature_params=feature_params)
@@ -348,7 +357,7 @@ def train(
 
     console.print(f"training [bold]{features or 'pixels'} → {clf}[/] on {len(X_train):,} Training faces")
     if end_to_end:
-        timings.update(_fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs))
+        timings.update(_fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs, soft=_soft_targets(dataset, n_original, X_train)))
         ckpt = pipe.named_steps["clf"].checkpoint_
         cnn_checkpoint = out.with_suffix(".pt")
         from fer_features.cnn.train import save_checkpoint
@@ -489,29 +498,40 @@ def _epoch_progress(total_epochs: int):
     return progress, on_epoch
 
 
-def _fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs: int) -> dict[str, float]:
+def _soft_targets(dataset, n_original: int, X_train) -> dict:
+    """``soft``/``soft_classes`` fit arguments for the CNN when the data has vote distributions
+    (FERPlus ``--label-mode probability``) and Training was not resampled; else ``{}``."""
+    if dataset.soft is None or len(X_train) != n_original:
+        return {}
+    return {"soft": dataset.soft[dataset.usage == "Training"], "soft_classes": list(dataset.classes)}
+
+
+def _fit_end_to_end(pipe, X_train, y_train, X_val, y_val, epochs: int, soft: dict | None = None) -> dict[str, float]:
     start = time.perf_counter()
     progress, on_epoch = _epoch_progress(epochs)
+    extra = {f"clf__{k}": v for k, v in (soft or {}).items()}
     with progress:
-        pipe.fit(X_train, y_train, clf__X_val=X_val, clf__y_val=y_val, clf__on_epoch=on_epoch)
+        pipe.fit(X_train, y_train, clf__X_val=X_val, clf__y_val=y_val, clf__on_epoch=on_epoch, **extra)
     return {"fit_seconds": round(time.perf_counter() - start, 2)}
 
 
-def _train_cnn(X_train, y_train, X_val, y_val, options: dict, seed: int, path: Path, resume_path: Path) -> dict:
+def _train_cnn(
+    X_train, y_train, X_val, y_val, options: dict, seed: int, path: Path, resume_path: Path, soft: dict | None = None
+) -> dict:
     """Train the CNN whose embedding the cnn feature uses; save it to ``path``; its card entries."""
     from fer_features.cnn import CNNClassifier, save_checkpoint
 
     net = CNNClassifier(seed=seed, resume_path=str(resume_path), **options)
     progress, on_epoch = _epoch_progress(options["epochs"])
     with progress:
-        net.fit(X_train, y_train, X_val=X_val, y_val=y_val, on_epoch=on_epoch)
+        net.fit(X_train, y_train, X_val=X_val, y_val=y_val, on_epoch=on_epoch, **(soft or {}))
     save_checkpoint(net.checkpoint_, path)
     return _cnn_card(net.checkpoint_)
 
 
 def _cnn_card(ckpt: dict) -> dict:
     """The model-card entries of a CNN checkpoint: its config, epochs, selection score, device, time."""
-    keys = ("config", "history", "best_epoch", "val_accuracy", "device", "precision", "train_seconds")
+    keys = ("config", "history", "best_epoch", "val_accuracy", "device", "precision", "soft_labels", "train_seconds")
     return {k: ckpt[k] for k in keys if k in ckpt}
 
 
@@ -621,7 +641,7 @@ def cv(
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="Trained pipeline (.joblib).")],
+    model: Annotated[Path, typer.Argument(help="Trained pipeline (.joblib), or a CNN checkpoint (.pt) scored directly.")],
     data: Annotated[Path, typer.Option(help=_DATA_HELP)] = DEFAULT_DATA,
     data_format: FormatOpt = DataFormat.auto,
     label_mode: LabelModeOpt = LabelMode.majority,
@@ -631,6 +651,8 @@ def evaluate(
     plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the model).")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable or malformed images.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of a photo folder's split: the --seed given to fer train.")] = 0,
+    tta: Annotated[Tta, typer.Option(help="CNN checkpoint (.pt): test-time augmentation none, flip or ten-crop.")] = Tta.none,
+    precision: Annotated[Precision, typer.Option(help="CNN checkpoint (.pt): inference arithmetic.")] = Precision.auto,
 ) -> None:
     """Score a trained pipeline on one split: per-class report, accuracy, macro-F1, confusion matrix."""
     from fer_features.evaluation import evaluate as score
@@ -638,8 +660,13 @@ def evaluate(
     from fer_features.persist import ModelError, load_model
 
     try:
-        pipe = load_model(model)
-    except ModelError as exc:
+        if model.suffix == ".pt":
+            from fer_features.cnn import CNNClassifier
+
+            pipe = CNNClassifier.from_checkpoint(model, tta=tta.value, precision=precision.value)
+        else:
+            pipe = load_model(model)
+    except (ModelError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     dataset = _load_data(data, skip_bad, format=data_format.value, label_mode=label_mode.value, classes=classes, seed=seed)
     X, y = dataset.split(split.value)
@@ -650,6 +677,8 @@ def evaluate(
     plot = plot or model.with_suffix(f".{split.value}.confusion.png")
     plot_confusion_matrix(metrics["confusion_matrix"], plot, title=f"{model.stem}, {split.value} (acc {metrics['accuracy']:.3f})")
     metrics = {"model": str(model), "split": split.value, "data_fingerprint": dataset.fingerprint, **metrics, "plot": str(plot)}
+    if model.suffix == ".pt":
+        metrics.update(tta=tta.value, precision="bf16" if pipe._uses_bf16() else "fp32")
     if json_out:
         typer.echo(json.dumps(metrics, indent=2))
         return

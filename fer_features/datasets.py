@@ -24,6 +24,7 @@ import io
 import lzma
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -332,7 +333,7 @@ def _read_csv(path: Path, skip_bad: bool):
 
     try:  # compression (gz, bz2, xz, zip, zst) is inferred from the suffix
         df = pd.read_csv(path, dtype={"pixels": str, "Usage": str})
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, OSError, EOFError, ValueError, zipfile.BadZipFile, lzma.LZMAError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, OSError, EOFError, ValueError, zipfile.BadZipFile, lzma.LZMAError, zlib.error) as exc:
         raise DataError(f"{path}: not a readable CSV ({exc})") from None
     missing = [c for c in ("emotion", "pixels", "Usage") if c not in df.columns]
     if missing:

@@ -101,7 +101,8 @@ def assert_same_weights(a: dict, b: dict) -> None:
 
 
 def without_seconds(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in rec.items() if k != "seconds"} for rec in history]
+    timed = {"seconds", "augment_seconds", "step_seconds", "val_seconds"}
+    return [{k: v for k, v in rec.items() if k not in timed} for rec in history]
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def faces():
 
 @pytest.fixture(scope="module")
 def embedder(ckpt_path, faces):
-    return CNNEmbedding(checkpoint=str(ckpt_path), device="cpu").fit(faces)
+    return CNNEmbedding(checkpoint=str(ckpt_path), device="cpu", precision="fp32").fit(faces)
 
 
 # --------------------------------------------------------------------------- CNNEmbedding
@@ -147,7 +148,10 @@ def test_embedding_is_the_standardised_penultimate_layer(embedder, faces, ckpt_p
 
 def test_embedding_does_not_depend_on_batch_size(ckpt_path):
     X = random_faces(530, seed=2)  # more than one 512-image chunk of FaceImageTransformer
-    outs = [CNNEmbedding(checkpoint=str(ckpt_path), device="cpu", batch_size=b).fit(X).transform(X) for b in (1, 64, 1000)]
+    outs = [
+        CNNEmbedding(checkpoint=str(ckpt_path), device="cpu", batch_size=b, precision="fp32").fit(X).transform(X)
+        for b in (1, 64, 1000)
+    ]
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
     np.testing.assert_allclose(outs[0], outs[2], atol=1e-5)
 
@@ -271,7 +275,7 @@ def test_hog_plus_cnn_feature_union(ckpt_path, patterns, embedder):
     from fer_features.features import make_features
     from fer_features.pipelines import feature_dims
 
-    params = {"cnn": {"checkpoint": str(ckpt_path), "device": "cpu"}}
+    params = {"cnn": {"checkpoint": str(ckpt_path), "device": "cpu", "precision": "fp32"}}
     union = make_features("hog+cnn", params=params)
     assert isinstance(union, FeatureUnion)
     assert [name for name, _ in union.transformer_list] == ["hog", "cnn"]
@@ -312,7 +316,7 @@ def test_cnn_head_takes_no_features():
 
 
 def test_unknown_preset():
-    with pytest.raises(ValueError, match="small, large"):
+    with pytest.raises(ValueError, match="small, medium, large"):
         TrainConfig(preset="huge")
     assert TrainConfig(preset="large").net == PRESETS["large"]
 
@@ -489,7 +493,7 @@ def val_counter(monkeypatch, tiny_data):
     y_val = torch.as_tensor(tiny_data[3], dtype=torch.long)
     calls = [0]
 
-    def fake_predict_logits(net, X, device, batch_size=512, tta=False):
+    def fake_predict_logits(net, X, device, batch_size=512, tta=False, **kwargs):
         assert len(X) == len(y_val)
         calls[0] += 1
         k = min(len(y_val), calls[0] * len(y_val) // 10)
@@ -548,6 +552,10 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_data, tmp_path,
 
 def test_resume_with_dropout_equals_uninterrupted_run(tiny_data, tmp_path, val_counter):
     check_resume(tiny_data, tiny_config(epochs=3, net={**TINY, "dropout": 0.3}), tmp_path, val_counter)
+
+
+def test_resume_with_ema_and_mixup_equals_uninterrupted_run(tiny_data, tmp_path, val_counter):
+    check_resume(tiny_data, tiny_config(epochs=3, ema=0.9, mixup=0.4, cutmix=0.4), tmp_path, val_counter)
 
 
 def test_resume_file_of_another_config_is_ignored(tiny_data, tmp_path, val_counter):
@@ -755,3 +763,23 @@ def test_cli_predict_crop_with_cnn_model(cnn_model, real_faces, tmp_path):
     assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
     assert face["label"] == max(face["probabilities"], key=face["probabilities"].get)
     assert face["box"] == [0, 0, 48, 48]
+
+
+def test_cli_evaluate_scores_a_checkpoint_directly(cnn_model, real_zip, tmp_path):
+    pt = cnn_model.with_suffix(".pt")
+    args = ("--data", str(real_zip), "--split", "PublicTest", "--json", "--precision", "fp32")
+    via_pipeline = json.loads(fer("evaluate", str(cnn_model), *args[:-2], "--plot", str(tmp_path / "a.png")).output)
+    result = fer("evaluate", str(pt), *args, "--plot", str(tmp_path / "b.png"))
+    assert result.exit_code == 0, result.output
+    direct = json.loads(result.output)
+    assert direct["tta"] == "none" and direct["precision"] == "fp32"
+    # the same network, so the same score as the saved pipeline (that one may run in bf16)
+    assert direct["accuracy"] == pytest.approx(via_pipeline["accuracy"], abs=0.01)
+    ten = json.loads(fer("evaluate", str(pt), *args, "--tta", "ten-crop", "--plot", str(tmp_path / "c.png")).output)
+    assert ten["tta"] == "ten-crop" and 0 <= ten["accuracy"] <= 1
+
+
+def test_cli_evaluate_refuses_a_checkpoint_without_class_names(tmp_path, real_zip):
+    pt = save_checkpoint(make_checkpoint(), tmp_path / "bare.pt")
+    result = fer("evaluate", str(pt), "--data", str(real_zip))
+    assert_user_error(result, "bare.pt", "no class names")

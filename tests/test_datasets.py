@@ -329,3 +329,23 @@ def test_real_zip(real_data, real_zip):
     # the (session-cached) second load is the same data
     again = load_fer2013(real_zip)
     assert again.fingerprint == data.fingerprint
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zip"])
+def test_compressed_csv_is_read_by_its_suffix(make_fer, tmp_path, suffix):
+    import pandas as pd
+
+    src = make_fer(per_class=1)
+    packed = tmp_path / f"fer2013{suffix}"
+    pd.read_csv(src.csv, dtype=str).to_csv(packed, index=False)  # pandas compresses by the suffix
+    assert packed.read_bytes()[:4] != src.csv.read_bytes()[:4]  # really compressed
+    from fer_features.sources import load_dataset
+
+    assert_same_data(load_dataset(packed, cache=False), load_fer2013(src.csv, cache=False))
+
+
+def test_corrupt_compressed_csv_names_the_file(tmp_path):
+    bad = tmp_path / "fer2013.csv.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00 this is not gzip data")
+    with pytest.raises(DataError, match=r"fer2013.csv.gz: not a readable CSV"):
+        load_fer2013(bad, cache=False)

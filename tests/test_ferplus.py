@@ -105,7 +105,7 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="7 or 8"):
         load_ferplus(path, classes=6)
     (tmp_path / "d" / "fer2013.csv").unlink()
-    with pytest.raises(FileNotFoundError, match="side by side"):
+    with pytest.raises(FileNotFoundError, match="put fer2013.csv or fer2013.csv.gz in"):
         load_ferplus(path)
 
 
@@ -114,3 +114,30 @@ def test_detection_of_the_pair(tmp_path):
     assert find_ferplus_pair(path) == (path, path.with_name("fer2013.csv"))
     assert find_ferplus_pair(tmp_path / "d") == (path, path.with_name("fer2013.csv"))
     assert find_ferplus_pair(path.with_name("fer2013.csv")) is None  # FER2013's own CSV stays FER2013
+
+
+def test_pixels_from_a_gzipped_challenge_csv(tmp_path):
+    import pandas as pd
+
+    from fer_features.sources import detect_format, load_dataset
+
+    path, images = write_pair(tmp_path / "d")
+    plain = load_ferplus(path, cache=False)
+    csv_path = path.with_name("fer2013.csv")
+    pd.read_csv(csv_path, dtype=str).to_csv(path.with_name("fer2013.csv.gz"), index=False)
+    csv_path.unlink()
+    assert find_ferplus_pair(path) == (path, path.with_name("fer2013.csv.gz"))
+    assert detect_format(path) == "ferplus"
+    packed = load_dataset(path, cache=False)
+    np.testing.assert_array_equal(packed.X, plain.X)
+    assert packed.labels.tolist() == plain.labels.tolist()
+
+
+def test_missing_pixel_file_is_one_clear_line_in_the_cli(tmp_path):
+    from conftest import assert_user_error, fer
+
+    path, _ = write_pair(tmp_path / "d")
+    path.with_name("fer2013.csv").unlink()
+    result = fer("train", "--data", str(path), "--features", "hog", "--out", str(tmp_path / "m.joblib"))
+    assert_user_error(result, "fer2013new.csv", "put fer2013.csv or fer2013.csv.gz in")
+    assert "missing column" not in result.output

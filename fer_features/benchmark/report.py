@@ -303,9 +303,12 @@ def reading(records: list[dict]) -> list[str]:
     if base is not None and best is not None:
         diff = best["PrivateTest"]["accuracy"] - base["PrivateTest"]["accuracy"]
         tta = base.get("PrivateTest+TTA", {}).get("accuracy")
+        tta10 = base.get("PrivateTest+TTA10", {}).get("accuracy")
         out.append(
             f"The CNN trained end to end scores {base['PrivateTest']['accuracy']:.4f}"
-            + (f" ({tta:.4f} with flip TTA)" if tta is not None else "")
+            + (f" ({tta:.4f} with flip TTA" if tta is not None else "")
+            + (f", {tta10:.4f} with ten-crop TTA" if tta is not None and tta10 is not None else "")
+            + (")" if tta is not None else "")
             + f"; the best pipeline is {diff * 100:+.1f} points from it."
         )
     return out

@@ -172,7 +172,7 @@ def run_baseline_cell(checkpoint: str, X: np.ndarray, labels: np.ndarray, index:
     """Score the end-to-end CNN of a checkpoint (runs in a worker).
 
     Its training time and epochs come from the checkpoint (written by ``fer train --clf cnn``);
-    PrivateTest is scored plainly and, apart, with flip test-time augmentation.
+    PrivateTest is scored plainly and, apart, with flip and ten-crop test-time augmentation.
     """
     import torch
     from threadpoolctl import threadpool_limits
@@ -184,16 +184,14 @@ def run_baseline_cell(checkpoint: str, X: np.ndarray, labels: np.ndarray, index:
     torch.set_num_threads(threads)
     record: dict = {"worker_pid": os.getpid(), "threads": threads}
     with threadpool_limits(limits=threads), PeakMemory() as peak:
-        net = CNNClassifier(device=device)
-        net.classes_ = np.asarray(ckpt["classes"])
-        net._load(ckpt)
-        net.image_shape_ = tuple(X.shape[1:])
+        net = CNNClassifier.from_checkpoint(checkpoint, device=device)
         for usage in ("PublicTest", "PrivateTest"):
             if len(index[usage]):
                 record[usage] = _scores(net, X[index[usage]], labels[index[usage]])
         if len(index["PrivateTest"]):
-            net.set_params(tta=True)
-            record["PrivateTest+TTA"] = _scores(net, X[index["PrivateTest"]], labels[index["PrivateTest"]])
+            for name, mode in (("PrivateTest+TTA", "flip"), ("PrivateTest+TTA10", "ten-crop")):
+                net.set_params(tta=mode)
+                record[name] = _scores(net, X[index["PrivateTest"]], labels[index["PrivateTest"]])
     record["dims"] = int(net.module_.classifier.in_features)
     record["peak_memory_mib"] = peak.peak_mib
     record["fit_seconds"] = round(float(ckpt.get("train_seconds", float("nan"))), 2)

@@ -65,7 +65,13 @@ class _TorchModuleMixin:
         return logits.numpy()
 
     def _precision(self) -> str:
-        return getattr(self, "precision", "auto")
+        return getattr(self, "precision", "auto")  # estimators pickled before the parameter existed
+
+    def _uses_bf16(self) -> bool:
+        """Whether inference runs in bf16 on this machine."""
+        from fer_features.cnn.train import use_bf16
+
+        return use_bf16(self.device_, self._precision())
 
 
 class CNNEmbedding(_TorchModuleMixin, FaceImageTransformer):
@@ -226,6 +232,48 @@ class CNNClassifier(_TorchModuleMixin, ClassifierMixin, BaseEstimator):
         self.tta = tta
         self.validation_fraction = validation_fraction
         self.resume_path = resume_path
+
+    @classmethod
+    def from_checkpoint(cls, path, *, tta=False, device="auto", batch_size=512, precision="auto"):
+        """A fitted classifier from a checkpoint written by ``fer train --clf cnn`` (``.pt``).
+
+        Parameters
+        ----------
+        path : str or path-like
+        tta : {False, True, 'flip', 'ten-crop'}, default=False
+        device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
+        batch_size : int, default=512
+            Images per inference batch.
+        precision : {'auto', 'bf16', 'fp32'}, default='auto'
+            Inference arithmetic.
+
+        Returns
+        -------
+        CNNClassifier
+            Its training parameters are the checkpoint's; ``classes_`` its class names.
+
+        Raises
+        ------
+        FileNotFoundError, ValueError
+            If the file is missing, not a CNN checkpoint, or has no class names (a checkpoint of
+            :func:`~fer_features.cnn.train.train_cnn` called directly).
+        """
+        from dataclasses import fields
+
+        from fer_features.cnn.train import TrainConfig, load_checkpoint
+
+        ckpt = load_checkpoint(path)
+        if not ckpt.get("classes"):
+            raise ValueError(f"{path}: the checkpoint has no class names (save it from CNNClassifier or `fer train --clf cnn`)")
+        known = {f.name for f in fields(TrainConfig)} - {"net"}
+        params = {k: v for k, v in ckpt["config"].items() if k in known}
+        params.update(tta=tta, device=device, batch_size=batch_size, precision=precision)
+        clf = cls(**params)
+        clf._load(ckpt)  # the network is the checkpoint's own config, whatever its preset
+        clf.checkpoint_ = ckpt
+        clf.classes_ = np.asarray(ckpt["classes"])
+        clf.image_shape_ = (48, 48)
+        return clf
 
     def train_config(self):
         """The :class:`~fer_features.cnn.train.TrainConfig` of these parameters."""

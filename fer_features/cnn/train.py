@@ -588,6 +588,7 @@ def train_cnn(
         "val_accuracy": state["best_accuracy"],
         "device": str(dev) if dev.type != "cuda" else f"cuda ({torch.cuda.get_device_name(dev)})",
         "precision": "bf16" if bf16 else "fp32",
+        "soft_labels": soft_train is not None,
         "train_seconds": round(state["seconds"], 1),
     }
     if resume_path is not None and resume_path.exists():
