@@ -42,6 +42,8 @@ PROJECT_TYPES: tuple[str, ...] = (
     "fer_features.cnn.estimators.CNNClassifier",
     "fer_features.heads.NystroemClassifier",
     "fer_features.heads.MLPHead",
+    "fer_features.features.sift_bovw.SIFTBoVW",
+    "fer_features.kernels.HistogramKernelMap",
 )
 
 #: scikit-learn types in the project's pipelines that skops does not trust by itself (it trusts numpy arrays)

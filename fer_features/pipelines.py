@@ -8,17 +8,37 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fer_features.classifiers import END_TO_END, make_classifier
+from fer_features.classifiers import END_TO_END, HISTOGRAM_HEADS, make_classifier
 from fer_features.config import DEFAULT_CLASSIFIER, DEFAULT_FEATURES, DEFAULT_PCA, IMAGE_SIZE
 from fer_features.features import make_features
+
+
+def block_dims(spec: str, image_size: int = IMAGE_SIZE, feature_params: dict | None = None) -> list[int]:
+    """Length of each extractor's block in the feature vector of a spec, in spec order.
+
+    Computed from each extractor's parameters (:meth:`FaceImageTransformer.feature_dims
+    <fer_features.features.base.FaceImageTransformer.feature_dims>`; a vocabulary-learning
+    extractor such as ``sift-bovw`` knows its length from them too). An extractor of another
+    kind is fitted on one blank crop.
+
+    Returns
+    -------
+    list of int
+    """
+    out = []
+    for _, step in make_features(spec, params=feature_params).transformer_list:
+        if hasattr(step, "feature_dims"):
+            out.append(int(step.feature_dims((image_size, image_size))))
+        else:
+            fitted = clone(step).fit(np.zeros((1, image_size, image_size), np.uint8))
+            out.append(len(fitted.get_feature_names_out()))
+    return out
 
 
 def feature_dims(spec: str, image_size: int = IMAGE_SIZE, feature_params: dict | None = None) -> int:
     """Length of the feature vector a spec gives for square crops of ``image_size`` pixels.
 
-    Computed from each extractor's parameters (:meth:`FaceImageTransformer.feature_dims
-    <fer_features.features.base.FaceImageTransformer.feature_dims>`): nothing is fitted, so a
-    ``vgg16`` spec loads no weights. An extractor of another kind is fitted on one blank crop.
+    The sum of :func:`block_dims`: nothing is fitted, so a ``vgg16`` spec loads no weights.
 
     Parameters
     ----------
@@ -31,14 +51,7 @@ def feature_dims(spec: str, image_size: int = IMAGE_SIZE, feature_params: dict |
     -------
     int
     """
-    total = 0
-    for _, extractor in make_features(spec, params=feature_params).transformer_list:
-        if hasattr(extractor, "feature_dims"):
-            total += extractor.feature_dims((image_size, image_size))
-        else:
-            fitted = clone(extractor).fit(np.zeros((1, image_size, image_size), np.uint8))
-            total += len(fitted.get_feature_names_out())
-    return total
+    return sum(block_dims(spec, image_size, feature_params))
 
 
 def build_pipeline(
@@ -104,6 +117,7 @@ def build_pipeline(
     head = build_head(
         clf,
         n_features=feature_dims(features, feature_params=feature_params) if pca is not None else None,
+        block_sizes=block_dims(features, feature_params=feature_params) if clf in HISTOGRAM_HEADS else None,
         pca=pca,
         class_weight=class_weight,
         n_jobs=n_jobs,
@@ -117,6 +131,7 @@ def build_head(
     clf: str = DEFAULT_CLASSIFIER,
     *,
     n_features: int | None = None,
+    block_sizes: list[int] | None = None,
     pca: int | None = DEFAULT_PCA,
     class_weight: str | None = None,
     n_jobs: int | None = None,
@@ -134,6 +149,9 @@ def build_head(
         A feature-pipeline head (not an end-to-end one such as ``cnn``).
     n_features : int, optional
         Length of the feature vectors; when it is known and not above ``pca``, PCA is left out.
+    block_sizes : list of int, optional
+        Columns of each extractor's block, for the histogram-kernel heads (``chi2-svm``,
+        ``intersection-svm``), which normalise each block and take no scaling or PCA.
     pca, class_weight, n_jobs, random_state, clf_params
         As in :func:`build_pipeline`.
 
@@ -141,7 +159,9 @@ def build_head(
     -------
     Pipeline
         Steps ``scale`` (StandardScaler), ``pca`` (PCA or ``'passthrough'``) and ``clf``; it
-        takes ``X`` of shape ``(n_samples, n_features)``, float.
+        takes ``X`` of shape ``(n_samples, n_features)``, float. For a histogram-kernel head
+        ``scale`` and ``pca`` are ``'passthrough'``: its own first step normalises and maps the
+        histograms (:class:`~fer_features.kernels.HistogramKernelMap`).
 
     Raises
     ------
@@ -150,6 +170,10 @@ def build_head(
     """
     if clf in END_TO_END:
         raise ValueError(f"the {clf} classifier learns from the pixels and has no feature head")
+    if clf in HISTOGRAM_HEADS:
+        params = {"block_sizes": block_sizes, **(clf_params or {})}
+        head = make_classifier(clf, class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **params)
+        return Pipeline([("scale", "passthrough"), ("pca", "passthrough"), ("clf", head)])
     head = make_classifier(clf, class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **(clf_params or {}))
     reducer = "passthrough"
     if pca is not None:

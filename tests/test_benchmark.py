@@ -269,3 +269,24 @@ def test_benchmark_without_cnn_needs_no_checkpoint(real_zip, tmp_path):
                  "--results-dir", tmp_path / "r", "--n-jobs", 1)
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "absent.pt").exists()
+
+
+def test_a_fitted_extractor_is_fitted_on_training_only(tiny_real, tmp_path):
+    """sift-bovw's cached matrix is the pipeline's: vocabulary from the Training rows, every row transformed."""
+    from fer_features.features import SIFTBoVW
+
+    params = {"n_words": 8, "pyramid": (1, 2), "n_train_descriptors": 2000}
+    grid = small_grid(features=["sift-bovw"], feature_params={"sift-bovw": params})
+    seen, on_event = events()
+    records = run_benchmark(tiny_real, grid, cache_dir=tmp_path, on_event=on_event)
+    (info,) = [i for kind, i in seen if kind == "extract-done"]
+    assert info["fit_on"] == "Training" and info["fit_seconds"] > 0
+    assert records[0]["feature_fit_seconds"] == pytest.approx(info["fit_seconds"], abs=0.01)
+    X_train, _ = tiny_real.split("Training")
+    expected = SIFTBoVW(**params).fit(X_train).transform(tiny_real.X)
+    cached = BenchmarkCache(tmp_path).load_features("sift-bovw", info["key"])[0]
+    np.testing.assert_allclose(cached, expected, rtol=1e-6)
+    # other Training rows (another subset of the same images) are another fit: a miss
+    key_other = run_mod.extractor_key("sift-bovw", SIFTBoVW(**params), tiny_real.fingerprint, fit_rows=np.arange(5))
+    assert key_other != info["key"]
+    assert run_mod.extractor_key("sift-bovw", SIFTBoVW(**params), tiny_real.fingerprint) != info["key"]

@@ -31,7 +31,7 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def extractor_key(name: str, transformer, fingerprint: str) -> str:
+def extractor_key(name: str, transformer, fingerprint: str, fit_rows=None) -> str:
     """Cache key of one extractor's output on one data set.
 
     Parameters
@@ -44,6 +44,9 @@ def extractor_key(name: str, transformer, fingerprint: str) -> str:
         replaces its path for the ``cnn`` feature.
     fingerprint : str
         :attr:`FERDataset.fingerprint` of the images.
+    fit_rows : ndarray of int, optional
+        For an extractor that learns from the images (``sift-bovw``): the rows it is fitted
+        on (Training). They enter the key, so a matrix computed with another fit is a miss.
 
     Returns
     -------
@@ -54,7 +57,10 @@ def extractor_key(name: str, transformer, fingerprint: str) -> str:
     for key in ("checkpoint", "weights"):
         if params.get(key):
             params[key] = file_digest(params[key])
-    return joblib.hash([CACHE_VERSION, name, type(transformer).__name__, params, fingerprint])
+    parts = [CACHE_VERSION, name, type(transformer).__name__, params, fingerprint]
+    if fit_rows is not None:
+        parts.append(["fit", joblib.hash(np.asarray(fit_rows, dtype=np.int64))])
+    return joblib.hash(parts)
 
 
 class BenchmarkCache:

@@ -1,8 +1,11 @@
 """Running a benchmark grid: one extraction per feature, then one fit per cell, in parallel.
 
-Each feature extractor runs once over every image of the data set (extractors learn nothing
-from the data: HOG, LBP and landmark geometry are fixed functions, and the CNN embedding comes
-from a network trained beforehand on Training only), and its matrix is cached on disk. A cell
+Each feature extractor runs once over every image of the data set, and its matrix is cached on
+disk. Most extractors learn nothing from the data (HOG, LBP and landmark geometry are fixed
+functions, and the CNN embedding comes from a network trained beforehand on Training only);
+one that does (``sift-bovw``'s vocabulary) is fitted on the Training rows only, and those rows
+are part of its cache key. (With ``cv``, the folds share that Training-fitted vocabulary: the
+k-means sees the held-out fold's descriptors, not its labels; ``fer cv`` refits it per fold.) A cell
 then concatenates the blocks it names and fits the same head as ``fer train``
 (:func:`fer_features.pipelines.build_head`: scaling → PCA → classifier) on the Training rows,
 scores PublicTest and PrivateTest, and stores its record. Cells run through joblib: local
@@ -133,6 +136,7 @@ def run_feature_cell(
         head = build_head(
             cell.clf,
             n_features=dims,
+            block_sizes=[int(b.shape[1]) for b in blocks],
             pca=settings["pca"],
             class_weight=settings["class_weight"],
             n_jobs=1,
@@ -239,19 +243,27 @@ def extract_features(
     -------
     dict of {name: (ndarray of shape (n_images, d), dtype float32, dict)}
         The matrix (memory-mapped from the cache) and its metadata: ``dims``, ``seconds``
-        (wall time of the extraction when it was computed), ``img_per_s``, ``cached``.
+        (wall time of the extraction when it was computed), ``img_per_s``, ``cached``, and
+        ``fit_on``/``fit_seconds``: an extractor that learns from the images (``sift-bovw``) is
+        fitted on the Training rows only, in ``fit_seconds``, before it transforms every row.
     """
     from sklearn.base import clone
 
     from fer_features.features import make_features
-    from fer_features.features.base import extraction_progress
+    from fer_features.features.base import extraction_progress, learns_from_data
 
     notify = on_event or (lambda kind, info: None)
+    train = np.flatnonzero(dataset.usage == "Training")
     out = {}
     for name in names:
         params = (feature_params or {}).get(name, {})
         transformer = make_features(name, n_jobs=n_jobs, params={name: params} if params else None).transformer_list[0][1]
-        key = extractor_key(name, transformer, dataset.fingerprint)
+        learned = learns_from_data(transformer)
+        # A fitted extractor (sift-bovw's vocabulary) is fitted on the Training rows only, and
+        # which rows those are is part of its key: the cached matrix is then what the pipeline
+        # of `fer train` would compute, vocabulary from Training, applied to every split.
+        fit_rows = train if learned else None
+        key = extractor_key(name, transformer, dataset.fingerprint, fit_rows=fit_rows)
         hit = None if force else cache.load_features(name, key)
         if hit is not None:
             X, info = hit
@@ -264,14 +276,17 @@ def extract_features(
             notify("extract-progress", {"name": _name, "done": done, "total": total})
 
         start = time.perf_counter()
+        fitted = clone(transformer).fit(dataset.X[train] if learned else dataset.X[:1])
+        fit_seconds = time.perf_counter() - start
         with extraction_progress(hook):
-            X = clone(transformer).fit(dataset.X[:1]).transform(dataset.X)
-        seconds = time.perf_counter() - start
+            X = fitted.transform(dataset.X)
+        seconds = time.perf_counter() - start - fit_seconds
         cache.save_features(
             name,
             key,
             X,
             {"seconds": round(seconds, 2), "img_per_s": round(len(dataset) / seconds, 1), "n_jobs": n_jobs,
+             "fit_on": "Training" if learned else None, "fit_seconds": round(fit_seconds, 2),
              "params": {k: str(v) for k, v in transformer.get_params().items()}, "machine": machine_info()},
         )
         X, info = cache.load_features(name, key)  # memory-mapped: worker processes share the file
@@ -407,6 +422,7 @@ def run_benchmark(
         keys = [features[b][1]["key"] for b in cell.blocks]
         key = cell_key(cell, dataset, keys, settings, digest if (cell.is_baseline or "cnn" in cell.blocks) else None)
         extract_seconds = sum(features[b][1]["seconds"] for b in cell.blocks)
+        feature_fit_seconds = sum(features[b][1].get("fit_seconds") or 0.0 for b in cell.blocks if features[b][1].get("fit_on"))
         base = {
             "features": cell.features,
             "clf": cell.clf,
@@ -416,6 +432,8 @@ def run_benchmark(
             "settings": settings,
             "extract_seconds": round(extract_seconds, 2) if cell.blocks else None,
             "extract_img_per_s": round(n_images / extract_seconds, 1) if cell.blocks and extract_seconds > 0 else None,
+            # learning the extractors (a vocabulary) on Training: part of the pipeline's fit
+            "feature_fit_seconds": round(feature_fit_seconds, 2) if feature_fit_seconds else None,
         }
         cached = None if force else cache.load_cell(cell.slug, key)
         if cached is not None:

@@ -21,6 +21,7 @@ from fer_features.features.base import FaceImageTransformer, check_images
 from fer_features.features.hog import HOGFeatures
 from fer_features.features.landmarks import LandmarkFeatures
 from fer_features.features.lbp import LBPFeatures
+from fer_features.features.sift_bovw import SIFTBoVW
 from fer_features.torch_utils import require_torch
 
 # name -> (factory(n_jobs, **params) -> transformer, or "module:attribute" of one; one-line description)
@@ -166,6 +167,10 @@ register_feature("hog", HOGFeatures, "HOG, 9 orientations in 6x6-pixel cells (Da
 register_feature("lbp", LBPFeatures, "uniform LBP(8,1) histograms over a 6x6 grid (Ojala et al. 2002)")
 register_feature("landmarks", LandmarkFeatures, "dlib 68-point landmarks, normalised, plus 20 distances and angles")
 register_feature(
+    "sift-bovw", SIFTBoVW,
+    "dense SIFT bag of 512 visual words, spatial pyramid 1+2x2+4x4 (Lazebnik 2006); vocabulary fitted on Training",
+)  # fmt: skip
+register_feature(
     "dlib-resnet", "fer_features.features.dlib_resnet:DlibResNetEmbedding",
     "dlib's 128-d ResNet face descriptor (slow on CPU: cache it)",
 )  # fmt: skip
@@ -184,6 +189,7 @@ __all__ = [
     "HOGFeatures",
     "LBPFeatures",
     "LandmarkFeatures",
+    "SIFTBoVW",
     "check_images",
     "list_features",
     "make_features",

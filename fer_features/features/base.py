@@ -80,6 +80,16 @@ def check_images(X, *, estimator: str, min_size: int = 1) -> np.ndarray:
     return np.ascontiguousarray(X)
 
 
+def learns_from_data(transformer) -> bool:
+    """Whether an extractor's ``fit`` learns from the images (a vocabulary, say).
+
+    Such an extractor must be fitted on Training only, inside the pipeline, and its cached
+    output depends on the images it was fitted on. HOG, LBP, landmark geometry and the
+    pretrained embeddings are fixed functions: ``fit`` only records the image shape.
+    """
+    return bool(getattr(transformer, "learns_from_data", False))
+
+
 class FaceImageTransformer(TransformerMixin, BaseEstimator):
     """Base of the transformers that turn face crops into one feature vector per image.
 
@@ -97,6 +107,8 @@ class FaceImageTransformer(TransformerMixin, BaseEstimator):
     _feature_prefix = "f"
     #: smallest side accepted, in pixels; subclasses raise it where their geometry needs more.
     _min_size = 1
+    #: True where ``fit`` learns from the images (see :func:`learns_from_data`).
+    learns_from_data = False
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
