@@ -14,7 +14,7 @@ On shared cores the load changes between one detector's pass and the next, so th
 record come from a second, interleaved pass: on the first ``--time-n`` photos each detector in
 turn, photo by photo (``time_ms_interleaved``: median and mean), ``--timing-only`` runs just it.
 
-    python benchmarks/detectors.py --model models/fer-default.joblib --n 500
+    python benchmarks/detectors.py --model models/fer-default.skops --n 500
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ import time
 import zipfile
 from pathlib import Path
 
-import joblib
+
 import numpy as np
 from PIL import Image
 
 from fer_features.faces import find_faces
+from fer_features.persist import load_model
 from fer_features.photo_folders import crop_as_photo
 
 
@@ -77,7 +78,7 @@ def interleaved_times(photos: list[np.ndarray], specs: list[tuple[str, str, str]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--zip", default=str(Path(__file__).resolve().parents[2] / "shared/data/fer2013.zip"))
-    ap.add_argument("--model", default="models/fer-default.joblib")
+    ap.add_argument("--model", default="models/fer-default.skops")
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--mmod-n", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
@@ -93,7 +94,7 @@ def main() -> None:
     if args.timing_only:
         print(json.dumps(timing, indent=2))
         return
-    model = joblib.load(args.model)
+    model = load_model(args.model)
     original_pred = model.predict(X)
     result = {"photos": len(X), "model": args.model, "accuracy_on_all_originals": round(float(np.mean(original_pred == y)), 4), "detectors": {}}
     for spec in args.detectors.split(","):

@@ -4,7 +4,7 @@ Median of 15 calls per stage (after one warm-up), in process, on ``--photo`` (de
 ``skimage.data.astronaut()`` saved as PNG), for each detector of ``--detectors``; then the
 whole ``predict_photos`` call. Prints the 1-minute load average.
 
-    python benchmarks/profile_photo.py --model models/fer-default.joblib
+    python benchmarks/profile_photo.py --model models/fer-default.skops
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def median_ms(fn, n: int = 15) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default=os.environ.get("FER_MODEL", "models/fer-default.joblib"))
+    ap.add_argument("--model", default=os.environ.get("FER_MODEL", "models/fer-default.skops"))
     ap.add_argument("--photo", default=None)
     ap.add_argument("--detectors", default="yuface,hog")
     args = ap.parse_args()
