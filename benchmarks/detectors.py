@@ -26,7 +26,6 @@ import time
 import zipfile
 from pathlib import Path
 
-
 import numpy as np
 from PIL import Image
 
