@@ -468,8 +468,10 @@ def fit_pipeline(pipe, X, y, *, epochs: int | None = None, on_event: EventCallba
 
 
 def cnn_card(ckpt: dict) -> dict:
-    """The model-card entries of a CNN checkpoint: its config, epochs, selection score, device, precision, time."""
-    keys = ("config", "history", "best_epoch", "val_accuracy", "device", "precision", "soft_labels", "train_seconds")
+    """The model-card entries of a CNN checkpoint: its config, epochs, selection score, device, precision, time,
+    and the checkpoints it started from (``init``) or was distilled from (``teacher``)."""
+    keys = ("config", "history", "best_epoch", "val_accuracy", "device", "precision", "soft_labels", "train_seconds",
+            "init", "teacher")  # fmt: skip
     return {k: ckpt[k] for k in keys if k in ckpt}
 
 
