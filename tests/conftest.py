@@ -333,3 +333,15 @@ def live_server(tiny_model_path):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+#: Inputs every face-image transformer refuses, with the message each must give (a parametrize mark).
+BAD_IMAGES = pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((48, 48), np.uint8), r"single image\? pass X\[None\]"),
+        (np.zeros((2, 48, 48), np.float64), r"uint8.*float64"),
+        (np.zeros((2, 48, 48, 3), np.uint8), r"\(n_samples, height, width\).*\(2, 48, 48, 3\)"),
+    ],
+    ids=["2d", "float", "4d"],
+)

@@ -9,6 +9,8 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from conftest import BAD_IMAGES
+
 from fer_features.features import HOGFeatures, LandmarkFeatures, LBPFeatures
 from fer_features.features.landmarks import GEOMETRY_NAMES, geometry, normalise_landmarks
 
@@ -82,15 +84,7 @@ def test_not_fitted_error(cls, crops):
 
 
 @pytest.mark.parametrize("cls", TRANSFORMERS)
-@pytest.mark.parametrize(
-    "bad, match",
-    [
-        (np.zeros((48, 48), np.uint8), r"single image\? pass X\[None\]"),
-        (np.zeros((2, 48, 48), np.float64), r"uint8.*float64"),
-        (np.zeros((2, 48, 48, 3), np.uint8), r"\(n_samples, height, width\).*\(2, 48, 48, 3\)"),
-    ],
-    ids=["2d", "float", "4d"],
-)
+@BAD_IMAGES
 def test_bad_input_is_a_helpful_value_error(cls, bad, match, crops):
     with pytest.raises(ValueError, match=match):
         cls().fit(bad)

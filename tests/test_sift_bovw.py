@@ -10,6 +10,8 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from conftest import BAD_IMAGES
+
 from fer_features.features import SIFTBoVW, make_features
 from fer_features.features.base import learns_from_data
 from fer_features.features.sift_bovw import dense_sift
@@ -84,15 +86,7 @@ def test_not_fitted_error(crops):
         small().get_feature_names_out()
 
 
-@pytest.mark.parametrize(
-    "bad, match",
-    [
-        (np.zeros((48, 48), np.uint8), r"single image\? pass X\[None\]"),
-        (np.zeros((2, 48, 48), np.float64), r"uint8.*float64"),
-        (np.zeros((2, 48, 48, 3), np.uint8), r"\(n_samples, height, width\).*\(2, 48, 48, 3\)"),
-    ],
-    ids=["2d", "float", "4d"],
-)
+@BAD_IMAGES
 def test_bad_input_is_a_helpful_value_error(bad, match, fitted):
     with pytest.raises(ValueError, match=match):
         small().fit(bad)
