@@ -52,10 +52,11 @@ def train(
     """
     from fer_features.cli.progress import Reporter
     from fer_features.datasets import DataError
+    from fer_features.persist import OutputError
     from fer_features.training import TrainSettings, log_cnn_epochs, parse_cnn_params
     from fer_features.training import train as train_model
 
-    check_outputs((out, False, "--out"), (log_file, False, "--log-file"))
+    check_outputs((log_file, False, "--log-file"))  # --out: train() checks it before any data is read
     if log_file is not None:
         log_cnn_epochs(log_file)
     try:
@@ -73,7 +74,7 @@ def train(
         try:
             _, card = train_model(data, settings=settings, out=out, data_format=data_format.value, command=command_line(),
                                   load_options=load_options(skip_bad, label_mode, classes), on_event=report)  # fmt: skip
-        except DataError as exc:
+        except (DataError, OutputError) as exc:
             fail(str(exc))
     print_summary(card, out)
 
