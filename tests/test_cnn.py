@@ -666,6 +666,32 @@ def test_warm_restart_refuses_another_network(tiny_data, tmp_path):
         train_cnn(*tiny_data, config=tiny_config(epochs=1, init_checkpoint=str(tmp_path / "none.pt")), device="cpu")
 
 
+def test_fine_tuning_on_other_classes_keeps_the_shared_classifier_rows(tiny_data, tmp_path):
+    X, y, X_val, y_val = tiny_data
+    seven = [f"c{i}" for i in range(7)]
+    first = train_cnn(*tiny_data, config=tiny_config(seed=1), device="cpu")
+    first["classes"] = seven
+    path = save_checkpoint(first, tmp_path / "seven.pt")
+    eight = ["c0", "c1", "c2", "extra", "c3", "c4", "c5", "c6"]  # a new class in the middle, as sorted names do
+    y8, yv8 = np.where(y >= 3, y + 1, y), np.where(y_val >= 3, y_val + 1, y_val)
+    y8[:4] = 3
+    frozen = tiny_config(seed=2, lr=0.0, init_checkpoint=str(path))
+    tuned = train_cnn(X, y8, X_val, yv8, config=frozen, device="cpu", classes=eight)
+    w, b = tuned["state_dict"]["classifier.weight"], tuned["state_dict"]["classifier.bias"]
+    w0, b0 = first["state_dict"]["classifier.weight"], first["state_dict"]["classifier.bias"]
+    assert w.shape[0] == 8
+    for row, name in enumerate(eight):
+        if name != "extra":
+            assert torch.equal(w[row], w0[seven.index(name)]) and torch.equal(b[row], b0[seven.index(name)])
+    assert not torch.equal(w[3], w0[3])  # the new class starts at random
+    body = [k for k in first["state_dict"] if not k.startswith("classifier") and "running" not in k and "num_batches" not in k]
+    assert_same_weights({k: tuned["state_dict"][k] for k in body}, {k: first["state_dict"][k] for k in body})
+    assert tuned["init"]["classes"] == seven
+    # without names the rows cannot be matched
+    with pytest.raises(ValueError, match="cannot be matched"):
+        train_cnn(X, y8, X_val, yv8, config=frozen, device="cpu")
+
+
 def test_distillation_targets_are_the_teachers_mirror_averaged_softmax(tiny_data, tmp_path):
     X, y, X_val, y_val = tiny_data
     teacher = train_cnn(*tiny_data, config=tiny_config(seed=3), device="cpu")

@@ -379,7 +379,7 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
             yv_idx = np.searchsorted(self.classes_, np.asarray(y_val))
         ckpt = train_cnn(
             X, y_idx, X_val, yv_idx, config=self.train_config(), device=self.device, resume_path=self.resume_path,
-            on_epoch=on_epoch, soft_train=soft_idx,
+            on_epoch=on_epoch, soft_train=soft_idx, classes=[str(c) for c in self.classes_],
         )
         ckpt["n_classes"] = len(self.classes_)
         ckpt["classes"] = [str(c) for c in self.classes_]

@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -88,8 +88,11 @@ class TrainConfig:
     init_checkpoint : str
         Path of a checkpoint (:func:`save_checkpoint`) whose weights start this run instead of a
         random initialisation: a warm restart of the schedule (SGDR, Loshchilov & Hutter 2017;
-        each cycle's end is a snapshot, Huang et al. 2017). Its network and classes must match
-        this run's, and its input normalisation is kept. ``''``: random initialisation.
+        each cycle's end is a snapshot, Huang et al. 2017). Its network must match this run's, and
+        its input normalisation is kept. When its classes differ from the run's (fine-tuning,
+        e.g. a FER2013 network on FERPlus's eight classes), every layer but the classifier is
+        loaded and each class the two share keeps its classifier row, matched by name; the
+        other rows start at random. ``''``: random initialisation.
     teacher : str
         Path of a checkpoint of a (larger) network whose predictions on the Training faces
         (mirror-averaged) become part of the targets: knowledge distillation (Hinton et al. 2015)
@@ -333,6 +336,7 @@ def train_cnn(
     resume_path: str | os.PathLike | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     soft_train: np.ndarray | None = None,
+    classes: Sequence[str] | None = None,
 ) -> dict:
     """Train a :class:`~fer_features.cnn.net.FERNet` and return its best checkpoint.
 
@@ -357,6 +361,9 @@ def train_cnn(
     soft_train : ndarray of shape (n_train, n_classes), dtype float, optional
         Target distributions (e.g. FERPlus votes) to train on with :func:`soft_cross_entropy`
         instead of the one-hot ``y_train``; selection still scores ``y_val``.
+    classes : sequence of str, optional
+        The name of each class index. Needed only to start from a checkpoint
+        (``config.init_checkpoint``) with other classes: rows are matched by these names.
 
     Returns
     -------
@@ -369,7 +376,7 @@ def train_cnn(
     ------
     ValueError
         If ``soft_train`` does not have one row per training image, or ``config.init_checkpoint``
-        holds another network or another number of classes.
+        holds another network, or other classes while ``classes`` (or its own) are unknown.
     FileNotFoundError
         If ``config.init_checkpoint`` names a missing file.
     """
@@ -391,7 +398,7 @@ def train_cnn(
         n_classes = max(n_classes, soft_train.shape[1])
     mean = float(X_train.mean() / 255.0)
     std = float(X_train.std() / 255.0) or 1.0
-    init = _init_checkpoint(cfg, n_classes)
+    init = _init_checkpoint(cfg, n_classes, classes)
     if init is not None:  # the weights expect the inputs normalised as they were trained
         mean, std = float(init["mean"]), float(init["std"])
     xt, yt = to_tensor(X_train, mean, std), torch.as_tensor(np.asarray(y_train), dtype=torch.long)
@@ -404,7 +411,7 @@ def train_cnn(
 
     net = build_net({**cfg.net, "n_classes": n_classes})
     if init is not None:
-        net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in init["state_dict"].items()})
+        _load_init(net, init, classes)
     net = to_channels_last(net.to(dev), cfg.channels_last)
     optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     ema_net = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
@@ -532,6 +539,8 @@ def train_cnn(
             "train_seconds": init.get("train_seconds"),
             "epochs": len(init.get("history", [])),
         }
+        if init.get("transfer"):
+            checkpoint["init"]["classes"] = list(init["classes"])
     if resume_path is not None and resume_path.exists():
         resume_path.unlink()
     return checkpoint
@@ -554,8 +563,9 @@ def _teacher_targets(cfg: TrainConfig, X_train: np.ndarray, n_classes: int, dev,
     return ckpt, torch.softmax(logits.float() / cfg.distill_temperature, dim=1)
 
 
-def _init_checkpoint(cfg: TrainConfig, n_classes: int) -> dict | None:
-    """The checkpoint a warm restart starts from (``cfg.init_checkpoint``), checked against the run."""
+def _init_checkpoint(cfg: TrainConfig, n_classes: int, classes: Sequence[str] | None = None) -> dict | None:
+    """The checkpoint a warm restart or fine-tuning starts from (``cfg.init_checkpoint``), checked
+    against the run; ``init["transfer"]`` is True when its classes are not the run's."""
     if not cfg.init_checkpoint:
         return None
     init = load_checkpoint(cfg.init_checkpoint)
@@ -563,9 +573,35 @@ def _init_checkpoint(cfg: TrainConfig, n_classes: int) -> dict | None:
     normalise = lambda net: {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in net.items()}  # noqa: E731
     if normalise(theirs) != normalise(ours):
         raise ValueError(f"{cfg.init_checkpoint}: its network {theirs} is not this run's {ours}; pass the same preset")
-    if int(init["n_classes"]) != n_classes:
-        raise ValueError(f"{cfg.init_checkpoint}: it has {init['n_classes']} classes, this run's data {n_classes}")
+    their_classes = [str(c) for c in init["classes"]] if init.get("classes") is not None else None
+    our_classes = [str(c) for c in classes] if classes is not None else None
+    same = int(init["n_classes"]) == n_classes and (their_classes is None or our_classes is None or their_classes == our_classes)
+    if not same and (their_classes is None or our_classes is None):
+        raise ValueError(
+            f"{cfg.init_checkpoint}: it has {init['n_classes']} classes, this run's data {n_classes}, "
+            "and without both sets of class names its classifier rows cannot be matched"
+        )
+    init["transfer"] = not same
     return init
+
+
+def _load_init(net: torch.nn.Module, init: dict, classes: Sequence[str] | None) -> None:
+    """Load ``init``'s weights into ``net``; on a transfer (:func:`_init_checkpoint`) the
+    classifier rows of the classes both share are copied by name, the others left as built."""
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in init["state_dict"].items()}
+    if not init.get("transfer"):
+        net.load_state_dict(state)
+        return
+    weight, bias = state.pop("classifier.weight"), state.pop("classifier.bias")
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if unexpected or set(missing) != {"classifier.weight", "classifier.bias"}:
+        raise ValueError(f"{init.get('path', 'init checkpoint')}: layers do not match ({missing or unexpected})")
+    theirs = [str(c) for c in init["classes"]]
+    with torch.no_grad():
+        for row, name in enumerate(str(c) for c in classes):
+            if name in theirs:
+                net.classifier.weight[row] = weight[theirs.index(name)]
+                net.classifier.bias[row] = bias[theirs.index(name)]
 
 
 def save_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Path:
