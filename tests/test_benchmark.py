@@ -223,6 +223,49 @@ def test_output_files_schema(tiny_real, tmp_path):
     assert f"the best pipeline is `{best['cell']}`" in text
 
 
+def test_report_sections_live_beside_the_main_report(tmp_path):
+    from fer_features.benchmark.report import splice_section
+
+    lines = ["# Benchmarks", "", "- Command: `fer benchmark --data ferplus`", "## Results", "| a |", "### Plot"]
+    main = "# Benchmarks\n\nthe main grid\n"
+    once = splice_section(main, "FERPlus", lines)
+    assert once.startswith(main.rstrip("\n")) and "\n## FERPlus\n" in once
+    assert "\n### Results\n" in once and "\n#### Plot\n" in once and "\n# Benchmarks\n" not in once.split("FERPlus")[1]
+    # a second run replaces the section, and only it
+    again = splice_section(once + "\ntail\n", "FERPlus", [*lines[:2], "- Command: `second`"])
+    assert again.count("<!-- section:FERPlus:start -->") == 1 and "second" in again and "ferplus`" not in again
+    assert again.startswith(main.rstrip("\n")) and again.endswith("\ntail\n")
+    with pytest.raises(ValueError, match="not the other"):
+        splice_section("<!-- section:FERPlus:start -->\n", "FERPlus", lines)
+    with pytest.raises(ValueError, match="one-line name"):
+        splice_section("", "a\nb", lines)
+
+
+def test_rewriting_the_main_report_keeps_its_sections(tiny_real, tmp_path):
+    records = run_benchmark(tiny_real, small_grid(), cache_dir=tmp_path / "cache")
+    meta = {"command": "fer benchmark --main", "data": {"counts": tiny_real.counts()}}
+    paths = write_results(records, meta, tmp_path / "results")
+    path = tmp_path / "BENCHMARKS.md"
+    write_benchmarks_md(records, meta, path, paths)
+    write_benchmarks_md(records, {**meta, "command": "fer benchmark --ferplus"}, path, paths, section="FERPlus")
+    text = path.read_text()
+    assert text.index("fer benchmark --main") < text.index("## FERPlus") < text.index("fer benchmark --ferplus")
+    write_benchmarks_md(records, {**meta, "command": "fer benchmark --main-again"}, path, paths)  # the main grid rerun
+    text = path.read_text()
+    assert "--main-again" in text and "fer benchmark --main`" not in text
+    assert text.count("## FERPlus") == 1 and "fer benchmark --ferplus" in text
+
+
+def test_report_section_needs_a_report(tmp_path):
+    result = fer("benchmark", "--report-section", "FERPlus", "--results-dir", tmp_path / "r")
+    assert result.exit_code == 2 and "--report-section needs --report" in result.output
+    broken = tmp_path / "B.md"
+    broken.write_text("<!-- section:FERPlus:end -->\n")
+    result = fer("benchmark", "--report", broken, "--report-section", "FERPlus", "--results-dir", tmp_path / "r")
+    assert result.exit_code == 2 and "not the other" in result.output
+    assert not (tmp_path / "r").exists()
+
+
 def test_results_frame_puts_the_baseline_training_time_in_fit_seconds():
     record = {"features": "pixels", "clf": "cnn", "dims": 256, "fit_seconds": 1785.0, "predict_img_per_s": 900.0,
               "PublicTest": {"accuracy": 0.6}, "PrivateTest": {"accuracy": 0.62, "macro_f1": 0.55}}

@@ -7,6 +7,7 @@ nothing is typed by hand, so a re-run rewrites every number and every sentence.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -324,7 +325,9 @@ def _load_range(records: list[dict]) -> str:
     return f"; 1-min load average {min(loads):.1f}–{max(loads):.1f} as its cells ended" if loads else ""
 
 
-def write_benchmarks_md(records: list[dict], meta: dict, path: str | Path, results: dict[str, Path]) -> Path:
+def write_benchmarks_md(
+    records: list[dict], meta: dict, path: str | Path, results: dict[str, Path], *, section: str | None = None
+) -> Path:
     """Write the project's BENCHMARKS.md: command, machine, date, table, plots and reading.
 
     Parameters
@@ -335,6 +338,13 @@ def write_benchmarks_md(records: list[dict], meta: dict, path: str | Path, resul
         Target Markdown file (written atomically).
     results : dict of {str: Path}
         The files :func:`write_results` wrote; the plots are linked relative to ``path``.
+    section : str, optional
+        Write the report as one section of ``path`` instead of the whole file: headed ``##
+        section`` (its own headings one level down), between the lines ``<!-- section:NAME:start
+        -->`` and ``<!-- section:NAME:end -->``, which replace an earlier version of the same section;
+        a new section is appended. The rest of the file is kept as it was. A second grid (another
+        data set, e.g. FERPlus) thus lives in the same BENCHMARKS.md as the first. Without
+        ``section`` the file is rewritten and the sections it had are kept at its end.
     """
     import os
 
@@ -397,6 +407,40 @@ def write_benchmarks_md(records: list[dict], meta: dict, path: str | Path, resul
         if key in rel:
             lines += [f"### {title}", "", f"![{title}]({rel[key]})", ""]
     lines += [f"Files: {', '.join(f'[{Path(v).name}]({v})' for k, v in rel.items() if k in ('csv', 'json', 'markdown'))}.", ""]
+    text = "\n".join(lines)
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if section is not None:
+        text = splice_section(old, section, lines)
+    else:
+        kept = [match.group(0) for match in SECTION_BLOCK.finditer(old)]
+        text = "\n".join([text.rstrip("\n"), *("\n" + block for block in kept)]) + "\n"
     with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines))
+        tmp.write_text(text)
     return path
+
+
+#: One section written by ``write_benchmarks_md(..., section=NAME)``, markers included.
+SECTION_BLOCK = re.compile(r"<!-- section:(?P<name>[^\n]*?):start -->.*?<!-- section:(?P=name):end -->", re.S)
+
+
+def splice_section(text: str, section: str, lines: list[str]) -> str:
+    """``text`` with the report ``lines`` as its section ``section`` (see :func:`write_benchmarks_md`).
+
+    Raises
+    ------
+    ValueError
+        If ``section`` is empty or holds a line break, or ``text`` has the section's start
+        marker without its end marker (or the other way round).
+    """
+    if not section.strip() or "\n" in section or "--" in section:
+        raise ValueError(f"report section {section!r}: give a one-line name without '--'")
+    start, end = f"<!-- section:{section}:start -->", f"<!-- section:{section}:end -->"
+    body = [f"## {section}" if i == 0 else ("#" + line if line.startswith("#") else line) for i, line in enumerate(lines)]
+    block = "\n".join([start, *body, end])
+    has_start, has_end = start in text, end in text
+    if has_start != has_end:
+        raise ValueError(f"report section {section!r}: the file has one of {start} and {end} but not the other")
+    if has_start:
+        before, rest = text.split(start, 1)
+        return before + block + rest.split(end, 1)[1]
+    return (text.rstrip("\n") + "\n\n" if text.strip() else "") + block + "\n"

@@ -78,6 +78,7 @@ def run_grid(
     force: bool = False,
     results_dir: str | os.PathLike = DEFAULT_RESULTS_DIR,
     report: str | os.PathLike | None = None,
+    report_section: str | None = None,
     data_format: str = "auto",
     load_options: dict | None = None,
     command: str | None = None,
@@ -106,6 +107,9 @@ def run_grid(
         Where the CSV, JSON, Markdown and PNG results go.
     report : path-like, optional
         Also write this Markdown report (the repository's BENCHMARKS.md).
+    report_section : str, optional
+        Write the report as this section of ``report``, keeping the rest of the file
+        (:func:`~fer_features.benchmark.report.write_benchmarks_md`).
     data_format, load_options, command
         As in :func:`fer_features.training.train`.
     on_event : callable, optional
@@ -184,5 +188,5 @@ def run_grid(
     }
     paths = write_results(records, meta, results_dir)
     if report is not None:
-        write_benchmarks_md(records, meta, report, paths)
+        write_benchmarks_md(records, meta, report, paths, section=report_section)
     return records, meta, paths

@@ -32,6 +32,10 @@ SchedulerOpt = Annotated[str | None, typer.Option(help="Dask scheduler address, 
 CacheOpt = Annotated[Path | None, typer.Option(help="Feature and cell cache (default: ~/.cache/fer-features/benchmark).")]
 ResultsOpt = Annotated[Path, typer.Option(help="Where the CSV, JSON, Markdown and PNG results go.", rich_help_panel=OUTPUT)]
 ReportOpt = Annotated[Path | None, typer.Option(help="Also write this Markdown report (the repository's BENCHMARKS.md).", rich_help_panel=OUTPUT)]
+SectionOpt = Annotated[
+    str | None,
+    typer.Option(help="Write the report as this section of --report (e.g. FERPlus), keeping the rest of the file.", rich_help_panel=OUTPUT),
+]
 ForceOpt = Annotated[bool, typer.Option(help="Recompute cached features and cells.")]
 
 
@@ -44,7 +48,8 @@ def benchmark(
     cnn_checkpoint: CheckpointOpt = config.DEFAULT_CNN_CHECKPOINT, preset: PresetOpt = Preset.small,
     epochs: EpochsOpt = config.CNN_EPOCHS, device: DeviceOpt = Device.auto, n_jobs: JobsOpt = -1,
     backend: BackendOpt = Backend.local, scheduler: SchedulerOpt = None, cache_dir: CacheOpt = None,
-    results_dir: ResultsOpt = config.DEFAULT_RESULTS_DIR, report: ReportOpt = None, force: ForceOpt = False,
+    results_dir: ResultsOpt = config.DEFAULT_RESULTS_DIR, report: ReportOpt = None, report_section: SectionOpt = None,
+    force: ForceOpt = False,
     json_out: JsonOpt = False, skip_bad: SkipBadOpt = False,
 ) -> None:  # fmt: skip
     """Every feature set × classifier on the FER2013 protocol, plus the CNN baseline, in one table.
@@ -69,12 +74,15 @@ def benchmark(
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     check_outputs((results_dir, True, "--results-dir"), (report, False, "--report"))
+    if report_section is not None:
+        _check_section(report, report_section)
     with BenchmarkReporter() as progress:
         try:
             records, meta, paths = run_grid(
                 data, grid, limit=limit, cnn_checkpoint=cnn_checkpoint, cache_dir=cache_dir, n_jobs=n_jobs,
                 cnn_params={"preset": preset.value, "epochs": epochs, "device": device.value}, backend=backend.value,
-                scheduler=scheduler, force=force, results_dir=results_dir, report=report, data_format=data_format.value,
+                scheduler=scheduler, force=force, results_dir=results_dir, report=report, report_section=report_section,
+                data_format=data_format.value,
                 load_options=load_options(skip_bad, label_mode, classes), command=command_line(), on_event=progress,
             )  # fmt: skip
         except (DataError, BenchmarkError) as exc:
@@ -85,6 +93,18 @@ def benchmark(
     print_benchmark(records)
     console.print(f"results: {', '.join(str(p) for p in paths.values())}" + (f"; report {report}" if report else ""))
     console.print(f"wall time {meta['wall_seconds']:.0f} s ({meta['cells_computed']} cells computed, {meta['cells_cached']} cached)")
+
+
+def _check_section(report: Path | None, section: str) -> None:
+    """Exit 2 now, before any work, if ``--report-section`` cannot be written into ``--report``."""
+    from fer_features.benchmark.report import splice_section
+
+    if report is None:
+        fail("--report-section needs --report: the file the section goes into")
+    try:
+        splice_section(report.read_text(encoding="utf-8") if report.is_file() else "", section, ["# check"])
+    except (ValueError, OSError) as exc:
+        fail(f"{report}: {exc}")
 
 
 def _names(values: list[str] | None) -> list[str] | None:
