@@ -407,13 +407,12 @@ def write_benchmarks_md(
         if key in rel:
             lines += [f"### {title}", "", f"![{title}]({rel[key]})", ""]
     lines += [f"Files: {', '.join(f'[{Path(v).name}]({v})' for k, v in rel.items() if k in ('csv', 'json', 'markdown'))}.", ""]
-    text = "\n".join(lines)
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if section is not None:
         text = splice_section(old, section, lines)
-    else:
+    else:  # the whole file, and after it the sections it had
         kept = [match.group(0) for match in SECTION_BLOCK.finditer(old)]
-        text = "\n".join([text.rstrip("\n"), *("\n" + block for block in kept)]) + "\n"
+        text = "\n".join([*lines[:-1], *("\n" + block for block in kept), ""])
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return path

@@ -398,7 +398,7 @@ def train_cnn(
         n_classes = max(n_classes, soft_train.shape[1])
     mean = float(X_train.mean() / 255.0)
     std = float(X_train.std() / 255.0) or 1.0
-    init = _init_checkpoint(cfg, n_classes, classes)
+    init, init_rows = _init_checkpoint(cfg, n_classes, classes)
     if init is not None:  # the weights expect the inputs normalised as they were trained
         mean, std = float(init["mean"]), float(init["std"])
     xt, yt = to_tensor(X_train, mean, std), torch.as_tensor(np.asarray(y_train), dtype=torch.long)
@@ -411,7 +411,7 @@ def train_cnn(
 
     net = build_net({**cfg.net, "n_classes": n_classes})
     if init is not None:
-        _load_init(net, init, classes)
+        _load_init(net, init, init_rows, cfg.init_checkpoint)
     net = to_channels_last(net.to(dev), cfg.channels_last)
     optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     ema_net = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
@@ -539,7 +539,7 @@ def train_cnn(
             "train_seconds": init.get("train_seconds"),
             "epochs": len(init.get("history", [])),
         }
-        if init.get("transfer"):
+        if init_rows is not None:
             checkpoint["init"]["classes"] = list(init["classes"])
     if resume_path is not None and resume_path.exists():
         resume_path.unlink()
@@ -563,11 +563,14 @@ def _teacher_targets(cfg: TrainConfig, X_train: np.ndarray, n_classes: int, dev,
     return ckpt, torch.softmax(logits.float() / cfg.distill_temperature, dim=1)
 
 
-def _init_checkpoint(cfg: TrainConfig, n_classes: int, classes: Sequence[str] | None = None) -> dict | None:
+def _init_checkpoint(
+    cfg: TrainConfig, n_classes: int, classes: Sequence[str] | None = None
+) -> tuple[dict | None, list[int | None] | None]:
     """The checkpoint a warm restart or fine-tuning starts from (``cfg.init_checkpoint``), checked
-    against the run; ``init["transfer"]`` is True when its classes are not the run's."""
+    against the run, and, when its classes are not the run's, the row of each of the run's classes
+    in its classifier (None for a class it does not have); ``(None, None)`` without one."""
     if not cfg.init_checkpoint:
-        return None
+        return None, None
     init = load_checkpoint(cfg.init_checkpoint)
     theirs, ours = dict(init["config"]["net"]), dict(cfg.net)
     normalise = lambda net: {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in net.items()}  # noqa: E731
@@ -575,33 +578,40 @@ def _init_checkpoint(cfg: TrainConfig, n_classes: int, classes: Sequence[str] | 
         raise ValueError(f"{cfg.init_checkpoint}: its network {theirs} is not this run's {ours}; pass the same preset")
     their_classes = [str(c) for c in init["classes"]] if init.get("classes") is not None else None
     our_classes = [str(c) for c in classes] if classes is not None else None
-    same = int(init["n_classes"]) == n_classes and (their_classes is None or our_classes is None or their_classes == our_classes)
-    if not same and (their_classes is None or our_classes is None):
-        raise ValueError(
-            f"{cfg.init_checkpoint}: it has {init['n_classes']} classes, this run's data {n_classes}, "
-            "and without both sets of class names its classifier rows cannot be matched"
-        )
-    init["transfer"] = not same
-    return init
+    if their_classes is None or our_classes is None:
+        if int(init["n_classes"]) != n_classes:
+            raise ValueError(
+                f"{cfg.init_checkpoint}: it has {init['n_classes']} classes, this run's data {n_classes}, "
+                "and without both sets of class names its classifier rows cannot be matched"
+            )
+        return init, None
+    if their_classes == our_classes:
+        return init, None
+    return init, [their_classes.index(c) if c in their_classes else None for c in our_classes]
 
 
-def _load_init(net: torch.nn.Module, init: dict, classes: Sequence[str] | None) -> None:
-    """Load ``init``'s weights into ``net``; on a transfer (:func:`_init_checkpoint`) the
-    classifier rows of the classes both share are copied by name, the others left as built."""
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in init["state_dict"].items()}
-    if not init.get("transfer"):
+def _float_state(ckpt: dict) -> dict[str, torch.Tensor]:
+    """A checkpoint's float16 weights as float32 (integer buffers as they are)."""
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
+
+
+def _load_init(net: torch.nn.Module, init: dict, rows: list[int | None] | None, path: str) -> None:
+    """Load ``init``'s weights (from ``path``) into ``net``; with ``rows`` (a transfer, see
+    :func:`_init_checkpoint`) every layer but the classifier, whose rows are copied where the
+    class exists in ``init``, the others left as built."""
+    state = _float_state(init)
+    if rows is None:
         net.load_state_dict(state)
         return
     weight, bias = state.pop("classifier.weight"), state.pop("classifier.bias")
     missing, unexpected = net.load_state_dict(state, strict=False)
     if unexpected or set(missing) != {"classifier.weight", "classifier.bias"}:
-        raise ValueError(f"{init.get('path', 'init checkpoint')}: layers do not match ({missing or unexpected})")
-    theirs = [str(c) for c in init["classes"]]
+        raise ValueError(f"{path}: layers do not match ({missing or unexpected})")
     with torch.no_grad():
-        for row, name in enumerate(str(c) for c in classes):
-            if name in theirs:
-                net.classifier.weight[row] = weight[theirs.index(name)]
-                net.classifier.bias[row] = bias[theirs.index(name)]
+        for row, their_row in enumerate(rows):
+            if their_row is not None:
+                net.classifier.weight[row] = weight[their_row]
+                net.classifier.bias[row] = bias[their_row]
 
 
 def save_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Path:
@@ -642,5 +652,5 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 def net_from_checkpoint(ckpt: dict, device: torch.device) -> torch.nn.Module:
     """Rebuild the network of a checkpoint in float32 on ``device``, in eval mode."""
     net = build_net({**ckpt["config"]["net"], "n_classes": ckpt["n_classes"]})
-    net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()})
+    net.load_state_dict(_float_state(ckpt))
     return net.to(device).eval()
