@@ -148,6 +148,21 @@ def test_embedding_is_the_standardised_penultimate_layer(embedder, faces, ckpt_p
     np.testing.assert_allclose(embedder.transform(faces), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_flip_embedding_is_the_mean_of_the_face_and_its_mirror(embedder, faces, ckpt_path):
+    flip = CNNEmbedding(checkpoint=str(ckpt_path), device="cpu", precision="fp32", tta="flip").fit(faces)
+    expected = (embedder.transform(faces) + embedder.transform(faces[:, :, ::-1].copy())) / 2
+    Z = flip.transform(faces)
+    np.testing.assert_allclose(Z, expected, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(Z, embedder.transform(faces), atol=1e-3)  # the mirror does change it
+    np.testing.assert_allclose(flip.transform(faces[:, :, ::-1].copy()), Z, rtol=1e-5, atol=1e-5)  # mirror-invariant
+    assert list(flip.get_feature_names_out()) == list(embedder.get_feature_names_out())
+
+
+def test_embedding_rejects_an_unknown_tta(ckpt_path, faces):
+    with pytest.raises(ValueError, match="unknown TTA mode 'mirror'.*none, flip, ten-crop"):
+        CNNEmbedding(checkpoint=str(ckpt_path), tta="mirror").fit(faces)
+
+
 def test_embedding_does_not_depend_on_batch_size(ckpt_path):
     X = random_faces(530, seed=2)  # more than one 512-image chunk of FaceImageTransformer
     outs = [

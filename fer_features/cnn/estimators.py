@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from fer_features.config import CNN_EPOCHS, IMAGE_SIZE
+from fer_features.config import CNN_EPOCHS, IMAGE_SIZE, TTA_MODES
 from fer_features.features.base import FaceImageTransformer, check_images
 from fer_features.torch_utils import TorchModuleMixin, batched_forward, resolve_device, to_channels_last, use_bf16
 
@@ -75,6 +75,11 @@ class CNNEmbedding(_CNNModuleMixin, FaceImageTransformer):
     precision : {'auto', 'bf16', 'fp32'}, default='auto'
         Inference arithmetic (:func:`~fer_features.cnn.train.use_bf16`): bf16 autocast on CUDA
         and on CPUs with native bf16, float32 elsewhere; the embeddings are float32 either way.
+    tta : {'none', 'flip', 'ten-crop'}, default='none'
+        Test-time augmentation of the embedding: the mean of the embeddings of each face's views
+        (:func:`~fer_features.cnn.train.tta_views`; ``'flip'``: the face and its mirror image).
+        It applies in ``fit`` and ``transform`` alike, so a head is trained on the same kind of
+        vector it sees at prediction; it costs one forward pass per view.
     n_jobs : None
         Unused (torch parallelises inside each batch); kept for the feature registry's interface.
 
@@ -97,11 +102,12 @@ class CNNEmbedding(_CNNModuleMixin, FaceImageTransformer):
     # torch's threads use the cores; in worker processes 3,589 crops took 13.0 s against 7.0 s
     _process_parallel = False
 
-    def __init__(self, *, checkpoint=None, batch_size=256, device="auto", precision="auto", n_jobs=None):
+    def __init__(self, *, checkpoint=None, batch_size=256, device="auto", precision="auto", tta="none", n_jobs=None):
         self.checkpoint = checkpoint
         self.batch_size = batch_size
         self.device = device
         self.precision = precision
+        self.tta = tta
         self.n_jobs = n_jobs
 
     def _check_params(self) -> None:
@@ -111,7 +117,12 @@ class CNNEmbedding(_CNNModuleMixin, FaceImageTransformer):
             raise ValueError(
                 "CNNEmbedding needs a checkpoint: train one with `fer train --clf cnn` or pass --cnn-checkpoint PATH"
             )
+        if self._tta() not in TTA_MODES:
+            raise ValueError(f"unknown TTA mode {self.tta!r} for the cnn embedding; expected one of {', '.join(TTA_MODES)}")
         self._load(load_checkpoint(self.checkpoint))
+
+    def _tta(self) -> str:
+        return getattr(self, "tta", "none")  # estimators pickled before the parameter existed
 
     def _n_features(self, image_shape):
         return int(self.module_.classifier.in_features)
@@ -142,10 +153,16 @@ class CNNEmbedding(_CNNModuleMixin, FaceImageTransformer):
         return int(load_checkpoint(self.checkpoint)["config"]["net"]["embedding_dim"])
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
-        from fer_features.cnn.train import to_tensor
+        from fer_features.cnn.train import to_tensor, tta_views
+
+        embed, tta = self.module_.embed, self._tta()
+
+        def forward(xb):
+            views = tta_views(xb, tta)
+            return sum(embed(v).float() for v in views) / len(views)
 
         xt = to_tensor(X, self.mean_, self.std_)
-        out = batched_forward(self.module_.embed, xt, self.device_, self.batch_size, net=self.module_, precision=self._precision())
+        out = batched_forward(forward, xt, self.device_, self.batch_size, net=self.module_, precision=self._precision())
         return out.numpy().astype(np.float32)
 
     def _extract(self, X):
