@@ -297,8 +297,15 @@ def test_fer_serve_user_errors(tiny_model_path, tmp_path):
         assert_user_error(fer("serve", "--model", tiny_model_path, "--port", port), f"127.0.0.1:{port}", "--port")
 
 
-def test_fer_serve_runs_and_answers(tiny_model_path, astronaut_jpeg):
-    """`fer serve` in a subprocess: it listens, answers /health and /predict, and stops on SIGINT."""
+def children(pid: int) -> list[int]:
+    """Process ids of ``pid``'s child processes (Linux /proc)."""
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fer_serve_runs_and_answers(tiny_model_path, astronaut_jpeg, workers):
+    """`fer serve` in a subprocess: it listens, answers /health and /predict, and stops on SIGINT;
+    with --workers 2, from two worker processes of its own."""
     import signal
     import socket
     import subprocess
@@ -312,7 +319,7 @@ def test_fer_serve_runs_and_answers(tiny_model_path, astronaut_jpeg):
     repo = Path(__file__).parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "fer_features.cli", "serve", "--model", str(tiny_model_path), "--port", str(port)]
-    cmd += ["--log-level", "warning"]
+    cmd += ["--log-level", "warning", "--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -325,6 +332,14 @@ def test_fer_serve_runs_and_answers(tiny_model_path, astronaut_jpeg):
                 assert time.monotonic() < deadline, "fer serve did not answer within 60 s"
                 time.sleep(0.2)
         assert health.json()["model"] == str(tiny_model_path)
+        if workers == 1:
+            assert health.json()["worker_pid"] == proc.pid
+        elif Path(f"/proc/{proc.pid}/task").is_dir():
+            assert health.json()["worker_pid"] in children(proc.pid)
+            deadline = time.monotonic() + 60
+            while len(children(proc.pid)) < workers:  # the other worker may still be loading
+                assert time.monotonic() < deadline, "fer serve --workers 2 did not start 2 workers"
+                time.sleep(0.2)
         answer = httpx.post(f"http://127.0.0.1:{port}/predict", content=astronaut_jpeg, timeout=30)
         assert answer.status_code == 200 and len(answer.json()["faces"]) == 1
     finally:
@@ -363,3 +378,19 @@ def test_odd_but_valid_images_are_answered(client, kind):
     response = client.post("/predict", content=buf.getvalue())
     assert response.status_code == 200, response.text
     assert response.json()["faces"] == []
+
+
+def test_worker_app_reads_its_options_from_the_environment(tiny_model_path, astronaut_jpeg, monkeypatch):
+    from fer_features.serve.app import OPTIONS_ENV, app_from_environment
+
+    monkeypatch.delenv(OPTIONS_ENV, raising=False)
+    with pytest.raises(RuntimeError, match=OPTIONS_ENV):
+        app_from_environment()
+    monkeypatch.setenv(OPTIONS_ENV, "[1, 2]")
+    with pytest.raises(RuntimeError, match="JSON object"):
+        app_from_environment()
+    monkeypatch.setenv(OPTIONS_ENV, json.dumps({"model_path": str(tiny_model_path), "max_bytes": 1000}))
+    with TestClient(app_from_environment()) as c:
+        health = c.get("/health").json()
+        assert health["model"] == str(tiny_model_path) and health["max_bytes"] == 1000
+        assert c.post("/predict", content=astronaut_jpeg).status_code == 413  # its own limit, from the options

@@ -23,12 +23,18 @@ def serve(
     upsample: UpsampleOpt = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
     trust_pickle: TrustPickleOpt = False,
+    workers: Annotated[int, typer.Option(min=1, help=(
+        "Worker processes, each with its own copy of the model, classifying photos in parallel; "
+        "the cores are shared out among them (torch threads per worker: cores / workers, unless OMP_NUM_THREADS is set)."
+    ))] = 1,
 ) -> None:
     """Serve the model over HTTP: JSON API ([bold]POST /predict[/], [bold]GET /health[/], docs at /docs) and a demo page at /.
 
     The page has three tabs: Upload (a photo → boxes and probability bars), Webcam (the
     browser's camera, a few frames a second) and FaceMatch (hold the emotion shown; scored 0-100).
     Browsers allow the camera on http://127.0.0.1 or localhost only (else https).
+    One worker classifies one photo at a time with every core; [bold]--workers 2[/] serves concurrent
+    clients faster (each worker loads the model: memory x N).
     """
     import socket
 
@@ -45,6 +51,29 @@ def serve(
     except OSError as exc:
         fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host")
     limits = dict(max_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels)
-    app_ = create_app(recognizer.model_path, recognizer=recognizer, **limits, detector=detector.value, upsample=upsample)
-    console.print(f"serving [bold]{recognizer.model_path}[/] on http://{host}:{port} (API docs: /docs; Ctrl+C stops)")
-    uvicorn.run(app_, host=host, port=port, log_level=log_level)
+    shown = f"serving [bold]{recognizer.model_path}[/] on http://{host}:{port}"
+    if workers == 1:
+        app_ = create_app(recognizer.model_path, recognizer=recognizer, **limits, detector=detector.value, upsample=upsample)
+        console.print(f"{shown} (API docs: /docs; Ctrl+C stops)")
+        uvicorn.run(app_, host=host, port=port, log_level=log_level)
+        return
+    import json
+    import os
+
+    from fer_features.serve.app import OPTIONS_ENV
+
+    options = dict(model_path=str(recognizer.model_path), **limits, detector=detector.value, upsample=upsample, trust_pickle=trust_pickle)
+    del recognizer  # it was loaded to check the model; each worker loads its own
+    os.environ[OPTIONS_ENV] = json.dumps(options)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores() // workers)))
+    console.print(f"{shown} by {workers} worker processes (API docs: /docs; Ctrl+C stops)")
+    uvicorn.run(
+        "fer_features.serve.app:app_from_environment", factory=True, workers=workers, host=host, port=port, log_level=log_level
+    )
+
+
+def _cores() -> int:
+    """CPU cores this process may use."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -21,6 +21,7 @@ not an image (415), a truncated or corrupt image (422). The server goes on servi
 """
 
 import io
+import json
 import os
 import threading
 import time
@@ -260,7 +261,8 @@ def create_app(
     given = recognizer is not None or model is not None
     path = Path(model_path) if model_path is not None else (None if given else default_model_path())
     # dlib's detectors and the pipeline are shared objects: one inference at a time (the
-    # machine's cores are used inside it); reading and decoding uploads run in parallel.
+    # machine's cores are used inside it); reading and decoding uploads run in parallel. Photos
+    # are classified in parallel by several worker processes (`fer serve --workers N`).
     inference_lock = threading.Lock()
 
     @asynccontextmanager
@@ -373,6 +375,7 @@ def create_app(
             "detector": app.state.recognizer.detector,
             "served": app.state.served,
             "uptime_s": round(time.time() - app.state.started, 1),
+            "worker_pid": os.getpid(),
         }
 
     @app.get("/", include_in_schema=False)
@@ -380,3 +383,35 @@ def create_app(
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     return app
+
+
+#: Environment variable through which ``fer serve --workers N`` hands :func:`create_app`'s options
+#: (JSON) to its worker processes.
+OPTIONS_ENV = "FER_SERVE_OPTIONS"
+
+
+def app_from_environment():
+    """The app of one worker process of ``fer serve --workers N`` (an ASGI app factory for uvicorn).
+
+    uvicorn starts each worker in a fresh process that imports the app by name, so the options
+    cannot be passed as objects: ``fer serve`` writes :func:`create_app`'s keyword arguments as
+    JSON into the ``FER_SERVE_OPTIONS`` environment variable before it starts them, and each
+    worker loads its own copy of the model from the file.
+
+    Returns
+    -------
+    fastapi.FastAPI
+
+    Raises
+    ------
+    RuntimeError
+        If ``FER_SERVE_OPTIONS`` is not set or not a JSON object.
+    """
+    raw = os.environ.get(OPTIONS_ENV)
+    try:
+        options = json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        options = None
+    if not isinstance(options, dict):
+        raise RuntimeError(f"{OPTIONS_ENV} must hold create_app's options as a JSON object (fer serve --workers sets it)")
+    return create_app(**options)
