@@ -7,7 +7,7 @@ Usage::
 Server: ``fer serve`` is started as a subprocess on a free port of 127.0.0.1; after 10 warm-up
 requests, ``--requests`` POST /predict requests (skimage's astronaut as JPEG, one face) are sent
 ``--concurrency`` at a time over loopback; latency percentiles and throughput are reported, and
-the server's resident memory after the warm-up, after the timed requests and after as many
+the server's resident memory (with ``--workers N``, of all its processes) after the warm-up, after the timed requests and after as many
 again (growth that stops is warm-up; growth that goes on would be a leak). Video: a clip made
 from the same photo (shifted a few pixels per frame, MPEG-4 Part 2) goes through
 :func:`fer_features.video.predict_video`, with and without writing an annotated video.
@@ -53,7 +53,18 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def load_test(model: str, side: int, requests: int, concurrency: int) -> dict:
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and its child processes (``fer serve --workers N``), in MiB."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss_mib(p)
+        children = Path(f"/proc/{p}/task/{p}/children")
+        todo += [int(c) for c in children.read_text().split()] if children.exists() else []
+    return total
+
+
+def load_test(model: str, side: int, requests: int, concurrency: int, workers: int = 1) -> dict:
     import httpx
 
     with socket.socket() as s:
@@ -62,7 +73,7 @@ def load_test(model: str, side: int, requests: int, concurrency: int) -> dict:
     repo = Path(__file__).parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "fer_features.cli", "serve", "--model", model, "--port", str(port)]
-    cmd += ["--log-level", "warning"]
+    cmd += ["--log-level", "warning", "--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     photo = jpeg(astronaut(side))
@@ -84,17 +95,17 @@ def load_test(model: str, side: int, requests: int, concurrency: int) -> dict:
             return ok, time.perf_counter() - t, r.json()["timing"]["predict_ms"] if r.status_code == 200 else None
 
         with httpx.Client(timeout=120, limits=httpx.Limits(max_connections=concurrency)) as client:
-            for _ in range(10):
-                one(client)
-            before = rss_mib(proc.pid)
+            with ThreadPoolExecutor(concurrency) as pool:  # warm-up of every worker
+                list(pool.map(lambda _: one(client), range(10 * workers)))
+            before = tree_rss_mib(proc.pid)
             t0 = time.perf_counter()
             with ThreadPoolExecutor(concurrency) as pool:
                 results = list(pool.map(lambda _: one(client), range(requests)))
             wall = time.perf_counter() - t0
-            after = rss_mib(proc.pid)
+            after = tree_rss_mib(proc.pid)
             with ThreadPoolExecutor(concurrency) as pool:  # as many again, for memory only: does it keep growing?
                 again = list(pool.map(lambda _: one(client), range(requests)))
-            after_again = rss_mib(proc.pid)
+            after_again = tree_rss_mib(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -104,6 +115,7 @@ def load_test(model: str, side: int, requests: int, concurrency: int) -> dict:
         "image": f"astronaut {side}x{side} JPEG ({len(photo) // 1024} KiB)",
         "requests": requests,
         "concurrency": concurrency,
+        "workers": workers,
         "errors": sum(not ok for ok, _, _ in results + again),
         "p50_ms": round(float(np.percentile(latency, 50)), 1),
         "p90_ms": round(float(np.percentile(latency, 90)), 1),
@@ -147,35 +159,37 @@ def main() -> None:
     parser.add_argument("--model", default="models/fer-default.skops")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="fer serve --workers")
     parser.add_argument("--sides", default="320,512", help="photo sizes for the load test, comma-separated")
     parser.add_argument("--video-side", type=int, default=480)
-    parser.add_argument("--video-frames", type=int, default=60)
+    parser.add_argument("--video-frames", type=int, default=60, help="0: no video measurement")
     parser.add_argument("--out")
     args = parser.parse_args()
 
-    load = [load_test(args.model, int(s), args.requests, args.concurrency) for s in args.sides.split(",")]
+    load = [load_test(args.model, int(s), args.requests, args.concurrency, args.workers) for s in args.sides.split(",")]
     for row in load:
         print(json.dumps(row), flush=True)
-    video = video_fps(args.model, args.video_side, args.video_frames)
+    video = video_fps(args.model, args.video_side, args.video_frames) if args.video_frames > 0 else None
     print(json.dumps(video), flush=True)
     machine = f"{os.cpu_count()} CPU cores, no GPU, {platform.platform()}"
     machine += f"; load average at the end {os.getloadavg()[0]:.1f}"
     head = (
-        "| photo | requests (concurrent) | errors | p50 ms | p90 ms | p99 ms | detect + classify p50 ms | requests/s "
+        "| photo | requests (concurrent) | workers | errors | p50 ms | p90 ms | p99 ms | detect + classify p50 ms | requests/s "
         "| server RSS (MiB): after warm-up → after the requests → after as many again |"
     )
     rows = [
-        f"| {r['image']} | {r['requests']} ({r['concurrency']}) | {r['errors']} | {r['p50_ms']} | {r['p90_ms']} "
+        f"| {r['image']} | {r['requests']} ({r['concurrency']}) | {r['workers']} | {r['errors']} | {r['p50_ms']} | {r['p90_ms']} "
         f"| {r['p99_ms']} | {r['predict_p50_ms']} | {r['throughput_rps']} "
         f"| {r['rss_before_mib']} → {r['rss_after_mib']} → {r['rss_after_twice_mib']} |"
         for r in load
     ]
-    text = (
-        "\n".join([head, "|" + " --- |" * 9, *rows])
-        + "\n\n| video | faces | frames/s (CSV) | frames/s (CSV + annotated video) |\n| --- | --- | --- | --- |\n"
-        + f"| {video['clip']} | {video['faces']} | {video['fps_csv_only']} | {video['fps_with_annotated_video']} |\n"
-        + f"\nModel `{args.model}`; {machine}.\n"
-    )
+    text = "\n".join([head, "|" + " --- |" * 10, *rows]) + "\n"
+    if video:
+        text += (
+            "\n| video | faces | frames/s (CSV) | frames/s (CSV + annotated video) |\n| --- | --- | --- | --- |\n"
+            f"| {video['clip']} | {video['faces']} | {video['fps_csv_only']} | {video['fps_with_annotated_video']} |\n"
+        )
+    text += f"\nModel `{args.model}`; {machine}.\n"
     print(text)
     if args.out:
         Path(args.out).write_text(text)
