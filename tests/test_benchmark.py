@@ -277,7 +277,8 @@ def test_results_frame_puts_the_baseline_training_time_in_fit_seconds():
 # --- the command ----------------------------------------------------------------------------
 def test_benchmark_command_end_to_end(real_zip, tmp_path):
     grid = tmp_path / "grid.toml"
-    grid.write_text('features = ["hog", "lbp"]\nclassifiers = ["logreg"]\nbaseline = false\npca = 16\n')
+    grid.write_text('features = ["hog", "lbp"]\nclassifiers = ["logreg"]\nbaseline = false\npca = 16\n'
+                    '[feature_params.hog]\norientations = 6\n')
     args = ["benchmark", "--data", real_zip, "--grid", grid, "--limit", LIMIT, "--cache-dir", tmp_path / "cache",
             "--results-dir", tmp_path / "results", "--report", tmp_path / "BENCHMARKS.md", "--n-jobs", 1]
     result = fer(*args, "--features", "lbp", "--features", "hog+lbp")  # narrows the file's grid
@@ -286,7 +287,8 @@ def test_benchmark_command_end_to_end(real_zip, tmp_path):
     stored = json.loads((tmp_path / "results/benchmark.json").read_text())
     assert [c["cell"] for c in stored["cells"]] == ["lbp → logreg", "hog+lbp → logreg"]
     assert stored["command"].startswith("fer ") and stored["data"]["fingerprint"] == stored["cells"][0]["data_fingerprint"]
-    assert (tmp_path / "BENCHMARKS.md").is_file()
+    assert stored["settings_text"].endswith(", feature parameters hog.orientations=6")
+    assert "feature parameters hog.orientations=6" in (tmp_path / "BENCHMARKS.md").read_text()
     again = fer(*args, "--features", "lbp,hog+lbp", "--json")
     assert again.exit_code == 0 and all(r["cached"] for r in json.loads(again.stdout))
 

@@ -181,7 +181,8 @@ def run_grid(
                  "counts": dataset.counts(), "limit": limit},  # fmt: skip
         "grid": dataclasses.asdict(grid),
         "settings_text": f"PCA {grid.pca or 'none'}, seed {grid.seed}, class weights {grid.class_weight or 'none'}, "
-        f"CV folds {grid.cv or 'none'}, CNN checkpoint {checkpoint_text}, {backend} backend, {workers} cells at once",
+        f"CV folds {grid.cv or 'none'}, CNN checkpoint {checkpoint_text}, {backend} backend, {workers} cells at once"
+        + _params_text("feature parameters", grid.feature_params) + _params_text("classifier parameters", grid.classifier_params),
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "cells_computed": sum(not r.get("cached") for r in records),
         "cells_cached": sum(bool(r.get("cached")) for r in records),
@@ -190,3 +191,9 @@ def run_grid(
     if report is not None:
         write_benchmarks_md(records, meta, report, paths, section=report_section)
     return records, meta, paths
+
+
+def _params_text(what: str, params: dict[str, dict]) -> str:
+    """``", feature parameters cnn.tta=flip"`` for the grid's parameters; empty without any."""
+    items = [f"{name}.{key}={value}" for name, values in sorted(params.items()) for key, value in sorted(values.items())]
+    return f", {what} {' '.join(items)}" if items else ""
