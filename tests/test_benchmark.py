@@ -291,6 +291,15 @@ def test_benchmark_command_end_to_end(real_zip, tmp_path):
     assert "feature parameters hog.orientations=6" in (tmp_path / "BENCHMARKS.md").read_text()
     again = fer(*args, "--features", "lbp,hog+lbp", "--json")
     assert again.exit_code == 0 and all(r["cached"] for r in json.loads(again.stdout))
+    # parameters on the command line merge into the file's: hog keeps its orientations, logreg gets C
+    tuned = fer(*args, "--features", "hog", "--clf-param", "logreg.C=0.5", "--feature-param", "hog.pixels_per_cell=[8, 8]")
+    assert tuned.exit_code == 0, tuned.output
+    stored = json.loads((tmp_path / "results/benchmark.json").read_text())
+    assert stored["grid"]["classifier_params"] == {"logreg": {"C": 0.5}}
+    assert stored["grid"]["feature_params"] == {"hog": {"orientations": 6, "pixels_per_cell": [8, 8]}}
+    assert stored["cells"][0]["settings"]["clf_params"] == {"C": 0.5} and not stored["cells"][0]["cached"]
+    bad = fer(*args, "--clf-param", "C=0.5")
+    assert bad.exit_code == 2 and "--clf-param 'C=0.5'" in bad.output and "svm.C=20" in bad.output
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ class BenchmarkError(ValueError):
     """A benchmark cannot run: no Training data, a missing checkpoint, an unreachable cluster."""
 
 
-def make_grid(grid_file: str | os.PathLike | None = None, overrides: dict | None = None) -> Grid:
+def make_grid(grid_file: str | os.PathLike | None = None, overrides: dict | None = None, params: dict | None = None) -> Grid:
     """The grid of a TOML/YAML file (or the default one), with ``overrides`` set on it, validated.
 
     Parameters
@@ -30,6 +30,9 @@ def make_grid(grid_file: str | os.PathLike | None = None, overrides: dict | None
     overrides : dict, optional
         :class:`~fer_features.benchmark.grid.Grid` fields to set (e.g. from options); ``pca=0``
         means none.
+    params : dict, optional
+        ``{"feature_params": {name: {param: value}}, "classifier_params": {...}}`` merged into the
+        file's tables: a parameter given here replaces the file's value of that parameter only.
 
     Returns
     -------
@@ -43,6 +46,11 @@ def make_grid(grid_file: str | os.PathLike | None = None, overrides: dict | None
     grid = load_grid(grid_file) if grid_file else Grid()
     for key, value in (overrides or {}).items():
         setattr(grid, key, (value or None) if key == "pca" else value)
+    for key, given in (params or {}).items():
+        merged = {name: dict(values) for name, values in getattr(grid, key).items()}
+        for name, values in given.items():
+            merged.setdefault(name, {}).update(values)
+        setattr(grid, key, merged)
     return grid.validate()
 
 

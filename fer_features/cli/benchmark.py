@@ -10,9 +10,9 @@ import typer
 
 from fer_features import config
 from fer_features.cli.common import (
-    CNN, FEATURES, OUTPUT, Backend, ClassesOpt, ClassWeight, DataFormat, DataOpt, Device, DeviceOpt, FormatOpt, JsonOpt,
-    LabelMode, LabelModeOpt, LimitOpt, Preset, SkipBadOpt, app, check_outputs, command_line, console, fail, load_options,
-    wide_console,
+    CNN, FEATURES, OUTPUT, Backend, ClassesOpt, ClassWeight, ClfParamOpt, DataFormat, DataOpt, Device, DeviceOpt,
+    FeatureParamOpt, FormatOpt, JsonOpt, LabelMode, LabelModeOpt, LimitOpt, Preset, SkipBadOpt, app, check_outputs,
+    command_line, console, fail, feature_params, load_options, wide_console,
 )  # fmt: skip
 
 GridOpt = Annotated[Path | None, typer.Option("--grid", help="TOML or YAML grid file (features, classifiers, baseline, pca, cv, ...).")]
@@ -49,7 +49,7 @@ def benchmark(
     epochs: EpochsOpt = config.CNN_EPOCHS, device: DeviceOpt = Device.auto, n_jobs: JobsOpt = -1,
     backend: BackendOpt = Backend.local, scheduler: SchedulerOpt = None, cache_dir: CacheOpt = None,
     results_dir: ResultsOpt = config.DEFAULT_RESULTS_DIR, report: ReportOpt = None, report_section: SectionOpt = None,
-    force: ForceOpt = False,
+    force: ForceOpt = False, feature_param: FeatureParamOpt = None, clf_param: ClfParamOpt = None,
     json_out: JsonOpt = False, skip_bad: SkipBadOpt = False,
 ) -> None:  # fmt: skip
     """Every feature set × classifier on the FER2013 protocol, plus the CNN baseline, in one table.
@@ -68,8 +68,9 @@ def benchmark(
     overrides = {k: v for k, v in given.items() if v is not None}
     if class_weight is not None:
         overrides["class_weight"] = class_weight_for(class_weight.value)
+    params = {"feature_params": feature_params(feature_param), "classifier_params": feature_params(clf_param, "--clf-param")}
     try:
-        grid = make_grid(grid_file, overrides)
+        grid = make_grid(grid_file, overrides, params)
         check_run(grid, backend=backend.value, scheduler=scheduler, device=device.value)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))

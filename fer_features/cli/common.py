@@ -95,6 +95,13 @@ PcaOpt = Annotated[int, typer.Option(help="PCA components after scaling; 0 keeps
 ClassWeightOpt = Annotated[
     ClassWeight, typer.Option(help="'balanced' weights classes by inverse frequency.", rich_help_panel=FEATURES)
 ]
+ClfParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Classifier parameter NAME.PARAM=VALUE, repeatable, e.g. svm.C=20 (over the grid file's classifier_params).",
+        rich_help_panel=FEATURES,
+    ),
+]
 FeatureParamOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -148,12 +155,12 @@ MinScoreOpt = Annotated[
 ]
 
 
-def feature_params(items: list[str] | None) -> dict[str, dict]:
-    """``--feature-param`` values → ``{name: {param: value}}``; a malformed one is a user error."""
+def feature_params(items: list[str] | None, option: str = "--feature-param") -> dict[str, dict]:
+    """``--feature-param`` (or ``--clf-param``) values → ``{name: {param: value}}``; a malformed one is a user error."""
     from fer_features.features import parse_feature_params
 
     try:
-        return parse_feature_params(items or [])
+        return parse_feature_params(items or [], option)
     except ValueError as exc:
         fail(str(exc))
 

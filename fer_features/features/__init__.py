@@ -132,13 +132,16 @@ def _factory(name: str) -> Callable[..., TransformerMixin]:
     return factory
 
 
-def parse_feature_params(items: list[str]) -> dict[str, dict]:
+def parse_feature_params(items: list[str], option: str = "--feature-param") -> dict[str, dict]:
     """``["hog.orientations=12"]`` → ``{"hog": {"orientations": 12}}``; values are JSON if they parse.
 
     Parameters
     ----------
     items : list of str
         ``NAME.PARAM=VALUE`` each (``fer train --feature-param``); a JSON list becomes a tuple.
+    option : str, default='--feature-param'
+        The option the items came from, named in the error (``fer benchmark --clf-param`` parses
+        classifier parameters the same way).
 
     Returns
     -------
@@ -154,7 +157,8 @@ def parse_feature_params(items: list[str]) -> dict[str, dict]:
         key, sep, raw = item.partition("=")
         name, dot, param = key.partition(".")
         if not (sep and dot and name and param):
-            raise ValueError(f"--feature-param {item!r}: expected NAME.PARAM=VALUE, e.g. hog.orientations=12")
+            example = "svm.C=20" if option == "--clf-param" else "hog.orientations=12"
+            raise ValueError(f"{option} {item!r}: expected NAME.PARAM=VALUE, e.g. {example}")
         try:
             value = json.loads(raw)
         except ValueError:
