@@ -126,6 +126,11 @@ def to_channels_last(net, enabled: bool = True):
     return net.to(memory_format=torch.channels_last) if enabled else net
 
 
+def cpu_cores() -> int:
+    """CPU cores this process may use (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def set_cpu_threads() -> None:
     """Use every core for intra-op parallelism (PyTorch may default to fewer).
 
@@ -135,7 +140,7 @@ def set_cpu_threads() -> None:
 
     if os.environ.get("OMP_NUM_THREADS"):
         return
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = cpu_cores()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
 

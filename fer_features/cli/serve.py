@@ -61,19 +61,13 @@ def serve(
     import os
 
     from fer_features.serve.app import OPTIONS_ENV
+    from fer_features.torch_utils import cpu_cores
 
     options = dict(model_path=str(recognizer.model_path), **limits, detector=detector.value, upsample=upsample, trust_pickle=trust_pickle)
     del recognizer  # it was loaded to check the model; each worker loads its own
     os.environ[OPTIONS_ENV] = json.dumps(options)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores() // workers)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cpu_cores() // workers)))
     console.print(f"{shown} by {workers} worker processes (API docs: /docs; Ctrl+C stops)")
     uvicorn.run(
         "fer_features.serve.app:app_from_environment", factory=True, workers=workers, host=host, port=port, log_level=log_level
     )
-
-
-def _cores() -> int:
-    """CPU cores this process may use."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

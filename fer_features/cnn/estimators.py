@@ -153,16 +153,11 @@ class CNNEmbedding(_CNNModuleMixin, FaceImageTransformer):
         return int(load_checkpoint(self.checkpoint)["config"]["net"]["embedding_dim"])
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
-        from fer_features.cnn.train import to_tensor, tta_views
+        from fer_features.cnn.train import mean_over_views, to_tensor
 
         embed, tta = self.module_.embed, self._tta()
-
-        def forward(xb):
-            views = tta_views(xb, tta)
-            return sum(embed(v).float() for v in views) / len(views)
-
         xt = to_tensor(X, self.mean_, self.std_)
-        out = batched_forward(forward, xt, self.device_, self.batch_size, net=self.module_, precision=self._precision())
+        out = batched_forward(lambda xb: mean_over_views(embed, xb, tta), xt, self.device_, self.batch_size, net=self.module_, precision=self._precision())
         return out.numpy().astype(np.float32)
 
     def _extract(self, X):

@@ -234,6 +234,12 @@ def tta_views(xb: torch.Tensor, tta: str | bool = "none", crop: int | None = Non
     return crops + [torch.flip(v, dims=[3]) for v in crops]
 
 
+def mean_over_views(fn, xb: torch.Tensor, tta: str | bool = "none") -> torch.Tensor:
+    """The mean of ``fn`` (a network or its embedding) over the TTA views of ``xb`` (:func:`tta_views`), float32."""
+    views = tta_views(xb, tta)
+    return sum(fn(v).float() for v in views) / len(views)
+
+
 def predict_logits(
     net,
     X: torch.Tensor,
@@ -252,11 +258,9 @@ def predict_logits(
     if len(X) == 0:
         return torch.zeros((0, net.classifier.out_features))
 
-    def forward(xb):
-        views = tta_views(xb, tta)
-        return sum(net(v).float() for v in views) / len(views)
-
-    return batched_forward(forward, X, device, batch_size, net=net, precision=precision, channels_last=channels_last)
+    return batched_forward(
+        lambda xb: mean_over_views(net, xb, tta), X, device, batch_size, net=net, precision=precision, channels_last=channels_last
+    )
 
 
 def mix_batch(
