@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATA   ?= ../shared/data/fer2013.csv.gz
 MODEL  ?= models/fer-default.skops
-CNN    ?= models/cnn-medium-c3.pt
+CNN    ?= models/cnn-medium-c4.pt
 
 .PHONY: install run test docs lock clean
 
@@ -18,7 +18,7 @@ $(BIN)/fer: requirements.lock pyproject.toml
 install: $(BIN)/fer
 
 ## The main job: the default pipeline of `fer predict` (HOG+LBP+landmarks+CNN embedding -> SVM, the
-## committed medium CNN checkpoint, third cycle, its embedding averaged over each face and its mirror),
+## committed medium CNN checkpoint, fourth cycle, its embedding averaged over each face and its mirror),
 ## trained on FER2013 Training, scored on PublicTest and PrivateTest
 run: install
 	$(BIN)/fer train --data $(DATA) --features hog+lbp+landmarks+cnn --clf svm --cnn-checkpoint $(CNN) \

@@ -93,6 +93,12 @@ def _mlp(*, class_weight=None, random_state=0, n_jobs=None, **params):
     return MLPHead(class_weight=class_weight, random_state=random_state, **params)
 
 
+def _local_svm(*, class_weight=None, random_state=0, n_jobs=None, **params):
+    from fer_features.heads import LocalSVMClassifier
+
+    return LocalSVMClassifier(class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **params)
+
+
 def _cnn(*, class_weight=None, random_state=0, n_jobs=None, **params):
     from fer_features.torch_utils import require_torch
 
@@ -117,6 +123,10 @@ _REGISTRY: dict[str, tuple[Callable[..., ClassifierMixin], str]] = {
     "logreg": (_logreg, "multinomial logistic regression"),
     "nystroem": (_nystroem, "fast RBF: Nystroem kernel map (2,000 landmarks) + logistic regression (Williams & Seeger 2000)"),
     "mlp": (_mlp, "fast: one hidden layer of 512 ReLU units (Adam, early stopping)"),
+    "local-svm": (
+        _local_svm,
+        "local learning: an RBF SVM per face on its 200 nearest Training faces (Bottou & Vapnik 1992; Ionescu et al. 2013)",
+    ),
     "cnn": (_cnn, "the CNN trained end to end on the pixels (the baseline); ignores --features"),
 }
 

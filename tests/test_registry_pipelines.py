@@ -212,7 +212,7 @@ def test_pipeline_clone_and_params():
 # --------------------------------------------------------------------------- the fast heads' contract
 
 
-@pytest.mark.parametrize("clf", ["nystroem", "mlp"])
+@pytest.mark.parametrize("clf", ["nystroem", "mlp", "local-svm"])
 def test_fast_heads_contract(clf):
     import pickle
 
@@ -223,7 +223,7 @@ def test_fast_heads_contract(clf):
     centres = rng.normal(size=(3, 8)) * 3
     y = np.repeat(np.array(["a", "b", "c"]), 40)
     X = centres[np.repeat(np.arange(3), 40)] + rng.normal(size=(120, 8))
-    head = make_classifier(clf, random_state=3)
+    head = make_classifier(clf, random_state=3, **({"n_neighbors": 30, "calibration_samples": 60} if clf == "local-svm" else {}))
     with pytest.raises(NotFittedError):
         head.predict_proba(X)
     assert head.fit(X, y) is head
@@ -251,3 +251,41 @@ def test_nystroem_gamma_scale_is_the_svms():
     with pytest.raises(ValueError, match="linear"):
         NystroemClassifier(linear="tree").fit(X, y)
     assert NystroemClassifier(linear="svm", n_components=30).fit(X, y).predict_proba(X).shape == (60, 2)
+
+
+def test_local_svm_is_an_svm_fitted_on_the_neighbours():
+    from sklearn.neighbors import NearestNeighbors
+    from sklearn.svm import SVC
+
+    from fer_features.heads import LocalSVMClassifier
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 5))
+    y = np.where(X[:, 0] + 0.5 * rng.normal(size=150) > 0, "happy", "sad")
+    y[:10] = "fear"  # a third class, rare: absent from most neighbourhoods
+    head = LocalSVMClassifier(n_neighbors=25, C=3.0, calibration_samples=40).fit(X, y)
+    assert head.gamma_ == pytest.approx(1 / (5 * X.astype(np.float32).var()), rel=1e-5)
+    assert 0.01 <= head.temperature_ <= 100
+    queries = rng.normal(size=(12, 5))
+    proba = head.predict_proba(queries)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    rows = NearestNeighbors(n_neighbors=25).fit(X.astype(np.float32)).kneighbors(queries.astype(np.float32), return_distance=False)
+    for q, r, p in zip(queries, rows, proba):
+        labels = y[r]
+        absent = ~np.isin(head.classes_, labels)
+        assert np.all(p[absent] == 0)  # classes no neighbour has get nothing
+        if len(set(labels)) == 1:
+            assert head.classes_[np.argmax(p)] == labels[0]
+            continue
+        svc = SVC(C=3.0, gamma=head.gamma_).fit(X[r].astype(np.float32), labels)
+        assert head.classes_[np.argmax(p)] == svc.predict(q[None].astype(np.float32))[0]
+
+
+def test_local_svm_rejects_bad_parameters():
+    from fer_features.heads import LocalSVMClassifier
+
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.tile([0, 1], 10)
+    with pytest.raises(ValueError, match="kernel"):
+        LocalSVMClassifier(kernel="poly").fit(X, y)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        LocalSVMClassifier(n_neighbors=1).fit(X, y)
