@@ -31,6 +31,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 _DTYPES = [np.float64, np.float32]
 
 
+def _rbf_gamma(X, gamma) -> float:
+    """RBF width: ``gamma`` itself, or for ``'scale'`` ``1 / (n_features * X.var())`` as SVC computes it."""
+    if gamma != "scale":
+        return float(gamma)
+    var = float(X.var())
+    return 1.0 / (X.shape[1] * var) if var > 0 else 1.0
+
+
 class _ProbabilisticHead(ClassifierMixin, BaseEstimator):
     """Shared by the heads: input checks, and ``predict`` as the most probable class."""
 
@@ -106,11 +114,7 @@ class NystroemClassifier(_ProbabilisticHead):
         X, y = validate_data(self, X, y, dtype=_DTYPES)
         if self.linear not in ("logreg", "svm"):
             raise ValueError(f"linear must be 'logreg' or 'svm', got {self.linear!r}")
-        if self.gamma == "scale":
-            var = float(X.var())
-            self.gamma_ = 1.0 / (X.shape[1] * var) if var > 0 else 1.0
-        else:
-            self.gamma_ = float(self.gamma)
+        self.gamma_ = _rbf_gamma(X, self.gamma)
         self.feature_map_ = Nystroem(
             kernel="rbf", gamma=self.gamma_, n_components=min(int(self.n_components), len(X)), random_state=self.random_state
         ).fit(X)
@@ -305,11 +309,7 @@ class LocalSVMClassifier(_ProbabilisticHead):
             raise ValueError(f"n_neighbors must be at least 2, got {self.n_neighbors!r}")
         self.classes_, self.y_ = np.unique(y, return_inverse=True)
         self.X_ = np.ascontiguousarray(X, dtype=np.float32)
-        if self.gamma == "scale":
-            var = float(self.X_.var())
-            self.gamma_ = 1.0 / (X.shape[1] * var) if var > 0 else 1.0
-        else:
-            self.gamma_ = float(self.gamma)
+        self.gamma_ = _rbf_gamma(self.X_, self.gamma)
         self.neighbors_ = NearestNeighbors().fit(self.X_)
         self.temperature_ = 1.0
         self.temperature_ = self._fit_temperature()
