@@ -24,6 +24,7 @@ References
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -311,7 +312,6 @@ class LocalSVMClassifier(_ProbabilisticHead):
         self.X_ = np.ascontiguousarray(X, dtype=np.float32)
         self.gamma_ = _rbf_gamma(self.X_, self.gamma)
         self.neighbors_ = NearestNeighbors().fit(self.X_)
-        self.temperature_ = 1.0
         self.temperature_ = self._fit_temperature()
         return self
 
@@ -331,7 +331,7 @@ class LocalSVMClassifier(_ProbabilisticHead):
         truth = self.y_[rows]
         best, best_loss = 1.0, np.inf
         for t in np.geomspace(0.01, 100.0, 81):
-            logp = _log_softmax(margins / t)
+            logp = log_softmax(margins / t, axis=1)
             loss = -np.mean(np.maximum(logp[np.arange(m), truth], -50.0))
             if loss < best_loss:
                 best, best_loss = float(t), loss
@@ -361,7 +361,7 @@ class LocalSVMClassifier(_ProbabilisticHead):
                       decision_function_shape="ovr").fit(self.X_[rows], labels)
             d = svc.decision_function(x[None, :].astype(np.float32))[0]
             if len(present) == 2:  # binary: one value, positive for the second class
-                d = np.array([-d, d]) if np.ndim(d) == 0 else np.concatenate([-d, d])
+                d = np.array([-d, d])
             out[i, svc.classes_] = d
         return out
 
@@ -379,10 +379,4 @@ class LocalSVMClassifier(_ProbabilisticHead):
         """
         X = self._validated(X)
         idx = self.neighbors_.kneighbors(np.asarray(X, dtype=np.float32), n_neighbors=self._k(), return_distance=False)
-        return np.exp(_log_softmax(self._margins(X, idx) / self.temperature_))
-
-
-def _log_softmax(z):
-    z = z - np.max(z, axis=1, keepdims=True)
-    with np.errstate(divide="ignore"):
-        return z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+        return softmax(self._margins(X, idx) / self.temperature_, axis=1)
