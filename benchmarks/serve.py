@@ -64,7 +64,7 @@ def tree_rss_mib(pid: int) -> float:
     return total
 
 
-def load_test(model: str, side: int, requests: int, concurrency: int, workers: int = 1) -> dict:
+def load_test(model: str, side: int, requests: int, concurrency: int, workers: int = 1, max_batch: int = 8) -> dict:
     import httpx
 
     with socket.socket() as s:
@@ -73,7 +73,7 @@ def load_test(model: str, side: int, requests: int, concurrency: int, workers: i
     repo = Path(__file__).parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "fer_features.cli", "serve", "--model", model, "--port", str(port)]
-    cmd += ["--log-level", "warning", "--workers", str(workers)]
+    cmd += ["--log-level", "warning", "--workers", str(workers), "--max-batch", str(max_batch)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     photo = jpeg(astronaut(side))
@@ -92,7 +92,8 @@ def load_test(model: str, side: int, requests: int, concurrency: int, workers: i
             t = time.perf_counter()
             r = client.post(f"{url}/predict", content=photo, headers={"content-type": "image/jpeg"})
             ok = r.status_code == 200 and len(r.json()["faces"]) == 1
-            return ok, time.perf_counter() - t, r.json()["timing"]["predict_ms"] if r.status_code == 200 else None
+            timing = r.json()["timing"] if r.status_code == 200 else None
+            return ok, time.perf_counter() - t, timing
 
         with httpx.Client(timeout=120, limits=httpx.Limits(max_connections=concurrency)) as client:
             with ThreadPoolExecutor(concurrency) as pool:  # warm-up of every worker
@@ -110,12 +111,16 @@ def load_test(model: str, side: int, requests: int, concurrency: int, workers: i
         proc.terminate()
         proc.wait(timeout=30)
     latency = np.array([dt for _, dt, _ in results]) * 1000
-    predict_ms = np.array([p for _, _, p in results if p is not None])
+    timings = [p for _, _, p in results if p is not None]
+    predict_ms = np.array([p["predict_ms"] for p in timings])
+    batch = np.array([p.get("batch_size", 1) for p in timings])
     return {
         "image": f"astronaut {side}x{side} JPEG ({len(photo) // 1024} KiB)",
         "requests": requests,
         "concurrency": concurrency,
         "workers": workers,
+        "max_batch": max_batch,
+        "mean_batch": round(float(batch.mean()), 2),
         "errors": sum(not ok for ok, _, _ in results + again),
         "p50_ms": round(float(np.percentile(latency, 50)), 1),
         "p90_ms": round(float(np.percentile(latency, 90)), 1),
@@ -160,13 +165,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, default=1, help="fer serve --workers")
+    parser.add_argument("--max-batch", type=int, default=8, help="fer serve --max-batch")
     parser.add_argument("--sides", default="320,512", help="photo sizes for the load test, comma-separated")
     parser.add_argument("--video-side", type=int, default=480)
     parser.add_argument("--video-frames", type=int, default=60, help="0: no video measurement")
     parser.add_argument("--out")
     args = parser.parse_args()
 
-    load = [load_test(args.model, int(s), args.requests, args.concurrency, args.workers) for s in args.sides.split(",")]
+    load = [load_test(args.model, int(s), args.requests, args.concurrency, args.workers, args.max_batch) for s in args.sides.split(",")]
     for row in load:
         print(json.dumps(row), flush=True)
     video = video_fps(args.model, args.video_side, args.video_frames) if args.video_frames > 0 else None
@@ -174,16 +180,16 @@ def main() -> None:
     machine = f"{os.cpu_count()} CPU cores, no GPU, {platform.platform()}"
     machine += f"; load average at the end {os.getloadavg()[0]:.1f}"
     head = (
-        "| photo | requests (concurrent) | workers | errors | p50 ms | p90 ms | p99 ms | detect + classify p50 ms | requests/s "
+        "| photo | requests (concurrent) | workers | max batch (mean) | errors | p50 ms | p90 ms | p99 ms | detect + classify p50 ms | requests/s "
         "| server RSS (MiB): after warm-up → after the requests → after as many again |"
     )
     rows = [
-        f"| {r['image']} | {r['requests']} ({r['concurrency']}) | {r['workers']} | {r['errors']} | {r['p50_ms']} | {r['p90_ms']} "
+        f"| {r['image']} | {r['requests']} ({r['concurrency']}) | {r['workers']} | {r['max_batch']} ({r['mean_batch']}) | {r['errors']} | {r['p50_ms']} | {r['p90_ms']} "
         f"| {r['p99_ms']} | {r['predict_p50_ms']} | {r['throughput_rps']} "
         f"| {r['rss_before_mib']} → {r['rss_after_mib']} → {r['rss_after_twice_mib']} |"
         for r in load
     ]
-    text = "\n".join([head, "|" + " --- |" * 10, *rows]) + "\n"
+    text = "\n".join([head, "|" + " --- |" * 11, *rows]) + "\n"
     if video:
         text += (
             "\n| video | faces | frames/s (CSV) | frames/s (CSV + annotated video) |\n| --- | --- | --- | --- |\n"

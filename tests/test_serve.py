@@ -76,6 +76,7 @@ def check_astronaut(body: dict) -> None:
     assert face["detection_score"] > 0.3
     timing = body["timing"]
     assert timing["total_ms"] >= timing["predict_ms"] > 0
+    assert timing["batch_size"] == 1  # one client: never waits for, or shares, a batch
 
 
 def test_predict_multipart_astronaut(client, astronaut_jpeg, tiny_model):
@@ -244,25 +245,30 @@ def test_load_200_requests_4_concurrent(live_server, tmp_path):
     photo = encode(np.asarray(Image.fromarray(data.astronaut()).resize((320, 320))), quality=90)
     url = f"{live_server}/predict"
 
-    def one(client: httpx.Client) -> tuple[int, float, int]:
+    def one(client: httpx.Client) -> tuple[int, float, list, int]:
         t = time.perf_counter()
         r = client.post(url, content=photo, headers={"content-type": "image/jpeg"})
-        faces = len(r.json().get("faces", [])) if r.status_code == 200 else -1
-        return r.status_code, time.perf_counter() - t, faces
+        body = r.json() if r.status_code == 200 else {}
+        return r.status_code, time.perf_counter() - t, body.get("faces"), body.get("timing", {}).get("batch_size", 0)
 
     with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=4)) as client:
         for _ in range(10):  # warm-up: lazy imports, dlib models, allocator pools
-            assert one(client)[0] == 200
+            status, _, alone, _ = one(client)
+            assert status == 200
         before = rss_mib()
         t0 = time.perf_counter()
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(lambda _: one(client), range(200)))
         wall = time.perf_counter() - t0
         after = rss_mib()
-    statuses = [s for s, _, _ in results]
+    statuses = [s for s, _, _, _ in results]
     assert statuses.count(200) == 200, {s: statuses.count(s) for s in set(statuses)}
-    assert all(f == 1 for _, _, f in results)
-    latency = np.array([dt for _, dt, _ in results]) * 1000
+    assert all(len(f) == 1 for _, _, f, _ in results)
+    # requests classified together in one batch get the answer they get alone
+    for _, _, faces, _ in results:
+        assert faces[0]["box"] == alone[0]["box"] and faces[0]["label"] == alone[0]["label"]
+        assert faces[0]["probabilities"] == pytest.approx(alone[0]["probabilities"], abs=2e-4)
+    latency = np.array([dt for _, dt, _, _ in results]) * 1000
     report = {
         "requests": 200,
         "concurrency": 4,
@@ -272,6 +278,7 @@ def test_load_200_requests_4_concurrent(live_server, tmp_path):
         "p99_ms": round(float(np.percentile(latency, 99)), 1),
         "max_ms": round(float(latency.max()), 1),
         "throughput_rps": round(200 / wall, 2),
+        "mean_batch": round(float(np.mean([b for _, _, _, b in results])), 2),
         "rss_before_mib": round(before, 1),
         "rss_after_mib": round(after, 1),
     }

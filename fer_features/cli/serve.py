@@ -27,14 +27,18 @@ def serve(
         "Worker processes, each with its own copy of the model, classifying photos in parallel; "
         "the cores are shared out among them (torch threads per worker: cores / workers, unless OMP_NUM_THREADS is set)."
     ))] = 1,
+    max_batch: Annotated[int, typer.Option(min=1, help=(
+        "Most concurrent requests classified together in one model call (dynamic batching; 1: one photo at a time)."
+    ))] = 8,
 ) -> None:
     """Serve the model over HTTP: JSON API ([bold]POST /predict[/], [bold]GET /health[/], docs at /docs) and a demo page at /.
 
     The page has three tabs: Upload (a photo → boxes and probability bars), Webcam (the
     browser's camera, a few frames a second) and FaceMatch (hold the emotion shown; scored 0-100).
     Browsers allow the camera on http://127.0.0.1 or localhost only (else https).
-    One worker classifies one photo at a time with every core; [bold]--workers 2[/] serves concurrent
-    clients faster (each worker loads the model: memory x N).
+    One worker classifies with every core, the photos that arrive while one is classified together
+    in its next model call ([bold]--max-batch[/]); [bold]--workers 2[/] runs processes in parallel
+    (each worker loads the model: memory x N).
     """
     import socket
 
@@ -50,7 +54,7 @@ def serve(
             pass
     except OSError as exc:
         fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host")
-    limits = dict(max_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels)
+    limits = dict(max_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, max_batch=max_batch)
     shown = f"serving [bold]{recognizer.model_path}[/] on http://{host}:{port}"
     if workers == 1:
         app_ = create_app(recognizer.model_path, recognizer=recognizer, **limits, detector=detector.value, upsample=upsample)

@@ -5,5 +5,6 @@ and the training commands do not need them.
 """
 
 from fer_features.serve.app import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, UploadError, create_app, decode_upload
+from fer_features.serve.batching import DynamicBatcher
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "UploadError", "create_app", "decode_upload"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "DynamicBatcher", "UploadError", "create_app", "decode_upload"]

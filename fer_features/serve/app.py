@@ -23,7 +23,6 @@ not an image (415), a truncated or corrupt image (422). The server goes on servi
 import io
 import json
 import os
-import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_features.detectors import DEFAULT_DETECTOR
+from fer_features.serve.batching import DynamicBatcher
 
 # Largest image accepted, in pixels (width x height): 25 megapixels, the CLI's default too.
 from fer_features.images import DEFAULT_MAX_PIXELS
@@ -210,6 +210,7 @@ def create_app(
     upsample: int | None = None,
     min_score: float | None = None,
     trust_pickle: bool = False,
+    max_batch: int = 8,
 ):
     """Build the ``fer serve`` app.
 
@@ -236,6 +237,9 @@ def create_app(
         Default detection threshold (see :func:`fer_features.faces.detect_faces`).
     trust_pickle : bool, default=False
         Load a pickle-based (joblib) model file; it can run code, so only for files you made.
+    max_batch : int, default=8
+        Most concurrent requests classified in one model call (:class:`DynamicBatcher`); 1
+        classifies one image at a time.
 
     Returns
     -------
@@ -261,9 +265,17 @@ def create_app(
     given = recognizer is not None or model is not None
     path = Path(model_path) if model_path is not None else (None if given else default_model_path())
     # dlib's detectors and the pipeline are shared objects: one inference at a time (the
-    # machine's cores are used inside it); reading and decoding uploads run in parallel. Photos
-    # are classified in parallel by several worker processes (`fer serve --workers N`).
-    inference_lock = threading.Lock()
+    # machine's cores are used inside it); reading and decoding uploads run in parallel. Requests
+    # that arrive while one is classified are classified together in the next model call
+    # (dynamic batching); several worker processes (`fer serve --workers N`) run in parallel.
+    def classify(images_and_options: list) -> list:
+        images = [image for image, _ in images_and_options]
+        up, score = images_and_options[0][1]
+        results = app.state.recognizer.predict_results(images, upsample=up, min_score=score)
+        app.state.served += len(images)
+        return [result.faces for result in results]
+
+    batcher = DynamicBatcher(classify, max_batch=max_batch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -294,12 +306,7 @@ def create_app(
         return JSONResponse({"error": "internal", "detail": f"{type(exc).__name__}: {exc}"}, status_code=500)
 
     def infer(image: np.ndarray, up: int, score: float | None):
-        with inference_lock:
-            t = time.perf_counter()
-            (result,) = app.state.recognizer.predict_results([image], upsample=up, min_score=score)
-            faces = result.faces
-            app.state.served += 1
-        return faces, time.perf_counter() - t
+        return batcher.submit((image, (up, score)), key=(up, score))
 
     async def run(request: Request, up: int | None, score: float | None):
         t0 = time.perf_counter()
@@ -309,14 +316,15 @@ def create_app(
         t2 = time.perf_counter()
         up = upsample if up is None else up
         score = min_score if score is None else score
-        faces, predict_s = await run_in_threadpool(infer, image, up, score)
+        job = await run_in_threadpool(infer, image, up, score)
         timing = {
             "read_ms": round((t1 - t0) * 1e3, 2),
             "decode_ms": round((t2 - t1) * 1e3, 2),
-            "predict_ms": round(predict_s * 1e3, 2),
+            "predict_ms": round(job.seconds * 1e3, 2),
+            "batch_size": job.batch_size,
             "total_ms": round((time.perf_counter() - t0) * 1e3, 2),
         }
-        return image, faces, timing
+        return image, job.result, timing
 
     up_query = Query(
         None, ge=0, le=2, description="Doublings of the detection resolution (finds smaller faces, slower; default: the detector's)."
