@@ -2,7 +2,8 @@
 
 Median of 15 calls per stage (after one warm-up), in process, on ``--photo`` (default:
 ``skimage.data.astronaut()`` saved as PNG), for each detector of ``--detectors``; then the
-whole ``predict_photos`` call. Prints the 1-minute load average.
+whole ``predict_photos`` call, and the model's ``predict_proba`` per crop on batches of
+``--batches`` crops. Prints the 1-minute load average.
 
     python benchmarks/profile_photo.py --model models/fer-default.skops
 """
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--model", default=os.environ.get("FER_MODEL", "models/fer-default.skops"))
     ap.add_argument("--photo", default=None)
     ap.add_argument("--detectors", default="yuface,hog")
+    ap.add_argument("--batches", default="1,4,8", help="crops per predict_proba call for the per-call timings")
     args = ap.parse_args()
 
     from fer_features.detectors import get_detector
@@ -84,6 +86,9 @@ def main() -> None:
                 steps[f"head {name}"] = median_ms(lambda: step.transform(X))
                 X = step.transform(X)
     steps["model predict_proba, one crop"] = median_ms(lambda: model.predict_proba(crop))
+    for n in map(int, args.batches.split(",")):  # what a call costs per crop as batches grow (fer serve's batching)
+        many = np.repeat(crop, n, axis=0)
+        steps[f"model predict_proba, {n} crops, ms per crop"] = round(median_ms(lambda: model.predict_proba(many)) / n, 2)
     out["model"] = steps
     out["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, indent=2))

@@ -125,3 +125,31 @@ def test_wrong_number_of_results_is_an_error():
 def test_max_batch_must_be_positive():
     with pytest.raises(ValueError, match="max_batch must be at least 1, got 0"):
         DynamicBatcher(lambda xs: xs, max_batch=0)
+
+
+def test_array_items_one_at_a_time_each_get_their_own_result():
+    """Images as items (arrays do not compare to a bool) and max_batch=1: every caller gets the
+    result of its own item, whichever thread ran it."""
+    import numpy as np
+
+    gate = Gate()
+    calls = []
+
+    def fn(items):
+        calls.append(len(items))
+        if len(calls) == 1:
+            gate.entered.set()
+            assert gate.opened.wait(10)
+        return [int(x.sum()) for x in items]
+
+    batcher = DynamicBatcher(fn, max_batch=1)
+    first = submit_in_threads(batcher, [np.full((4, 4), 1)])
+    assert gate.entered.wait(10)
+    threads, results, errors = submit_in_threads(batcher, [np.full((4, 4), k) for k in (2, 3, 4)])
+    wait_until(lambda: len(batcher._queue) == 3)
+    gate.release()
+    for t in first[0] + threads:
+        t.join(10)
+    assert not errors
+    assert results == {0: (32, 1), 1: (48, 1), 2: (64, 1)}
+    assert calls == [1, 1, 1, 1]

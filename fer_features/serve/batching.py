@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass
+@dataclass(eq=False)  # identity: items may be arrays, which do not compare to a bool
 class _Job:
     item: Any
     key: Hashable
@@ -84,10 +84,13 @@ class DynamicBatcher:
         job = _Job(item, key)
         with self._queue_lock:
             self._queue.append(job)
-        with self._run_lock:
-            if not job.done:
-                with self._queue_lock:
-                    batch = [j for j in self._queue if j.key == key][: self.max_batch]
+        while not job.done:
+            with self._run_lock:
+                if job.done:  # run in another thread's batch while this one waited
+                    break
+                with self._queue_lock:  # this job first, then the oldest ones with its key
+                    others = [j for j in self._queue if j.key == key and j is not job]
+                    batch = [job, *others[: self.max_batch - 1]]
                     for j in batch:
                         self._queue.remove(j)
                 self._run(batch)
