@@ -12,6 +12,15 @@ from fer_features.cli.common import (
 )  # fmt: skip
 
 
+WorkersOpt = Annotated[int, typer.Option(min=1, help=(
+    "Worker processes, each with its own copy of the model, classifying photos in parallel; "
+    "the cores are shared out among them (torch threads per worker: cores / workers, unless OMP_NUM_THREADS is set)."
+))]  # fmt: skip
+MaxBatchOpt = Annotated[int, typer.Option(min=1, help=(
+    "Most concurrent requests classified together in one model call (dynamic batching; 1: one photo at a time)."
+))]  # fmt: skip
+
+
 @app.command()
 def serve(
     model: ModelOpt = None,
@@ -23,13 +32,8 @@ def serve(
     upsample: UpsampleOpt = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
     trust_pickle: TrustPickleOpt = False,
-    workers: Annotated[int, typer.Option(min=1, help=(
-        "Worker processes, each with its own copy of the model, classifying photos in parallel; "
-        "the cores are shared out among them (torch threads per worker: cores / workers, unless OMP_NUM_THREADS is set)."
-    ))] = 1,
-    max_batch: Annotated[int, typer.Option(min=1, help=(
-        "Most concurrent requests classified together in one model call (dynamic batching; 1: one photo at a time)."
-    ))] = 8,
+    workers: WorkersOpt = 1,
+    max_batch: MaxBatchOpt = 8,
 ) -> None:
     """Serve the model over HTTP: JSON API ([bold]POST /predict[/], [bold]GET /health[/], docs at /docs) and a demo page at /.
 
