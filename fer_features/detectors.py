@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,12 +151,8 @@ class YuFaceDetector(FaceDetector):
         work = rgb if scale == 1.0 else _resize(rgb, max(1, round(w * scale)), max(1, round(h * scale)))
         # c_detect wants BGR; columns: confidence (0-100), x, y, w, h, then 5 (x, y) points:
         # image-left eye, image-right eye, nose tip, mouth corners (a 16th column is unused).
-        bgr = np.ascontiguousarray(work[:, :, ::-1])
-        if self._omp is None:
-            out = c_detect(bgr).astype(np.float32)
-        else:
-            with self._omp.limit(limits=1):
-                out = c_detect(bgr).astype(np.float32)
+        with self._omp.limit(limits=1) if self._omp is not None else nullcontext():
+            out = c_detect(np.ascontiguousarray(work[:, :, ::-1])).astype(np.float32)
         if len(out) == 0:
             return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 2, 2))
         # pixel centres: a point at p in the work image lies at (p + 0.5) / scale - 0.5 in the photo
