@@ -67,7 +67,7 @@ DEFAULT_DETECTOR = "yuface"
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
 #: CNN sizes (the keys of :data:`fer_features.cnn.net.PRESETS`, which needs torch to import).
-CNN_PRESETS: tuple[str, ...] = ("small", "medium", "large")
+CNN_PRESETS: tuple[str, ...] = ("small", "compact", "medium", "large")
 
 #: CNN arithmetic: bf16 autocast where it is fast (CUDA, CPUs with native bf16), or float32.
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")

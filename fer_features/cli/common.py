@@ -111,7 +111,7 @@ FeatureParamOpt = Annotated[
 ]
 
 PresetOpt = Annotated[
-    Preset, typer.Option(help="CNN size: small (minutes), medium (~1.5 h in bf16 on 2 CPU cores) or large (GPU).", rich_help_panel=CNN)
+    Preset, typer.Option(help="CNN size: small (minutes), compact (int8-sized, distilled), medium (~1.5 h in bf16 on 2 CPU cores) or large (GPU).", rich_help_panel=CNN)
 ]
 PrecisionOpt = Annotated[
     Precision, typer.Option(help="CNN arithmetic: auto = bf16 on CUDA and on CPUs with native bf16, else fp32.", rich_help_panel=CNN)
