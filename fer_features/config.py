@@ -71,6 +71,8 @@ CNN_PRESETS: tuple[str, ...] = ("small", "compact", "medium", "large")
 
 #: CNN arithmetic: bf16 autocast where it is fast (CUDA, CPUs with native bf16), or float32.
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
+#: CNN inference arithmetic: the training ones and ``int8`` (:mod:`fer_features.cnn.int8`).
+INFERENCE_PRECISIONS: tuple[str, ...] = (*PRECISIONS, "int8")
 
 #: Test-time augmentation of the CNN: none, the mirror image, or ten crops (corners, centre, mirrored).
 TTA_MODES: tuple[str, ...] = ("none", "flip", "ten-crop")

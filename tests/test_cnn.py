@@ -380,7 +380,7 @@ def test_cnn_head_takes_no_features():
 
 
 def test_unknown_preset():
-    with pytest.raises(ValueError, match="small, medium, large"):
+    with pytest.raises(ValueError, match="small, compact, medium, large"):
         TrainConfig(preset="huge")
     assert TrainConfig(preset="large").net == PRESETS["large"]
 

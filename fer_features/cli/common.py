@@ -67,6 +67,7 @@ Preset = choices("Preset", config.CNN_PRESETS)
 Backend = choices("Backend", config.BACKENDS)
 Tta = choices("Tta", config.TTA_MODES)
 Precision = choices("Precision", config.PRECISIONS)
+InferencePrecision = choices("InferencePrecision", config.INFERENCE_PRECISIONS)
 
 # --------------------------------------------------------------------------- option types
 

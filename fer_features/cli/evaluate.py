@@ -10,7 +10,7 @@ import typer
 
 from fer_features import config
 from fer_features.cli.common import (
-    CNN, ClassesOpt, DataFormat, DataOpt, FormatOpt, JsonOpt, LabelMode, LabelModeOpt, Precision, SkipBadOpt, Split, Tta,
+    CNN, ClassesOpt, DataFormat, DataOpt, FormatOpt, InferencePrecision, JsonOpt, LabelMode, LabelModeOpt, SkipBadOpt, Split, Tta,
     TrustPickleOpt, app, check_outputs, console, fail, load_data, load_options, read_model,
 )  # fmt: skip
 
@@ -30,7 +30,9 @@ def evaluate(
     skip_bad: SkipBadOpt = False,
     seed: Annotated[int, typer.Option(help="Seed of a photo folder's split: the --seed given to fer train.")] = 0,
     tta: Annotated[Tta, typer.Option(help="CNN checkpoint (.pt): test-time augmentation none, flip or ten-crop.", rich_help_panel=CNN)] = Tta.none,
-    precision: Annotated[Precision, typer.Option(help="CNN checkpoint (.pt): inference arithmetic.", rich_help_panel=CNN)] = Precision.auto,
+    precision: Annotated[
+        InferencePrecision, typer.Option(help="CNN checkpoint (.pt): inference arithmetic (int8: see fer quantize).", rich_help_panel=CNN)
+    ] = InferencePrecision.auto,
     trust_pickle: TrustPickleOpt = False,
 ) -> None:
     """Score a trained pipeline on one split: per-class report, accuracy, macro-F1, confusion matrix."""

@@ -11,6 +11,12 @@ from fer_features.features.base import FaceImageTransformer, check_images
 from fer_features.torch_utils import TorchModuleMixin, batched_forward, resolve_device, to_channels_last, use_bf16
 
 
+_NO_INT8 = (
+    "precision='int8' needs the checkpoint's int8 calibration, which this one lacks: add it with "
+    "`fer quantize CHECKPOINT --data fer2013.csv.gz` (checkpoints trained since it exists carry one)"
+)
+
+
 class _CNNModuleMixin(TorchModuleMixin):
     """A fer-features CNN checkpoint inside an estimator: loading, rebuilding, logits.
 
@@ -36,24 +42,63 @@ class _CNNModuleMixin(TorchModuleMixin):
         self.net_config_ = dict(ckpt["config"]["net"])
         self.n_classes_ = int(ckpt["n_classes"])
         self.mean_, self.std_ = float(ckpt["mean"]), float(ckpt["std"])
+        self.int8_calibration_ = ckpt.get("int8")
+        self.__dict__.pop("_int8_net", None)
+        if self._precision() == "int8" and not self.int8_calibration_:
+            raise ValueError(_NO_INT8)
 
     def _logits(self, X: np.ndarray, tta: str | bool = "none") -> np.ndarray:
         from fer_features.cnn.train import predict_logits, to_tensor
 
         xt = to_tensor(X, self.mean_, self.std_)
+        if self._precision() == "int8":
+            return self._int8_forward(self._int8_module(), xt, tta).numpy()
         logits = predict_logits(self.module_, xt, self.device_, self.batch_size, tta=tta, precision=self._precision())
         return logits.numpy()
+
+    def _int8_forward(self, fn, xt, tta):
+        """``fn`` (the int8 network or its ``embed``) over standardised faces, TTA-averaged, on the CPU."""
+        import torch
+
+        from fer_features.cnn.train import mean_over_views
+
+        forward = lambda xb: mean_over_views(fn, xb, tta)  # noqa: E731
+        return batched_forward(forward, xt, torch.device("cpu"), self.batch_size, precision="fp32", channels_last=False)
+
+    def _int8_module(self):
+        """The int8 network (:func:`~fer_features.cnn.int8.int8_network`), built once from the float weights."""
+        qnet = self.__dict__.get("_int8_net")
+        if qnet is None:
+            import copy
+
+            import torch
+
+            from fer_features.cnn.int8 import int8_network
+
+            calibration = getattr(self, "int8_calibration_", None)
+            if not calibration:
+                raise ValueError(_NO_INT8)
+            cpu_net = copy.deepcopy(self.module_).float().cpu().to(memory_format=torch.contiguous_format)
+            qnet = self._int8_net = int8_network(cpu_net, calibration)
+        return qnet
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_int8_net", None)  # rebuilt from the float weights and the calibration on first use
+        return state
 
     def _precision(self) -> str:
         return getattr(self, "precision", "auto")  # estimators pickled before the parameter existed
 
     def inference_precision(self) -> str:
-        """``'bf16'`` or ``'fp32'``: the arithmetic of inference on this machine (fitted estimators)."""
+        """``'int8'``, ``'bf16'`` or ``'fp32'``: the arithmetic of inference on this machine (fitted estimators)."""
+        if self._precision() == "int8":
+            return "int8"
         return "bf16" if self._uses_bf16() else "fp32"
 
     def _uses_bf16(self) -> bool:
         """Whether inference runs in bf16 on this machine."""
-        return use_bf16(self.device_, self._precision())
+        return self._precision() != "int8" and use_bf16(self.device_, self._precision())
 
 
 class CNNEmbedding(_CNNModuleMixin, FaceImageTransformer):
@@ -72,9 +117,11 @@ class CNNEmbedding(_CNNModuleMixin, FaceImageTransformer):
         Images per forward pass. The output does not depend on it (eval mode).
     device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
         ``'auto'``: CUDA if available, else MPS, else CPU.
-    precision : {'auto', 'bf16', 'fp32'}, default='auto'
+    precision : {'auto', 'bf16', 'fp32', 'int8'}, default='auto'
         Inference arithmetic (:func:`~fer_features.cnn.train.use_bf16`): bf16 autocast on CUDA
-        and on CPUs with native bf16, float32 elsewhere; the embeddings are float32 either way.
+        and on CPUs with native bf16, float32 elsewhere; ``'int8'``: the statically quantized
+        network on the CPU (:mod:`fer_features.cnn.int8`; needs the checkpoint's calibration).
+        The embeddings are float32 in every mode.
     tta : {'none', 'flip', 'ten-crop'}, default='none'
         Test-time augmentation of the embedding: the mean of the embeddings of each face's views
         (:func:`~fer_features.cnn.train.tta_views`; ``'flip'``: the face and its mirror image).
@@ -89,6 +136,8 @@ class CNNEmbedding(_CNNModuleMixin, FaceImageTransformer):
         The network, in eval mode, on ``device_``.
     device_ : torch.device
     image_shape_ : tuple of (int, int)
+    int8_calibration_ : dict or None
+        The checkpoint's int8 activation scales (:func:`~fer_features.cnn.int8.calibrate_int8`).
 
     Notes
     -----
@@ -157,6 +206,8 @@ class CNNEmbedding(_CNNModuleMixin, FaceImageTransformer):
 
         embed, tta = self.module_.embed, self._tta()
         xt = to_tensor(X, self.mean_, self.std_)
+        if self._precision() == "int8":
+            return self._int8_forward(self._int8_module().embed, xt, tta).numpy().astype(np.float32)
         out = batched_forward(lambda xb: mean_over_views(embed, xb, tta), xt, self.device_, self.batch_size, net=self.module_, precision=self._precision())
         return out.numpy().astype(np.float32)
 
@@ -189,9 +240,12 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         Architecture (``widths``, ``convs_per_stage``, ``embedding_dim``, ``dropout``); default
         the preset's.
     seed : int, default=0
-    precision : {'auto', 'bf16', 'fp32'}, default='auto'
+    precision : {'auto', 'bf16', 'fp32', 'int8'}, default='auto'
         Training and inference arithmetic (:func:`~fer_features.cnn.train.use_bf16`): bf16 on
-        CUDA and on CPUs with native bf16, float32 elsewhere.
+        CUDA and on CPUs with native bf16, float32 elsewhere. ``'int8'``: trained as ``'auto'``,
+        predicted by the statically quantized network on the CPU
+        (:mod:`fer_features.cnn.int8`). Every fit calibrates the int8 activation ranges on
+        1,024 of its training faces (``checkpoint_["int8"]``, ~10 s), so any model can switch.
     channels_last : bool, default=True
     mixup, cutmix : float, default=0.0
         Beta alphas of mixup / CutMix; 0 is off.
@@ -220,7 +274,9 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         The labels seen in fit, sorted.
     module_ : torch.nn.Module
     checkpoint_ : dict
-        The best checkpoint (weights, config, history).
+        The best checkpoint (weights, config, history, ``"int8"`` calibration).
+    int8_calibration_ : dict or None
+        Its int8 activation scales (:func:`~fer_features.cnn.int8.calibrate_int8`).
     """
 
     def __init__(
@@ -291,8 +347,9 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
         batch_size : int, default=512
             Images per inference batch.
-        precision : {'auto', 'bf16', 'fp32'}, default='auto'
-            Inference arithmetic.
+        precision : {'auto', 'bf16', 'fp32', 'int8'}, default='auto'
+            Inference arithmetic; ``'int8'`` needs the checkpoint's calibration (``"int8"``:
+            written by training, or by ``fer quantize`` for an older checkpoint).
 
         Returns
         -------
@@ -330,7 +387,10 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         from fer_features.cnn.train import TrainConfig
 
         names = [f.name for f in fields(TrainConfig) if f.name != "net"]
-        return TrainConfig(**{name: getattr(self, name) for name in names}, net=dict(self.net or {}))
+        params = {name: getattr(self, name) for name in names}
+        if params["precision"] == "int8":  # int8 is inference only: training runs in the machine's best float
+            params["precision"] = "auto"
+        return TrainConfig(**params, net=dict(self.net or {}))
 
     def fit(self, X, y, X_val=None, y_val=None, on_epoch=None, soft=None, soft_classes=None):
         """Train the network; the best epoch on the validation split is kept.
@@ -395,6 +455,9 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         )
         ckpt["n_classes"] = len(self.classes_)
         ckpt["classes"] = [str(c) for c in self.classes_]
+        from fer_features.cnn.int8 import calibrate_checkpoint
+
+        ckpt["int8"] = calibrate_checkpoint(ckpt, X, seed=self.seed)  # the checkpoint then serves precision='int8'
         self.checkpoint_ = ckpt
         self._load(ckpt)
         self.image_shape_ = tuple(X.shape[1:])
