@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
-def ours(zip_path: str, model_path: str, photo: str, detector: str | None) -> dict:
+def ours(zip_path: str, model_path: str, photo: str, detector: str | None, precision: str = "auto") -> dict:
     """Our numbers (run in a child process): crops/s, accuracy, photo ms and labels."""
     import numpy as np
 
@@ -42,7 +42,7 @@ def ours(zip_path: str, model_path: str, photo: str, detector: str | None) -> di
     from fer_features.persist import load_model
     from fer_features.predict import predict_photos
 
-    model = load_model(model_path)
+    model = load_model(model_path, precision=precision)  # precision: a CNN checkpoint's only
     X, y = load_fer2013(zip_path).split("PrivateTest")
     model.predict_proba(X[:8])  # warm: lazy imports, torch start-up
     t = time.perf_counter()
@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--model", default=os.environ.get("FER_MODEL", str(ROOT / "models/fer-default.skops")))
     ap.add_argument("--photo", default=None, help="default: skimage's astronaut, saved as PNG")
     ap.add_argument("--detector", default=None, help="our face detector (default: the library's)")
+    ap.add_argument("--precision", default="auto", help="a CNN checkpoint's inference arithmetic: auto, bf16, fp32, int8")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--peer-python", default="/tmp/peer-venv/bin/python")
     ap.add_argument("--peer-script", default=str(SHARED / "peer/fer_package.py"))
@@ -88,7 +89,7 @@ def main() -> None:
     args = ap.parse_args()
 
     if args.ours_only:
-        print(json.dumps(ours(args.zip, args.model, args.photo, args.detector)))
+        print(json.dumps(ours(args.zip, args.model, args.photo, args.detector, args.precision)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         photo = args.photo
@@ -98,7 +99,8 @@ def main() -> None:
 
             photo = str(Path(tmp) / "astronaut.png")
             Image.fromarray(data.astronaut()).save(photo)
-        ours_cmd = [sys.executable, __file__, "--ours-only", "--zip", args.zip, "--model", args.model, "--photo", photo]
+        ours_cmd = [sys.executable, __file__, "--ours-only", "--zip", args.zip, "--model", args.model, "--photo", photo,
+                    "--precision", args.precision]
         if args.detector:
             ours_cmd += ["--detector", args.detector]
         peer_cmd = [args.peer_python, args.peer_script, args.zip, photo]

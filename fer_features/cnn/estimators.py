@@ -337,7 +337,7 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         self.resume_path = resume_path
 
     @classmethod
-    def from_checkpoint(cls, path, *, tta=False, device="auto", batch_size=512, precision="auto"):
+    def from_checkpoint(cls, path, *, tta=False, device="auto", batch_size=None, precision="auto"):
         """A fitted classifier from a checkpoint written by ``fer train --clf cnn`` (``.pt``).
 
         Parameters
@@ -345,8 +345,9 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         path : str or path-like
         tta : {False, True, 'flip', 'ten-crop'}, default=False
         device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
-        batch_size : int, default=512
-            Images per inference batch.
+        batch_size : int, optional
+            Images per inference batch; default 256 for int8 and 512 otherwise, the fastest
+            measured here (``benchmarks/int8.md``).
         precision : {'auto', 'bf16', 'fp32', 'int8'}, default='auto'
             Inference arithmetic; ``'int8'`` needs the checkpoint's calibration (``"int8"``:
             written by training, or by ``fer quantize`` for an older checkpoint).
@@ -372,6 +373,8 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         known = {f.name for f in fields(TrainConfig)}
         params = {k: v for k, v in ckpt["config"].items() if k in known}
         params["net"] = dict(ckpt["config"]["net"])
+        if batch_size is None:
+            batch_size = 256 if precision == "int8" else 512
         params.update(tta=tta, device=device, batch_size=batch_size, precision=precision)
         clf = cls(**params)
         clf._load(ckpt)  # the network is the checkpoint's own config, whatever its preset
