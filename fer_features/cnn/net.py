@@ -42,6 +42,10 @@ class FERNet(nn.Module):
     dropout : float
         Dropout before the classifier.
     n_classes : int, default=7
+    stem_stride : {1, 2}, default=1
+        Stride of the first convolution. 2 computes the first stage at half resolution and
+        replaces its max pooling (with one conv in that stage): the 48-pixel stage is the
+        costliest part of int8 inference here (``benchmarks/speed.md``).
 
     References
     ----------
@@ -51,18 +55,28 @@ class FERNet(nn.Module):
            performance on FER2013." arXiv:2105.03588, 2021.
     """
 
-    def __init__(self, widths=(32, 64, 128, 256), convs_per_stage=1, embedding_dim=256, dropout=0.3, n_classes=7):
+    def __init__(
+        self, widths=(32, 64, 128, 256), convs_per_stage=1, embedding_dim=256, dropout=0.3, n_classes=7, stem_stride=1
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = 1
         per_stage = (convs_per_stage,) * len(widths) if isinstance(convs_per_stage, int) else tuple(convs_per_stage)
         if len(per_stage) != len(widths):
             raise ValueError(f"convs_per_stage has {len(per_stage)} entries for {len(widths)} stages")
-        for width, n_convs in zip(widths, per_stage):
-            for _ in range(n_convs):
-                layers += [nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        if stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
+        for stage, (width, n_convs) in enumerate(zip(widths, per_stage)):
+            for i in range(n_convs):
+                stride = stem_stride if stage == 0 and i == 0 else 1
+                layers += [
+                    nn.Conv2d(c_in, width, 3, stride=stride, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
                 c_in = width
-            layers.append(nn.MaxPool2d(2))
+            if not (stage == 0 and stem_stride == 2 and n_convs == 1):  # a strided stem conv is the first stage's pooling
+                layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
         self.embedding = nn.Sequential(
             nn.Flatten(), nn.Linear(c_in, embedding_dim, bias=False), nn.BatchNorm1d(embedding_dim), nn.ReLU(inplace=True)
