@@ -200,3 +200,21 @@ def test_fit_calibrates_int8_on_its_training_faces(faces, monkeypatch):
     assert clf.checkpoint_["int8"]["n_faces"] == 180  # the training part, not the held-out tenth
     assert clf.train_config().precision == "auto"  # int8 is for inference; training runs in float
     assert clf.inference_precision() == "int8" and clf.predict(faces[300:305]).shape == (5,)
+
+
+def test_int8_of_a_strided_stem_network(faces):
+    """A stride-2 first conv replaces the first max pooling; int8 follows it like the others."""
+    from fer_features.cnn.net import build_net
+
+    strided = build_net({**NET, "stem_stride": 2, "n_classes": 7}).eval()
+    plain = build_net({**NET, "n_classes": 7}).eval()
+    pools = lambda net: sum(isinstance(m, torch.nn.MaxPool2d) for m in net.features)  # noqa: E731
+    assert pools(strided) == pools(plain) - 1 == 3
+    assert strided.features[0].stride == (2, 2)
+    xt = to_tensor(faces[:64], 0.45, 0.25)
+    with torch.inference_mode():
+        assert strided.embed(xt).shape == plain.embed(xt).shape == (64, NET["embedding_dim"])
+        qnet = int8_network(strided, calibrate_int8(strided, xt))
+        assert qnet(xt).shape == (64, 7)
+    with pytest.raises(ValueError, match="stem_stride"):
+        build_net({**NET, "stem_stride": 3, "n_classes": 7})
