@@ -69,17 +69,12 @@ class _CNNModuleMixin(TorchModuleMixin):
         """The int8 network (:func:`~fer_features.cnn.int8.int8_network`), built once from the float weights."""
         qnet = self.__dict__.get("_int8_net")
         if qnet is None:
-            import copy
-
-            import torch
-
             from fer_features.cnn.int8 import int8_network
 
             calibration = getattr(self, "int8_calibration_", None)
             if not calibration:
                 raise ValueError(_NO_INT8)
-            cpu_net = copy.deepcopy(self.module_).float().cpu().to(memory_format=torch.contiguous_format)
-            qnet = self._int8_net = int8_network(cpu_net, calibration)
+            qnet = self._int8_net = int8_network(self.module_, calibration)
         return qnet
 
     def __getstate__(self):

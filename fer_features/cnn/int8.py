@@ -43,16 +43,17 @@ class _QuantizableFERNet(nn.Module):
         import torch.ao.quantization as tq
 
         self.quant = tq.QuantStub()
-        self.features = copy.deepcopy(net.features).eval()
+        # own float32 copies on the CPU in NCHW layout (the net may be bf16-laid-out, channels_last or on a GPU)
+        self.features = copy.deepcopy(net.features).float().cpu().to(memory_format=torch.contiguous_format).eval()
         self.pool = net.pool
         lin, bn = net.embedding[1], net.embedding[2]
-        scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        scale = bn.weight.detach().float().cpu() / torch.sqrt(bn.running_var.float().cpu() + bn.eps)
         self.embedding = nn.Linear(lin.in_features, lin.out_features, bias=True)
         with torch.no_grad():
-            self.embedding.weight.copy_(lin.weight.detach() * scale[:, None])
-            self.embedding.bias.copy_(bn.bias.detach() - bn.running_mean * scale)
+            self.embedding.weight.copy_(lin.weight.detach().float().cpu() * scale[:, None])
+            self.embedding.bias.copy_(bn.bias.detach().float().cpu() - bn.running_mean.float().cpu() * scale)
         self.relu = nn.ReLU()
-        self.classifier = copy.deepcopy(net.classifier)
+        self.classifier = copy.deepcopy(net.classifier).float().cpu()
         self.dequant = tq.DeQuantStub()
         self.eval()
         mods = list(self.features.named_children())
@@ -125,12 +126,13 @@ def calibrate_int8(net, X: torch.Tensor, *, batch_size: int = 256) -> dict:
     return {"engine": engine, "n_faces": int(len(X)), "scales": _activation_qparams(qnet)}
 
 
+def _quantized_layers(qnet) -> dict:
+    """The converted network's modules that carry an activation scale and zero point, by name."""
+    return {name: mod for name, mod in qnet.named_modules() if name and hasattr(mod, "scale") and hasattr(mod, "zero_point")}
+
+
 def _activation_qparams(qnet) -> dict:
-    out = {}
-    for name, mod in qnet.named_modules():
-        if name and hasattr(mod, "scale") and hasattr(mod, "zero_point"):
-            out[name] = [float(mod.scale), int(mod.zero_point)]
-    return out
+    return {name: [float(mod.scale), int(mod.zero_point)] for name, mod in _quantized_layers(qnet).items()}
 
 
 def int8_network(net, calibration: dict) -> nn.Module:
@@ -139,7 +141,7 @@ def int8_network(net, calibration: dict) -> nn.Module:
     Parameters
     ----------
     net : FERNet
-        The float network (on the CPU; not changed).
+        The float network (any device and layout; not changed).
     calibration : dict
         As returned by :func:`calibrate_int8` (or read from a checkpoint).
 
@@ -157,7 +159,7 @@ def int8_network(net, calibration: dict) -> nn.Module:
     """
     engine = quantized_engine()
     qnet = _convert(_prepared(net, engine))
-    targets = {name: mod for name, mod in qnet.named_modules() if name and hasattr(mod, "scale") and hasattr(mod, "zero_point")}
+    targets = _quantized_layers(qnet)
     scales = calibration.get("scales", {})
     if set(targets) != set(scales):
         raise ValueError(
