@@ -52,6 +52,7 @@ LIBRARY_TYPES: tuple[str, ...] = (
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._TemperatureScaling",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils._bunch.Bunch",  # StackingClassifier.named_estimators_ (a dict)
 )
 
 #: Every type :func:`load_model` builds from a skops file beyond what skops trusts by default.

@@ -8,7 +8,7 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fer_features.classifiers import END_TO_END, HISTOGRAM_HEADS, make_classifier
+from fer_features.classifiers import BLOCK_HEADS, END_TO_END, HISTOGRAM_HEADS, make_classifier
 from fer_features.config import DEFAULT_CLASSIFIER, DEFAULT_FEATURES, DEFAULT_PCA, IMAGE_SIZE
 from fer_features.features import make_features
 
@@ -117,7 +117,8 @@ def build_pipeline(
     head = build_head(
         clf,
         n_features=feature_dims(features, feature_params=feature_params) if pca is not None else None,
-        block_sizes=block_dims(features, feature_params=feature_params) if clf in HISTOGRAM_HEADS else None,
+        block_sizes=block_dims(features, feature_params=feature_params) if clf in HISTOGRAM_HEADS | BLOCK_HEADS else None,
+        block_names=features.split("+") if clf in BLOCK_HEADS else None,
         pca=pca,
         class_weight=class_weight,
         n_jobs=n_jobs,
@@ -132,6 +133,7 @@ def build_head(
     *,
     n_features: int | None = None,
     block_sizes: list[int] | None = None,
+    block_names: list[str] | None = None,
     pca: int | None = DEFAULT_PCA,
     class_weight: str | None = None,
     n_jobs: int | None = None,
@@ -151,7 +153,12 @@ def build_head(
         Length of the feature vectors; when it is known and not above ``pca``, PCA is left out.
     block_sizes : list of int, optional
         Columns of each extractor's block, for the histogram-kernel heads (``chi2-svm``,
-        ``intersection-svm``), which normalise each block and take no scaling or PCA.
+        ``intersection-svm``), which normalise each block and take no scaling or PCA, and
+        for ``stacked-svm``.
+    block_names : list of str, optional
+        The extractor of each block (``['hog', 'sift-bovw']``), for ``stacked-svm``, which
+        gives the bag of visual words a linear branch and the other blocks an RBF one, each
+        with its own scaling and PCA.
     pca, class_weight, n_jobs, random_state, clf_params
         As in :func:`build_pipeline`.
 
@@ -172,6 +179,12 @@ def build_head(
         raise ValueError(f"the {clf} classifier learns from the pixels and has no feature head")
     if clf in HISTOGRAM_HEADS:
         params = {"block_sizes": block_sizes, **(clf_params or {})}
+        head = make_classifier(clf, class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **params)
+        return Pipeline([("scale", "passthrough"), ("pca", "passthrough"), ("clf", head)])
+    if clf in BLOCK_HEADS:
+        if block_names is None or block_sizes is None or len(block_names) != len(block_sizes):
+            raise ValueError(f"the {clf} classifier needs the name and size of each feature block")
+        params = {"blocks": list(zip(block_names, block_sizes)), "pca": pca, **(clf_params or {})}
         head = make_classifier(clf, class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **params)
         return Pipeline([("scale", "passthrough"), ("pca", "passthrough"), ("clf", head)])
     head = make_classifier(clf, class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **(clf_params or {}))
@@ -205,4 +218,12 @@ def cap_pca(pipe: Pipeline, n_fit: int) -> Pipeline:
     reducer = pipe.named_steps.get("pca")
     if reducer not in (None, "passthrough") and reducer.n_components > n_fit:
         pipe.set_params(pca__n_components=n_fit)
+    from sklearn.ensemble import StackingClassifier
+
+    head = pipe.named_steps.get("clf")
+    if isinstance(head, StackingClassifier):  # its branches' PCA, fitted on cv-1 of cv folds first
+        inner = n_fit * (head.cv - 1) // head.cv if isinstance(head.cv, int) else n_fit
+        for key, value in list(pipe.get_params(deep=True).items()):
+            if key.startswith("clf__") and isinstance(value, PCA) and value.n_components > inner:
+                pipe.set_params(**{f"{key}__n_components": max(1, inner)})
     return pipe

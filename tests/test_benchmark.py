@@ -325,6 +325,30 @@ def test_benchmark_without_cnn_needs_no_checkpoint(real_zip, tmp_path):
     assert not (tmp_path / "absent.pt").exists()
 
 
+def test_sparse_features_are_cached_sparse_and_feed_the_stacked_head(tiny_real, tmp_path):
+    """sift-bovw with sparse_output is stored as CSR, served back from the cache, and joins dense blocks."""
+    import scipy.sparse as sp
+
+    from fer_features.features import SIFTBoVW
+
+    params = {"n_words": 8, "pyramid": (1, 2), "n_train_descriptors": 2000, "encoding": "presence", "norm": "l2",
+              "sparse_output": True}
+    grid = small_grid(features=["hog+sift-bovw"], classifiers=["stacked-svm"], feature_params={"sift-bovw": params}, pca=8,
+                      classifier_params={"stacked-svm": {"decision_function_shape": "ovr"}})  # tiny folds lack classes
+    seen, on_event = events()
+    first = run_benchmark(tiny_real, grid, cache_dir=tmp_path, on_event=on_event)
+    info = [i for kind, i in seen if kind == "extract-done" and i["name"] == "sift-bovw"][0]
+    assert info["sparse"] is True
+    cached, _ = BenchmarkCache(tmp_path).load_features("sift-bovw", info["key"])
+    assert sp.issparse(cached)
+    X_train, _ = tiny_real.split("Training")
+    expected = SIFTBoVW(**params).fit(X_train).transform(tiny_real.X)
+    np.testing.assert_allclose(cached.toarray(), expected.toarray(), rtol=1e-6)
+    assert first[0]["dims"] == 1764 + 40 and 0 <= first[0]["PrivateTest"]["accuracy"] <= 1
+    again = run_benchmark(tiny_real, grid, cache_dir=tmp_path)
+    assert again[0]["cached"] and again[0]["PublicTest"] == first[0]["PublicTest"]
+
+
 def test_a_fitted_extractor_is_fitted_on_training_only(tiny_real, tmp_path):
     """sift-bovw's cached matrix is the pipeline's: vocabulary from the Training rows, every row transformed."""
     from fer_features.features import SIFTBoVW

@@ -263,7 +263,7 @@ def test_library_types_are_exactly_what_the_heads_need(tmp_path):
 
     X, y = pattern_images(per_class=12)
     needed = set()
-    for clf, params in (("svm", None), ("linear-svm", None), ("gbm", {"max_iter": 3}), ("logreg", None)):
+    for clf, params in (("svm", None), ("linear-svm", None), ("gbm", {"max_iter": 3}), ("logreg", None), ("stacked-svm", None)):
         pipe = build_pipeline("hog", clf, pca=5, n_jobs=1, clf_params=params).fit(X, y)
         path = save_model(pipe, tmp_path / f"{clf}.skops")
         needed |= {t for t in sio.get_untrusted_types(file=path) if not t.startswith("fer_features.")}

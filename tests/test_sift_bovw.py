@@ -121,7 +121,7 @@ def test_bad_params_raise_at_fit(params, match, crops):
 
 
 def test_params_stored_verbatim_and_tags():
-    params = dict(n_words=64, bin_sizes=(4,), step=3, pyramid=(1, 3), encoding="presence", root=False,
+    params = dict(n_words=64, bin_sizes=(4,), step=3, pyramid=(1, 3), encoding="presence", norm="l2", sparse_output=True, root=False,
                   n_train_descriptors=10, random_state=7, n_jobs=2)
     est = SIFTBoVW(**params)
     assert est.get_params() == params
@@ -265,3 +265,67 @@ def test_histogram_heads_fit_and_predict_proba(clf):
     assert proba.shape == (3, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
     assert list(pipe.named_steps["clf"].named_steps["map"].block_sizes) == [1764, 8]
+
+
+# --------------------------------------------------------------------------- presence vectors, sparse, stacked head
+
+PRESENCE = {"n_words": 8, "pyramid": (1, 2), "n_train_descriptors": 2000, "encoding": "presence", "norm": "l2"}
+
+
+def test_l2_levels_have_unit_norm_and_sparse_output_is_the_dense_matrix(crops):
+    dense = SIFTBoVW(**PRESENCE).fit(crops).transform(crops)
+    sparse = SIFTBoVW(**PRESENCE, sparse_output=True).fit(crops).transform(crops)
+    assert sp.issparse(sparse) and sparse.format == "csr" and sparse.dtype == np.float32
+    np.testing.assert_array_equal(sparse.toarray(), dense)
+    np.testing.assert_allclose((dense[:, :8] ** 2).sum(axis=1), 1.0, rtol=1e-5)  # level 0
+    np.testing.assert_allclose((dense[:, 8:] ** 2).sum(axis=1), 1.0, rtol=1e-5)  # level 1, its 4 cells together
+    # presence: within a level every word that occurs carries the same value
+    for row in dense[:, :8]:
+        np.testing.assert_allclose(row[row > 0], row[row > 0][0])
+
+
+def test_sparse_output_in_a_union_and_over_chunks():
+    X = faces(530, size=36, seed=3)  # two chunks of the base class
+    est = SIFTBoVW(**{**PRESENCE, "bin_sizes": (4,), "step": 4}, sparse_output=True).fit(X[:20])
+    out = est.transform(X)
+    assert sp.issparse(out) and out.shape == (530, 40)
+    np.testing.assert_array_equal(clone(est).set_params(n_jobs=2).fit(X[:20]).transform(X).toarray(), out.toarray())
+    union = make_features("hog+sift-bovw", params={"sift-bovw": {**PRESENCE, "sparse_output": True}}).fit(faces(6))
+    assert sp.issparse(union.transform(faces(3))) and union.transform(faces(3)).shape == (3, 1764 + 40)
+
+
+def test_bad_norm_raises_at_fit(crops):
+    with pytest.raises(ValueError, match="norm must be one of 'l1', 'l2'"):
+        small(norm="max").fit(crops)
+
+
+def test_stacked_head_gives_the_bag_of_words_a_linear_branch():
+    from fer_features.pipelines import build_pipeline, cap_pca
+
+    X = faces(60, seed=4)
+    y = np.asarray(["happy", "sad", "angry"] * 20)
+    params = {"sift-bovw": {**PRESENCE, "sparse_output": True}}
+    pipe = cap_pca(build_pipeline("hog+sift-bovw+lbp", "stacked-svm", feature_params=params), len(X))
+    assert pipe.named_steps["scale"] == "passthrough" and pipe.named_steps["pca"] == "passthrough"
+    head = pipe.named_steps["clf"]
+    (dense_name, dense), (bovw_name, bovw) = head.estimators
+    assert (dense_name, bovw_name) == ("hog+lbp", "sift-bovw")
+    assert bovw.named_steps["select"].transformers[0][2] == slice(1764, 1764 + 40)  # its own columns only
+    dense_cols = dense.named_steps["select"].transformers[0][2]
+    assert len(dense_cols) == 1764 + 2124 and 1764 not in dense_cols
+    assert dense.named_steps["pca"].n_components == 60 * 2 // 3  # capped: first fitted on 2 of 3 folds of 60
+    pipe.fit(X, y)
+    proba = pipe.predict_proba(X[:4])
+    assert proba.shape == (4, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    again = pickle.loads(pickle.dumps(pipe))
+    np.testing.assert_allclose(again.predict_proba(X[:4]), proba, rtol=1e-5)
+    # the final model weighs both branches' decision values (3 classes each)
+    assert head.final_estimator_.coef_.shape == (3, 3 + 3)  # 3 one-vs-one pairs, 3 one-vs-rest margins
+
+
+def test_stacked_head_needs_the_blocks():
+    from fer_features.pipelines import build_head
+
+    with pytest.raises(ValueError, match="name and size of each feature block"):
+        build_head("stacked-svm", block_sizes=[10, 20])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import scipy.sparse as sp
 
 from fer_features.persist import atomic_path
 
@@ -70,7 +71,7 @@ class BenchmarkCache:
     ----------
     root : str or Path
         Created when first written. Layout: ``features/{name}-{key}.npy`` (float32,
-        ``(n_images, n_features)``, rows in data-set order) with ``.json`` metadata (dims,
+        ``(n_images, n_features)``, rows in data-set order; ``.npz``, CSR, for a sparse matrix) with ``.json`` metadata (dims,
         seconds, img/s, when), and ``cells/{slug}-{key}.json`` (one finished cell's record).
     """
 
@@ -83,29 +84,35 @@ class BenchmarkCache:
         return stem.with_suffix(".npy"), stem.with_suffix(".json")
 
     def load_features(self, name: str, key: str) -> tuple[np.ndarray, dict] | None:
-        """The cached matrix (memory-mapped, read-only) and its metadata, or None on a miss."""
+        """The cached matrix (memory-mapped, read-only; CSR if stored sparse) and its metadata, or None on a miss."""
         npy, meta = self._feature_paths(name, key)
-        if not (npy.is_file() and meta.is_file()):
+        npz = npy.with_suffix(".npz")
+        if not ((npy.is_file() or npz.is_file()) and meta.is_file()):
             return None
         try:
             info = json.loads(meta.read_text())
-            X = np.load(npy, mmap_mode="r")
+            X = sp.load_npz(npz).tocsr() if info.get("sparse") else np.load(npy, mmap_mode="r")
         except (OSError, ValueError):
             return None  # a damaged entry is a miss; it is rewritten
         if info.get("key") != key or X.shape != (info.get("n_images"), info.get("dims")):
             return None
         return X, info
 
-    def save_features(self, name: str, key: str, X: np.ndarray, info: dict) -> dict:
-        """Store a matrix (as float32) and its metadata; returns the metadata written."""
+    def save_features(self, name: str, key: str, X, info: dict) -> dict:
+        """Store a matrix (as float32; a sparse one as CSR ``.npz``) and its metadata; returns the metadata written."""
         npy, meta = self._feature_paths(name, key)
         npy.parent.mkdir(parents=True, exist_ok=True)
-        X = np.ascontiguousarray(X, dtype=np.float32)
+        sparse = sp.issparse(X)
+        X = sp.csr_matrix(X, dtype=np.float32) if sparse else np.ascontiguousarray(X, dtype=np.float32)
         info = {**info, "name": name, "key": key, "n_images": int(X.shape[0]), "dims": int(X.shape[1]),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        with atomic_path(npy) as tmp:
+                "sparse": sparse, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        target = npy.with_suffix(".npz") if sparse else npy
+        with atomic_path(target) as tmp:
             with open(tmp, "wb") as fh:
-                np.save(fh, X)
+                if sparse:
+                    sp.save_npz(fh, X, compressed=False)
+                else:
+                    np.save(fh, X)
         with atomic_path(meta) as tmp:  # written last: its presence marks a complete entry
             tmp.write_text(json.dumps(info, indent=2) + "\n")
         return info

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import scipy.sparse as sp
 
 from fer_features.benchmark.cache import CACHE_VERSION, BenchmarkCache, extractor_key, file_digest
 from fer_features.benchmark.grid import Cell, Grid
@@ -91,6 +92,14 @@ def _scores(model, X, labels) -> dict:
     }
 
 
+def _rows(blocks: list, idx: np.ndarray):
+    """These rows of every block, side by side: an ndarray, or CSR when a block is sparse."""
+    parts = [b[idx] if sp.issparse(b) else np.asarray(b[idx]) for b in blocks]
+    if any(sp.issparse(p) for p in parts):
+        return sp.hstack(parts, format="csr")
+    return np.concatenate(parts, axis=1)
+
+
 def run_feature_cell(
     cell: Cell,
     blocks: list[np.ndarray],
@@ -105,7 +114,8 @@ def run_feature_cell(
     ----------
     cell : Cell
     blocks : list of ndarray of shape (n_images, d_i), dtype float32
-        The cached matrices of the cell's extractors, rows in data-set order.
+        The cached matrices of the cell's extractors, rows in data-set order (CSR matrices
+        for an extractor with ``sparse_output``).
     labels : ndarray of shape (n_images,), dtype str
         Emotion names.
     index : dict of {usage: ndarray of int}
@@ -130,20 +140,21 @@ def run_feature_cell(
 
     record: dict = {"worker_pid": os.getpid(), "threads": threads}
     with threadpool_limits(limits=threads), PeakMemory() as peak:
-        rows = {u: np.concatenate([np.asarray(b[idx]) for b in blocks], axis=1) if len(idx) else None for u, idx in index.items()}
+        rows = {u: _rows(blocks, idx) if len(idx) else None for u, idx in index.items()}
         X_train, y_train = rows["Training"], labels[index["Training"]]
         dims = int(X_train.shape[1])
         head = build_head(
             cell.clf,
             n_features=dims,
             block_sizes=[int(b.shape[1]) for b in blocks],
+            block_names=cell.blocks,
             pca=settings["pca"],
             class_weight=settings["class_weight"],
             n_jobs=1,
             random_state=settings["seed"],
             clf_params=settings["clf_params"],
         )
-        cap_pca(head, len(X_train) * (settings["cv"] - 1) // settings["cv"] if settings["cv"] else len(X_train))
+        cap_pca(head, X_train.shape[0] * (settings["cv"] - 1) // settings["cv"] if settings["cv"] else X_train.shape[0])
         if settings["cv"]:
             folds = StratifiedKFold(n_splits=settings["cv"], shuffle=True, random_state=settings["seed"])
             cvs = cross_validate(clone(head), X_train, y_train, cv=folds, scoring={"accuracy": "accuracy", "macro_f1": "f1_macro"})

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -160,6 +161,7 @@ class FaceImageTransformer(TransformerMixin, BaseEstimator):
         Returns
         -------
         features : ndarray of shape (n_samples, n_features), dtype float32
+            Or a CSR sparse matrix of that shape, from an extractor with ``sparse_output``.
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
@@ -172,9 +174,11 @@ class FaceImageTransformer(TransformerMixin, BaseEstimator):
         parts, done = [], 0
         for part in results:
             parts.append(part)
-            done += len(part)
+            done += part.shape[0]
             if _progress_hook is not None:
                 _progress_hook(self._feature_prefix, done, len(X))
+        if parts and sp.issparse(parts[0]):  # an extractor with sparse_output (sift-bovw)
+            return sp.vstack(parts, format="csr")
         return np.concatenate(parts)
 
     def get_feature_names_out(self, input_features=None):
