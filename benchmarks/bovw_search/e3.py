@@ -1,15 +1,11 @@
-import os
-WORK = os.environ.get("BOVW_SEARCH_DIR", ".cache/bovw-search")  # intermediate arrays (words, features); run from the repository root
-os.makedirs(WORK, exist_ok=True)
-import sys
+import os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import *
+from lib import *  # noqa: F403 (WORK, the splits, hist, run, handcrafted)
 from sklearn.svm import LinearSVC, SVC
 from sklearn.preprocessing import StandardScaler
 from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
-Fe = np.load(os.path.join(WORK, "feats.npz"))
-H = np.hstack([Fe["hog"], Fe["lbp"], Fe["landmarks"]]); Hf = np.hstack([Fe["hog_flip"], Fe["lbp_flip"], Fe["landmarks_flip"]])
+H, Hf = handcrafted(), handcrafted(flip=True)
 ev = np.concatenate([PU, PR])
 t = time.time()
 m = make_pipeline(StandardScaler(), PCA(256, random_state=0), SVC(C=10, gamma="scale", cache_size=2000)).fit(H[TR], y[TR])

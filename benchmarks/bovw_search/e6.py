@@ -1,9 +1,6 @@
-import os
-WORK = os.environ.get("BOVW_SEARCH_DIR", ".cache/bovw-search")  # intermediate arrays (words, features); run from the repository root
-os.makedirs(WORK, exist_ok=True)
-import sys
+import os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import *
+from lib import *  # noqa: F403 (WORK, the splits, hist, run, handcrafted)
 from sklearn.svm import LinearSVC, SVC
 from sklearn.preprocessing import StandardScaler
 from sklearn.decomposition import PCA
@@ -11,8 +8,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import StackingClassifier
 from sklearn.linear_model import LogisticRegression
-Fe = np.load(os.path.join(WORK, "feats.npz"))
-H = np.hstack([Fe["hog"], Fe["lbp"], Fe["landmarks"]])
+H = handcrafted()
 F = hist(4096, (1, 2, 3, 4), "presence")
 X = sp.hstack([sp.csr_matrix(H), F]).tocsr()
 nh = H.shape[1]

@@ -1,17 +1,13 @@
-import os
-WORK = os.environ.get("BOVW_SEARCH_DIR", ".cache/bovw-search")  # intermediate arrays (words, features); run from the repository root
-os.makedirs(WORK, exist_ok=True)
-import sys
+import os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import *
+from lib import *  # noqa: F403 (WORK, the splits, hist, run, handcrafted)
 from sklearn.svm import LinearSVC, SVC
 from sklearn.preprocessing import StandardScaler
 from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
 from sklearn.model_selection import StratifiedKFold
 from joblib import Parallel, delayed
-Fe = np.load(os.path.join(WORK, "feats.npz"))
-H = np.hstack([Fe["hog"], Fe["lbp"], Fe["landmarks"]])
+H = handcrafted()
 F = hist(4096, (1, 2, 3, 4), "presence")
 folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(TR, y[TR]))
 def svc_fold(tr, te):

@@ -46,3 +46,8 @@ def run(name, F, Cs=(0.1, 0.3, 1.0), Ftr=None, ytr=None):
         out.append((C, round(acc(m, F), 4), round(time.time() - t)))
     print(name, out, flush=True)
     return out
+def handcrafted(flip=False):
+    """hog, lbp and landmarks side by side (feats.py), of the faces or of their mirror images."""
+    Fe = np.load(os.path.join(WORK, "feats.npz"))
+    tail = "_flip" if flip else ""
+    return np.hstack([Fe["hog" + tail], Fe["lbp" + tail], Fe["landmarks" + tail]])
