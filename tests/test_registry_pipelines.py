@@ -10,7 +10,7 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fer_features.classifiers import END_TO_END, HISTOGRAM_HEADS, list_classifiers, make_classifier
+from fer_features.classifiers import BLOCK_HEADS, END_TO_END, HISTOGRAM_HEADS, list_classifiers, make_classifier
 from fer_features.datasets import EMOTIONS
 from fer_features.features import HOGFeatures, LBPFeatures, list_features, make_features, parse_spec
 from fer_features.pipelines import build_pipeline, feature_dims
@@ -114,7 +114,7 @@ def test_every_classifier_learns_synthetic_patterns(clf, patterns):
     X, labels = patterns
     pipe = build_pipeline("hog", clf, pca=20, n_jobs=1)
     assert [name for name, _ in pipe.steps] == ["features", "scale", "pca", "clf"]
-    if clf in HISTOGRAM_HEADS:  # they normalise the raw histogram blocks themselves
+    if clf in HISTOGRAM_HEADS | BLOCK_HEADS:  # they normalise, scale or reduce each block themselves
         assert pipe.named_steps["scale"] == pipe.named_steps["pca"] == "passthrough"
     else:
         assert isinstance(pipe.named_steps["scale"], StandardScaler)
@@ -193,7 +193,8 @@ def test_bad_classifier_parameter():
 
 @pytest.mark.parametrize("clf", FEATURE_HEADS)
 def test_class_weight_and_seed_reach_the_head(clf):
-    head = make_classifier(clf, class_weight="balanced", random_state=7, n_jobs=2)
+    extra = {"blocks": [("hog", 30), ("sift-bovw", 40)]} if clf in BLOCK_HEADS else {}
+    head = make_classifier(clf, class_weight="balanced", random_state=7, n_jobs=2, **extra)
     params = head.get_params()
     weight_keys = [k for k in params if k.endswith("class_weight")]
     seed_keys = [k for k in params if k.endswith("random_state")]
