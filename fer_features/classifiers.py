@@ -142,10 +142,9 @@ def _stacked_svm(
     branches = []
     if other:
         cols = np.concatenate(other)
+        reducer = PCA(n_components=int(pca), random_state=random_state) if pca is not None and len(cols) > int(pca) else "passthrough"
         if np.array_equal(cols, np.arange(cols[0], cols[0] + len(cols))):
             cols = slice(int(cols[0]), int(cols[0]) + len(cols))  # one contiguous run of columns
-        n_cols = sum(len(c) for c in other)
-        reducer = PCA(n_components=int(pca), random_state=random_state) if pca is not None and n_cols > int(pca) else "passthrough"
         names = "+".join(name for name, _ in blocks if name not in linear_features)
         branches.append((names, Pipeline([
             ("select", ColumnTransformer([("columns", "passthrough", cols)], sparse_threshold=0.0)),

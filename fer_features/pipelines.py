@@ -177,14 +177,14 @@ def build_head(
     """
     if clf in END_TO_END:
         raise ValueError(f"the {clf} classifier learns from the pixels and has no feature head")
-    if clf in HISTOGRAM_HEADS:
-        params = {"block_sizes": block_sizes, **(clf_params or {})}
-        head = make_classifier(clf, class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **params)
-        return Pipeline([("scale", "passthrough"), ("pca", "passthrough"), ("clf", head)])
-    if clf in BLOCK_HEADS:
-        if block_names is None or block_sizes is None or len(block_names) != len(block_sizes):
+    if clf in HISTOGRAM_HEADS | BLOCK_HEADS:  # they take the raw blocks: no scaling or PCA in front
+        if clf in HISTOGRAM_HEADS:
+            params = {"block_sizes": block_sizes}
+        elif block_names is None or block_sizes is None or len(block_names) != len(block_sizes):
             raise ValueError(f"the {clf} classifier needs the name and size of each feature block")
-        params = {"blocks": list(zip(block_names, block_sizes)), "pca": pca, **(clf_params or {})}
+        else:
+            params = {"blocks": list(zip(block_names, block_sizes)), "pca": pca}
+        params = {**params, **(clf_params or {})}  # a --clf-param wins
         head = make_classifier(clf, class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **params)
         return Pipeline([("scale", "passthrough"), ("pca", "passthrough"), ("clf", head)])
     head = make_classifier(clf, class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **(clf_params or {}))
@@ -223,7 +223,7 @@ def cap_pca(pipe: Pipeline, n_fit: int) -> Pipeline:
     head = pipe.named_steps.get("clf")
     if isinstance(head, StackingClassifier):  # its branches' PCA, fitted on cv-1 of cv folds first
         inner = n_fit * (head.cv - 1) // head.cv if isinstance(head.cv, int) else n_fit
-        for key, value in list(pipe.get_params(deep=True).items()):
+        for key, value in pipe.get_params(deep=True).items():
             if key.startswith("clf__") and isinstance(value, PCA) and value.n_components > inner:
                 pipe.set_params(**{f"{key}__n_components": max(1, inner)})
     return pipe

@@ -366,10 +366,10 @@ class SIFTBoVW(FaceImageTransformer):
         if self.encoding == "presence":
             hist.data[:] = 1.0
         # per-image, per-level scale factors, applied to the stored values only
-        level_of_col = np.repeat(np.arange(len(self.pyramid)), [int(g) ** 2 * k for g in self.pyramid])
+        n_levels = len(self.pyramid)
+        level_of_col = np.repeat(np.arange(n_levels), [int(g) ** 2 * k for g in self.pyramid])
         level = level_of_col[hist.indices]
         image = np.repeat(np.arange(n), np.diff(hist.indptr))
-        n_levels = len(self.pyramid)
         if self.norm == "l1":
             mass = np.zeros((n, n_levels))
             np.add.at(mass, (image, level), hist.data)
