@@ -61,16 +61,17 @@ def component(name):
     """A kernel as (train, test) memory maps and the map applied to its values.
 
     'bovw': the presence vectors' dot product / 4 (the linear kernel); 'bovwexpA':
-    exp(A * (dot / 4 - 1)), an RBF on the per-level-normalised vectors; any other name: an RBF
-    kernel saved by rbf_kernels.py.
+    exp(A * (dot / 4 - 1)), an RBF on the per-level-normalised vectors; 'bovw-mirror': the
+    dot product with the other face's mirror image, / 4 (mirror_kernels.py); any other name:
+    an RBF kernel saved by rbf_kernels.py or mirror_kernels.py.
     """
-    base = "bovw" if name.startswith("bovw") else name
-    G, T = np.load(path(base, "tr"), mmap_mode="r"), np.load(path(base, "te"), mmap_mode="r")
-    if name == "bovw":
-        return G, T, lambda M: np.asarray(M, np.float64) / N_LEVELS
     if name.startswith("bovwexp"):
         a = float(name[len("bovwexp"):])
+        G, T = np.load(path("bovw", "tr"), mmap_mode="r"), np.load(path("bovw", "te"), mmap_mode="r")
         return G, T, lambda M: np.exp(a * (np.asarray(M, np.float64) / N_LEVELS - 1))
+    G, T = np.load(path(name, "tr"), mmap_mode="r"), np.load(path(name, "te"), mmap_mode="r")
+    if name.startswith("bovw"):
+        return G, T, lambda M: np.asarray(M, np.float64) / N_LEVELS
     return G, T, lambda M: np.asarray(M, np.float64)
 
 
