@@ -1,4 +1,5 @@
-"""Shared by the kernel-sum scripts (gram.py, rbf_kernels.py, kernel_sum.py, local.py, late_fusion.py).
+"""Shared by the kernel-sum scripts (gram.py, rbf_kernels.py, extra_kernels.py, mirror_kernels.py,
+kernel_sum.py, local.py, late_fusion.py).
 
 Features come from the `fer benchmark` cache (extracted on first use, with the parameters of
 benchmarks/sift_bovw_stacked.toml); kernel matrices go to $BOVW_SEARCH_DIR (default
@@ -15,6 +16,8 @@ from fer_features.benchmark.cache import BenchmarkCache
 from fer_features.benchmark.run import extract_features
 from fer_features.config import default_cache_dir
 from fer_features.datasets import load_fer2013
+from fer_features.heads import _rbf_gamma
+from sklearn.metrics.pairwise import rbf_kernel
 
 WORK = os.environ.get("BOVW_SEARCH_DIR", ".cache/bovw-search")
 os.makedirs(WORK, exist_ok=True)
@@ -35,22 +38,39 @@ def bovw():
     return sp.csr_matrix(feats(["sift-bovw"])["sift-bovw"][0], dtype=np.float32)
 
 
-def standardised_pca(names, n=256):
-    """The svm head's input: the blocks joined, standardised, PCA to n (fitted on Training)."""
+def joined(names):
+    """The feature blocks side by side, float32, rows in data-set order."""
+    f = feats(list(names))
+    return np.hstack([np.asarray(f[k][0], np.float32) for k in names])
+
+
+def reduce(H, *others, n=256):
+    """The svm head's input: standardised, then PCA to n if wider, both fitted on H's Training
+    rows; the same fitted maps applied to each of ``others`` (e.g. the mirror images)."""
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
 
-    f = feats(names)
-    H = np.hstack([np.asarray(f[k][0], np.float32) for k in names])
-    H = StandardScaler().fit(H[TR]).transform(H)
+    scaler = StandardScaler().fit(H[TR])
+    out = [scaler.transform(M) for M in (H, *others)]
     if H.shape[1] > n:
-        H = PCA(n, random_state=0).fit(H[TR]).transform(H)
-    return H.astype(np.float32)
+        pca = PCA(n, random_state=0).fit(out[0][TR])
+        out = [pca.transform(M) for M in out]
+    return [M.astype(np.float32) for M in out]
 
 
-def rbf(A, B, gamma):
-    sq = (A ** 2).sum(1)[:, None] + (B ** 2).sum(1)[None] - 2 * A @ B.T
-    return np.exp(-gamma * np.maximum(sq, 0))
+def gamma_scale(Ztr):
+    """SVC's gamma='scale' on these Training rows (the svm head's kernel width)."""
+    return _rbf_gamma(Ztr, "scale")
+
+
+def save_rbf(name, Z):
+    """Save the RBF kernel (gamma 'scale') of Z as the component ``name``."""
+    Ztr = Z[TR]; g = gamma_scale(Ztr)
+    G = np.lib.format.open_memmap(path(name, "tr"), mode="w+", dtype=np.float32, shape=(len(TR), len(TR)))
+    for a in range(0, len(TR), 2000):
+        G[a:a + 2000] = rbf_kernel(Ztr[a:a + 2000], Ztr, gamma=g)
+    G.flush()
+    np.save(path(name, "te"), rbf_kernel(Z[TE], Ztr, gamma=g).astype(np.float32))
 
 
 def path(name, part):
@@ -75,12 +95,16 @@ def component(name):
     return G, T, lambda M: np.asarray(M, np.float64)
 
 
+def parse_spec(spec):
+    """'bovw:1,hog+lbp+landmarks:3' -> [(component name, weight), ...]."""
+    return [(c.rsplit(":", 1)[0].replace("+", "_"), float(c.rsplit(":", 1)[1])) for c in spec.split(",")]
+
+
 def kernel_sum(spec, rows=None):
     """'bovw:1,hog+lbp+landmarks:3' -> (Training x Training, rows of TE x Training) float64."""
-    parts = [(c.rsplit(":", 1)[0].replace("+", "_"), float(c.rsplit(":", 1)[1])) for c in spec.split(",")]
     rows = np.arange(len(PU)) if rows is None else rows
     K = np.zeros((len(TR), len(TR))); Kt = np.zeros((len(rows), len(TR)))
-    for name, w in parts:
+    for name, w in parse_spec(spec):
         G, T, f = component(name)
         for a in range(0, len(TR), 2000):
             K[a:a + 2000] += w * f(G[a:a + 2000])

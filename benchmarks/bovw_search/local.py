@@ -13,8 +13,7 @@ rng = np.random.default_rng(int(sys.argv[5]) if len(sys.argv) > 5 else 0)
 rows = np.arange(len(PU)) if n_sub >= len(PU) else np.sort(rng.choice(len(PU), n_sub, replace=False))
 if os.environ.get("SHARD"):
     rows = rows[int(os.environ["SHARD"])::2]
-parts = [(c.rsplit(":", 1)[0].replace("+", "_"), float(c.rsplit(":", 1)[1])) for c in spec.split(",")]
-comps = [(component(name), w) for name, w in parts]
+comps = [(component(name), w) for name, w in parse_spec(spec)]
 Kt = sum(w * f(T[rows]) for (G, T, f), w in comps)
 ytr = y[TR]
 t0 = time.time(); pred = np.empty(len(rows), ytr.dtype)

@@ -44,17 +44,13 @@ elif step == "rest":
         rows = TE[a:a + 600]
         T[a:a + 600] = 0.5 * (np.asarray(Bmtr @ B[rows].toarray().T).T + np.asarray(Btr @ Bm[rows].toarray().T).T)
     np.save(path("bovw-mirror", "te"), T)
-    from sklearn.decomposition import PCA
-    from sklearn.preprocessing import StandardScaler
     names = ("hog", "lbp", "landmarks")
-    f = feats(list(names)); F = np.load(os.path.join(WORK, "hlf_mirror.npz"))
-    H = np.hstack([np.asarray(f[k][0], np.float32) for k in names]); Hm = np.hstack([F[k] for k in names])
-    sc = StandardScaler().fit(H[TR]); p = PCA(256, random_state=0).fit(sc.transform(H[TR]))
-    Z, Zm = (p.transform(sc.transform(M)).astype(np.float32) for M in (H, Hm))
-    g = 1.0 / (Z.shape[1] * Z[TR].var()); Ztr, Zmtr = Z[TR], Zm[TR]
+    F = np.load(os.path.join(WORK, "hlf_mirror.npz"))
+    Z, Zm = reduce(joined(names), np.hstack([F[k] for k in names]))
+    Ztr, Zmtr = Z[TR], Zm[TR]; g = gamma_scale(Ztr)
     R = np.lib.format.open_memmap(path("hog_lbp_landmarks-mirror", "tr"), mode="w+", dtype=np.float32, shape=(n, n))
     for a in range(0, n, 2000):
-        R[a:a + 2000] = 0.5 * (rbf(Ztr[a:a + 2000], Zmtr, g) + rbf(Zmtr[a:a + 2000], Ztr, g))
+        R[a:a + 2000] = 0.5 * (rbf_kernel(Ztr[a:a + 2000], Zmtr, gamma=g) + rbf_kernel(Zmtr[a:a + 2000], Ztr, gamma=g))
     R.flush()
-    np.save(path("hog_lbp_landmarks-mirror", "te"), (0.5 * (rbf(Z[TE], Zmtr, g) + rbf(Zm[TE], Ztr, g))).astype(np.float32))
+    np.save(path("hog_lbp_landmarks-mirror", "te"), (0.5 * (rbf_kernel(Z[TE], Zmtr, gamma=g) + rbf_kernel(Zm[TE], Ztr, gamma=g))).astype(np.float32))
     print("rest", clock(t0), flush=True)
