@@ -122,7 +122,7 @@ def test_bad_params_raise_at_fit(params, match, crops):
 
 def test_params_stored_verbatim_and_tags():
     params = dict(n_words=64, bin_sizes=(4,), step=3, pyramid=(1, 3), encoding="presence", norm="l2", sparse_output=True, root=False,
-                  n_train_descriptors=10, random_state=7, n_jobs=2)
+                  mirror=True, n_train_descriptors=10, random_state=7, n_jobs=2)
     est = SIFTBoVW(**params)
     assert est.get_params() == params
     tags = est.__sklearn_tags__()
@@ -292,6 +292,20 @@ def test_sparse_output_in_a_union_and_over_chunks():
     np.testing.assert_array_equal(clone(est).set_params(n_jobs=2).fit(X[:20]).transform(X).toarray(), out.toarray())
     union = make_features("hog+sift-bovw", params={"sift-bovw": {**PRESENCE, "sparse_output": True}}).fit(faces(6))
     assert sp.issparse(union.transform(faces(3))) and union.transform(faces(3)).shape == (3, 1764 + 40)
+
+
+@pytest.mark.parametrize("sparse_output", [False, True])
+def test_mirror_is_the_mean_of_both_sides_and_left_right_invariant(crops, sparse_output):
+    plain = SIFTBoVW(**PRESENCE, sparse_output=sparse_output).fit(crops)
+    mirrored = clone(plain).set_params(mirror=True).fit(crops)
+    np.testing.assert_array_equal(mirrored.vocabulary_, plain.vocabulary_)  # learned as without it
+    dense = lambda a: a.toarray() if sp.issparse(a) else a
+    flipped = np.ascontiguousarray(crops[:, :, ::-1])
+    out = mirrored.transform(crops)
+    assert sp.issparse(out) == sparse_output and out.dtype == np.float32 and out.shape == plain.transform(crops).shape
+    np.testing.assert_allclose(dense(out), (dense(plain.transform(crops)) + dense(plain.transform(flipped))) / 2, rtol=1e-6)
+    np.testing.assert_allclose(dense(mirrored.transform(flipped)), dense(out), rtol=1e-6)
+    assert not np.allclose(dense(plain.transform(flipped)), dense(plain.transform(crops)))  # the faces are not symmetric
 
 
 def test_bad_norm_raises_at_fit(crops):

@@ -156,6 +156,10 @@ class SIFTBoVW(FaceImageTransformer):
         (1, 2, 3, 4) pyramid are 122,880 columns, 480 KiB a face dense, 8 KiB sparse (the benchmark cache: 296 MB for FER2013).
     root : bool, default=True
         Use RootSIFT descriptors (see :func:`dense_sift`).
+    mirror : bool, default=False
+        Describe each face by the mean of its pyramid histograms and those of its mirror image
+        (flipped left to right), so the vector ignores which side of the face a word is on.
+        Costs twice the descriptors in ``transform``; the vocabulary is learned as without it.
     n_train_descriptors : int, default=200000
         Descriptors sampled (uniformly, from all training images) to learn the vocabulary.
     random_state : int, default=0
@@ -230,6 +234,7 @@ class SIFTBoVW(FaceImageTransformer):
         norm="l1",
         sparse_output=False,
         root=True,
+        mirror=False,
         n_train_descriptors=200_000,
         random_state=0,
         n_jobs=None,
@@ -242,6 +247,7 @@ class SIFTBoVW(FaceImageTransformer):
         self.norm = norm
         self.sparse_output = sparse_output
         self.root = root
+        self.mirror = mirror
         self.n_train_descriptors = n_train_descriptors
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -350,6 +356,13 @@ class SIFTBoVW(FaceImageTransformer):
         return out.reshape(desc.shape[:2])
 
     def _extract(self, X):
+        if not self.mirror:
+            return self._histograms(X)
+        both = self._histograms(np.concatenate([X, X[:, :, ::-1]]))
+        half = both[: len(X)] + both[len(X) :]
+        return half * np.float32(0.5)
+
+    def _histograms(self, X):
         import scipy.sparse as sp
 
         desc, centres = self._descriptors(X)
