@@ -160,6 +160,8 @@ class SIFTBoVW(FaceImageTransformer):
         Describe each face by the mean of its pyramid histograms and those of its mirror image
         (flipped left to right), so the vector ignores which side of the face a word is on.
         Costs twice the descriptors in ``transform``; the vocabulary is learned as without it.
+        With ``norm='l2'`` a level of the mean has norm at most 1 (1 for a symmetric face);
+        with ``norm='l1'`` it still sums to its level weight.
     n_train_descriptors : int, default=200000
         Descriptors sampled (uniformly, from all training images) to learn the vocabulary.
     random_state : int, default=0
