@@ -119,7 +119,66 @@ def dense_sift(images: np.ndarray, *, bin_size: int = 4, step: int = 2, smooth: 
     return desc.astype(np.float32, copy=False), centres
 
 
-class SIFTBoVW(FaceImageTransformer):
+class _DenseSIFTEncoder(FaceImageTransformer):
+    """Shared geometry of the dense-SIFT encoders (:class:`SIFTBoVW` and
+    :class:`~fer_features.features.sift_fisher.SIFTFisherVector`): descriptors at every scale of
+    ``bin_sizes`` every ``step`` pixels, the spatial-pyramid cell of each, and a uniform sample
+    of the training images' descriptors to learn the encoder from."""
+
+    @property
+    def _min_size(self) -> int:  # one descriptor of the largest scale must fit
+        try:
+            return 4 * max(int(b) for b in self.bin_sizes) + 1
+        except (TypeError, ValueError):
+            return 1
+
+    def _check_geometry(self) -> None:
+        if not self.bin_sizes or any(int(b) < 1 for b in self.bin_sizes):
+            raise ValueError(f"bin_sizes must be positive pixel widths, e.g. (4, 6, 8); got {self.bin_sizes!r}")
+        if int(self.step) < 1:
+            raise ValueError(f"step must be at least 1 pixel, got {self.step!r}")
+        if not self.pyramid or any(int(g) < 1 for g in self.pyramid):
+            raise ValueError(f"pyramid must list cells per side at each level, e.g. (1, 2, 4); got {self.pyramid!r}")
+        h, w = self.image_shape_
+        if max(self.pyramid) > min(h, w):
+            raise ValueError(
+                f"{type(self).__name__}: a {max(self.pyramid)}x{max(self.pyramid)} pyramid level does not fit {w}x{h} images"
+            )
+
+    def _descriptors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """All scales' descriptors ``(n, p, 128)`` and their centres ``(p, 2)``."""
+        parts = [dense_sift(X, bin_size=int(b), step=int(self.step), root=bool(self.root)) for b in self.bin_sizes]
+        return np.concatenate([d for d, _ in parts], axis=1), np.concatenate([c for _, c in parts])
+
+    def _cells(self, centres: np.ndarray) -> np.ndarray:
+        """Column offset of each descriptor's cell at each level: ``(levels, p)``, in cells."""
+        h, w = self.image_shape_
+        out, start = [], 0
+        for g in self.pyramid:
+            g = int(g)
+            r = np.minimum((centres[:, 0] * g / h).astype(np.int64), g - 1)
+            c = np.minimum((centres[:, 1] * g / w).astype(np.int64), g - 1)
+            out.append(start + r * g + c)
+            start += g * g
+        return np.stack(out)
+
+    def _sample_descriptors(self, X: np.ndarray) -> tuple[np.ndarray, int]:
+        """At most ``n_train_descriptors`` descriptors ``(m, 128)`` drawn evenly from the images, and descriptors per image."""
+        rng = np.random.default_rng(self.random_state)
+        n_pos = self._descriptors(X[:1])[0].shape[1]
+        per_image = max(1, min(n_pos, -(-int(self.n_train_descriptors) // len(X))))
+        sample = []
+        for start in range(0, len(X), 512):
+            desc = self._descriptors(X[start : start + 512])[0]
+            picks = np.stack([rng.choice(n_pos, per_image, replace=False) for _ in range(len(desc))])
+            sample.append(np.take_along_axis(desc, picks[:, :, None], axis=1).reshape(-1, DESCRIPTOR_SIZE))
+        sample = np.concatenate(sample)
+        if len(sample) > self.n_train_descriptors:
+            sample = sample[rng.choice(len(sample), int(self.n_train_descriptors), replace=False)]
+        return sample, n_pos
+
+
+class SIFTBoVW(_DenseSIFTEncoder):
     """Dense SIFT bag of visual words, histogrammed over a spatial pyramid.
 
     Dense SIFT descriptors (:func:`dense_sift`) are taken on a grid every ``step`` pixels at each
@@ -254,14 +313,7 @@ class SIFTBoVW(FaceImageTransformer):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    # ------------------------------------------------------------------ parameters and geometry
-    @property
-    def _min_size(self) -> int:  # one descriptor of the largest scale must fit
-        try:
-            return 4 * max(int(b) for b in self.bin_sizes) + 1
-        except (TypeError, ValueError):
-            return 1
-
+    # ------------------------------------------------------------------ parameters
     def _check_params(self) -> None:
         if self.encoding not in _ENCODINGS:
             raise ValueError(f"encoding must be one of {', '.join(map(repr, _ENCODINGS))}, got {self.encoding!r}")
@@ -269,32 +321,7 @@ class SIFTBoVW(FaceImageTransformer):
             raise ValueError(f"norm must be one of {', '.join(map(repr, _NORMS))}, got {self.norm!r}")
         if int(self.n_words) < 2:
             raise ValueError(f"n_words must be at least 2, got {self.n_words!r}")
-        if not self.bin_sizes or any(int(b) < 1 for b in self.bin_sizes):
-            raise ValueError(f"bin_sizes must be positive pixel widths, e.g. (4, 6, 8); got {self.bin_sizes!r}")
-        if int(self.step) < 1:
-            raise ValueError(f"step must be at least 1 pixel, got {self.step!r}")
-        if not self.pyramid or any(int(g) < 1 for g in self.pyramid):
-            raise ValueError(f"pyramid must list cells per side at each level, e.g. (1, 2, 4); got {self.pyramid!r}")
-        h, w = self.image_shape_
-        if max(self.pyramid) > min(h, w):
-            raise ValueError(f"SIFTBoVW: a {max(self.pyramid)}x{max(self.pyramid)} pyramid level does not fit {w}x{h} images")
-
-    def _descriptors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """All scales' descriptors ``(n, p, 128)`` and their centres ``(p, 2)``."""
-        parts = [dense_sift(X, bin_size=int(b), step=int(self.step), root=bool(self.root)) for b in self.bin_sizes]
-        return np.concatenate([d for d, _ in parts], axis=1), np.concatenate([c for _, c in parts])
-
-    def _cells(self, centres: np.ndarray) -> np.ndarray:
-        """Column offset of each descriptor's cell at each level: ``(levels, p)``, in cells."""
-        h, w = self.image_shape_
-        out, start = [], 0
-        for g in self.pyramid:
-            g = int(g)
-            r = np.minimum((centres[:, 0] * g / h).astype(np.int64), g - 1)
-            c = np.minimum((centres[:, 1] * g / w).astype(np.int64), g - 1)
-            out.append(start + r * g + c)
-            start += g * g
-        return np.stack(out)
+        self._check_geometry()
 
     def _level_weights(self) -> np.ndarray:
         n_levels = len(self.pyramid)
@@ -322,17 +349,7 @@ class SIFTBoVW(FaceImageTransformer):
 
         X = self._validate(X, reset=True)
         self._check_params()
-        rng = np.random.default_rng(self.random_state)
-        n_pos = self._descriptors(X[:1])[0].shape[1]
-        per_image = max(1, min(n_pos, -(-int(self.n_train_descriptors) // len(X))))
-        sample = []
-        for start in range(0, len(X), 512):
-            desc = self._descriptors(X[start : start + 512])[0]
-            picks = np.stack([rng.choice(n_pos, per_image, replace=False) for _ in range(len(desc))])
-            sample.append(np.take_along_axis(desc, picks[:, :, None], axis=1).reshape(-1, DESCRIPTOR_SIZE))
-        sample = np.concatenate(sample)
-        if len(sample) > self.n_train_descriptors:
-            sample = sample[rng.choice(len(sample), int(self.n_train_descriptors), replace=False)]
+        sample, n_pos = self._sample_descriptors(X)
         if len(sample) < int(self.n_words):
             raise ValueError(
                 f"SIFTBoVW: {len(sample)} descriptors cannot make {self.n_words} words; "
