@@ -43,6 +43,7 @@ PROJECT_TYPES: tuple[str, ...] = (
     "fer_features.heads.NystroemClassifier",
     "fer_features.heads.MLPHead",
     "fer_features.features.sift_bovw.SIFTBoVW",
+    "fer_features.features.sift_fisher.SIFTFisherVector",
     "fer_features.kernels.HistogramKernelMap",
 )
 

@@ -22,6 +22,7 @@ from fer_features.features.hog import HOGFeatures
 from fer_features.features.landmarks import LandmarkFeatures
 from fer_features.features.lbp import LBPFeatures
 from fer_features.features.sift_bovw import SIFTBoVW
+from fer_features.features.sift_fisher import SIFTFisherVector
 from fer_features.torch_utils import require_torch
 
 # name -> (factory(n_jobs, **params) -> transformer, or "module:attribute" of one; one-line description)
@@ -175,6 +176,10 @@ register_feature(
     "dense SIFT bag of 512 visual words, spatial pyramid 1+2x2+4x4 (Lazebnik 2006); vocabulary fitted on Training",
 )  # fmt: skip
 register_feature(
+    "sift-fisher", SIFTFisherVector,
+    "dense SIFT Fisher vectors, 64 Gaussians on PCA-64 descriptors, pyramid 1+2x2 (Perronnin 2010); fitted on Training",
+)
+register_feature(
     "dlib-resnet", "fer_features.features.dlib_resnet:DlibResNetEmbedding",
     "dlib's 128-d ResNet face descriptor (slow on CPU: cache it)",
 )  # fmt: skip
@@ -194,6 +199,7 @@ __all__ = [
     "LBPFeatures",
     "LandmarkFeatures",
     "SIFTBoVW",
+    "SIFTFisherVector",
     "check_images",
     "list_features",
     "make_features",
