@@ -409,14 +409,22 @@ class TrainSettings:
 
 
 def _check_extractors(union) -> None:
-    """Fit a copy of each extractor on one blank crop: its parameter checks, before any data is read."""
+    """Fit a copy of each extractor on one blank crop: its parameter checks, before any data is read.
+
+    Warnings are silenced: a learning extractor (``sift-fisher``'s PCA and mixture, ``sift-bovw``'s
+    k-means) fitted on one flat image warns of degenerate data that the real fit does not see.
+    """
+    import warnings
+
     from sklearn.base import clone
 
     from fer_features.config import IMAGE_SIZE
 
     blank = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     for _, extractor in union.transformer_list:
-        clone(extractor).fit(blank)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clone(extractor).fit(blank)
 
 
 # --------------------------------------------------------------------------- training

@@ -208,10 +208,23 @@ def test_registered_and_given_a_logistic_branch_in_the_stacked_head():
     assert head.final_estimator_.coef_.shape == (3, 3 + 3)  # 3 one-vs-one pairs, 3 logistic-regression logits
 
 
+def test_stacked_head_picks_the_linear_model_by_feature():
+    from fer_features.pipelines import build_head
+
+    head = build_head("stacked-svm", block_names=["hog", "sift-bovw", "sift-fisher"], block_sizes=[10, 20, 30])
+    models = {name: branch.steps[-1] for name, branch in head.named_steps["clf"].estimators}
+    assert models["sift-bovw"][0] == "svm" and models["sift-bovw"][1].C == 0.2
+    assert models["sift-fisher"][0] == "logreg" and models["sift-fisher"][1].C == 1.0
+    forced = build_head("stacked-svm", block_names=["hog", "sift-fisher"], block_sizes=[10, 30],
+                        clf_params={"linear_model": "svm", "linear_C": 0.5})
+    name, model = forced.named_steps["clf"].estimators[1][1].steps[-1]
+    assert name == "svm" and model.C == 0.5
+
+
 def test_stacked_head_rejects_an_unknown_linear_model():
     from fer_features.pipelines import build_head
 
-    with pytest.raises(ValueError, match="linear_model must be 'svm' or 'logreg'"):
+    with pytest.raises(ValueError, match="linear_model must be 'auto', 'svm' or 'logreg'"):
         build_head("stacked-svm", block_names=["hog", "sift-fisher"], block_sizes=[10, 20], clf_params={"linear_model": "ridge"})
 
 
