@@ -162,6 +162,13 @@ class _DenseSIFTEncoder(FaceImageTransformer):
             start += g * g
         return np.stack(out)
 
+    def _extract(self, X):
+        """``_encode`` the faces, or with ``mirror`` the mean of the faces' and their mirror images' codes."""
+        if not self.mirror:
+            return self._encode(X)
+        both = self._encode(np.concatenate([X, X[:, :, ::-1]]))
+        return (both[: len(X)] + both[len(X) :]) * np.float32(0.5)
+
     def _sample_descriptors(self, X: np.ndarray) -> tuple[np.ndarray, int]:
         """At most ``n_train_descriptors`` descriptors ``(m, 128)`` drawn evenly from the images, and descriptors per image."""
         rng = np.random.default_rng(self.random_state)
@@ -374,14 +381,7 @@ class SIFTBoVW(_DenseSIFTEncoder):
             out[s : s + 65536] = np.argmin(c2[None, :] - 2.0 * (block @ self.vocabulary_.T), axis=1)
         return out.reshape(desc.shape[:2])
 
-    def _extract(self, X):
-        if not self.mirror:
-            return self._histograms(X)
-        both = self._histograms(np.concatenate([X, X[:, :, ::-1]]))
-        half = both[: len(X)] + both[len(X) :]
-        return half * np.float32(0.5)
-
-    def _histograms(self, X):
+    def _encode(self, X):
         import scipy.sparse as sp
 
         desc, centres = self._descriptors(X)

@@ -171,13 +171,7 @@ class SIFTFisherVector(_DenseSIFTEncoder):
         self._n_features_out = self._n_features(self.image_shape_)
         return self
 
-    def _extract(self, X):
-        if not self.mirror:
-            return self._fisher(X)
-        both = self._fisher(np.concatenate([X, X[:, :, ::-1]]))
-        return (both[: len(X)] + both[len(X) :]) * np.float32(0.5)
-
-    def _fisher(self, X):
+    def _encode(self, X):  # the Fisher vectors of the faces
         k, d = int(self.n_components), int(self.pca_components)
         mu = self.gmm_.means_.astype(np.float32)  # (k, d)
         sd = np.sqrt(self.gmm_.covariances_).astype(np.float32)
