@@ -215,6 +215,8 @@ def test_stacked_head_picks_the_linear_model_by_feature():
     models = {name: branch.steps[-1] for name, branch in head.named_steps["clf"].estimators}
     assert models["sift-bovw"][0] == "svm" and models["sift-bovw"][1].C == 0.2
     assert models["sift-fisher"][0] == "logreg" and models["sift-fisher"][1].C == 1.0
+    assert head.named_steps["clf"].n_jobs == 1  # the Fisher vectors' folds one at a time, for memory
+    assert build_head("stacked-svm", block_names=["hog", "sift-bovw"], block_sizes=[10, 20], n_jobs=2).named_steps["clf"].n_jobs == 2
     forced = build_head("stacked-svm", block_names=["hog", "sift-fisher"], block_sizes=[10, 30],
                         clf_params={"linear_model": "svm", "linear_C": 0.5})
     name, model = forced.named_steps["clf"].estimators[1][1].steps[-1]
