@@ -731,6 +731,22 @@ def test_distillation_targets_are_the_teachers_mirror_averaged_softmax(tiny_data
         tiny_config(distill=1.5)
 
 
+def test_an_ensemble_teacher_is_the_mean_of_its_members_tempered_softmax(tiny_data, tmp_path):
+    X = tiny_data[0]
+    paths = [str(save_checkpoint(train_cnn(*tiny_data, config=tiny_config(seed=s), device="cpu"), tmp_path / f"t{s}.pt")) for s in (5, 6)]
+    members = [train_mod._teacher_targets(tiny_config(teacher=p, distill_temperature=2.0), X, 7, torch.device("cpu"), "fp32")[1] for p in paths]
+    assert not torch.allclose(members[0], members[1])  # two different teachers, or the test proves nothing
+    cfg = tiny_config(teacher=" , ".join(paths), distill_temperature=2.0)  # spaces around the commas are ignored
+    record, probs = train_mod._teacher_targets(cfg, X, 7, torch.device("cpu"), "fp32")
+    assert torch.allclose(probs, (members[0] + members[1]) / 2, atol=1e-6)
+    assert [m["path"] for m in record["members"]] == paths
+    assert record["val_accuracy"] == pytest.approx(np.mean([load_checkpoint(p)["val_accuracy"] for p in paths]))
+    student = train_cnn(*tiny_data, config=tiny_config(seed=7, teacher=",".join(paths), distill=0.5), device="cpu")
+    assert [m["path"] for m in student["teacher"]["members"]] == paths
+    with pytest.raises(FileNotFoundError):
+        train_mod._teacher_targets(tiny_config(teacher=paths[0] + "," + str(tmp_path / "missing.pt")), X, 7, torch.device("cpu"), "fp32")
+
+
 # --------------------------------------------------------------------------- augmentation
 
 

@@ -250,7 +250,8 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         A checkpoint (``.pt``) of the same network to start from: a warm restart of the schedule.
     teacher : str, default=''
         A checkpoint (``.pt``) to distil: its mirror-averaged distributions on the Training faces
-        are mixed into the targets (see :class:`~fer_features.cnn.train.TrainConfig`).
+        are mixed into the targets (see :class:`~fer_features.cnn.train.TrainConfig`). Several
+        paths separated by commas: an ensemble teacher, their distributions averaged.
     distill, distill_temperature : float, default=0.5, 2.0
         Weight of the teacher's distribution in the targets, and its softmax temperature.
     device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'

@@ -96,7 +96,9 @@ class TrainConfig:
     teacher : str
         Path of a checkpoint of a (larger) network whose predictions on the Training faces
         (mirror-averaged) become part of the targets: knowledge distillation (Hinton et al. 2015)
-        in its offline form, the teacher's distribution computed once before training. ``''``: none.
+        in its offline form, the teacher's distribution computed once before training. Several
+        paths separated by commas make an ensemble teacher: the mean of their distributions
+        (each at the temperature; Hinton et al. 2015 distil an ensemble the same way). ``''``: none.
     distill : float
         Weight of the teacher's distribution in each target, ``(1 - distill) * label +
         distill * teacher``.
@@ -536,6 +538,8 @@ def train_cnn(
     if teacher is not None:
         checkpoint["teacher"] = {"path": cfg.teacher, "val_accuracy": teacher.get("val_accuracy"),
                                  "train_seconds": teacher.get("train_seconds")}  # fmt: skip
+        if "members" in teacher:
+            checkpoint["teacher"]["members"] = teacher["members"]
     if init is not None:
         checkpoint["init"] = {
             "path": cfg.init_checkpoint,
@@ -551,20 +555,36 @@ def train_cnn(
 
 
 def _teacher_targets(cfg: TrainConfig, X_train: np.ndarray, n_classes: int, dev, precision: str) -> tuple[dict, torch.Tensor]:
-    """The teacher checkpoint and its class distributions on the Training faces, ``(n_train, n_classes)`` float32.
+    """The teacher and its class distributions on the Training faces, ``(n_train, n_classes)`` float32.
 
     Each face's logits are averaged with its mirror image's (flip TTA), divided by
-    ``cfg.distill_temperature`` and passed through a softmax.
+    ``cfg.distill_temperature`` and passed through a softmax. With several comma-separated paths
+    (an ensemble teacher) the distributions are averaged, and the returned record has the
+    ``members`` (path, PublicTest accuracy, training seconds) and their mean ``val_accuracy``.
     """
-    ckpt = load_checkpoint(cfg.teacher)
-    if int(ckpt["n_classes"]) != n_classes:
-        raise ValueError(f"{cfg.teacher}: the teacher has {ckpt['n_classes']} classes, this run's data {n_classes}")
-    channels_last = bool(ckpt["config"].get("channels_last", True))
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # the run's random streams stay as they were
-        net = to_channels_last(net_from_checkpoint(ckpt, dev), channels_last)
-        xt = to_tensor(X_train, float(ckpt["mean"]), float(ckpt["std"]))  # the teacher's own normalisation
-        logits = predict_logits(net, xt, dev, tta="flip", precision=precision, channels_last=channels_last)
-    return ckpt, torch.softmax(logits.float() / cfg.distill_temperature, dim=1)
+    paths = [p.strip() for p in cfg.teacher.split(",") if p.strip()]
+    records, probs = [], None
+    for path in paths:
+        ckpt = load_checkpoint(path)
+        if int(ckpt["n_classes"]) != n_classes:
+            raise ValueError(f"{path}: the teacher has {ckpt['n_classes']} classes, this run's data {n_classes}")
+        channels_last = bool(ckpt["config"].get("channels_last", True))
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # the run's random streams stay as they were
+            net = to_channels_last(net_from_checkpoint(ckpt, dev), channels_last)
+            xt = to_tensor(X_train, float(ckpt["mean"]), float(ckpt["std"]))  # the teacher's own normalisation
+            logits = predict_logits(net, xt, dev, tta="flip", precision=precision, channels_last=channels_last)
+        member = torch.softmax(logits.float() / cfg.distill_temperature, dim=1)
+        probs = member if probs is None else probs + member
+        records.append({"path": path, "val_accuracy": ckpt.get("val_accuracy"), "train_seconds": ckpt.get("train_seconds")})
+    if len(records) == 1:
+        return ckpt, probs
+    accuracies = [r["val_accuracy"] for r in records if r["val_accuracy"] is not None]
+    record = {
+        "val_accuracy": float(np.mean(accuracies)) if accuracies else None,
+        "train_seconds": sum(r["train_seconds"] or 0.0 for r in records),
+        "members": records,
+    }
+    return record, probs / len(records)
 
 
 def _init_checkpoint(
