@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATA   ?= ../shared/data/fer2013.csv.gz
 MODEL  ?= models/fer-default.skops
-CNN    ?= models/cnn-compact-kd.pt
+CNN    ?= models/cnn-compact-stem2-ens.pt
 ACCURATE_CNN   ?= models/cnn-medium-c4.pt
 ACCURATE_MODEL ?= models/fer-accurate.skops
 
