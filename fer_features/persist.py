@@ -42,6 +42,7 @@ PROJECT_TYPES: tuple[str, ...] = (
     "fer_features.cnn.estimators.CNNClassifier",
     "fer_features.heads.NystroemClassifier",
     "fer_features.heads.MLPHead",
+    "fer_features.heads.BranchUnion",
     "fer_features.features.sift_bovw.SIFTBoVW",
     "fer_features.features.sift_fisher.SIFTFisherVector",
     "fer_features.kernels.HistogramKernelMap",
