@@ -14,7 +14,6 @@ Usage::
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 

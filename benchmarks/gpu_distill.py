@@ -86,7 +86,8 @@ def _calibrate(cfg, X_train: np.ndarray, X_val: np.ndarray, device, n_steps: int
 
     for _ in range(5):
         step()
-    torch.cuda.synchronize(device) if device.type == "cuda" else None
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     for _ in range(n_steps):
         step()

@@ -17,6 +17,20 @@ from pathlib import Path
 import numpy as np
 
 
+def split_probabilities(path: str, tta: str, precision: str, splits: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A checkpoint's class names and its ``predict_proba`` on each split of ``splits`` (name → (X, y)), on the CPU."""
+    from fer_features.cnn.estimators import CNNClassifier
+
+    clf = CNNClassifier.from_checkpoint(path, precision=precision, device="cpu", tta=tta if tta != "none" else False)
+    return clf.classes_, {s: clf.predict_proba(X) for s, (X, _) in splits.items()}
+
+
+def ensemble_accuracy(parts: list, splits: dict) -> dict[str, float]:
+    """Accuracy on each split of the mean of ``parts`` (outputs of :func:`split_probabilities`)."""
+    classes = parts[0][0]
+    return {s: round(float(np.mean(classes[(sum(p[1][s] for p in parts) / len(parts)).argmax(1)] == y)), 4) for s, (_, y) in splits.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("models", nargs="+", help="checkpoints, or ensembles joined by '+'")
@@ -25,28 +39,20 @@ def main() -> None:
     ap.add_argument("--precision", default="bf16")
     args = ap.parse_args()
 
-    from fer_features.cnn.estimators import CNNClassifier
     from fer_features.datasets import load_fer2013
 
     data = load_fer2013(args.data)
     splits = {s: data.split(s) for s in ("PublicTest", "PrivateTest")}
     cache: dict = {}
-
-    def proba(path: str, tta: str) -> tuple[np.ndarray, np.ndarray]:
-        if (path, tta) not in cache:
-            clf = CNNClassifier.from_checkpoint(path, precision=args.precision, device="cpu", tta=tta if tta != "none" else False)
-            cache[path, tta] = clf.classes_, {s: clf.predict_proba(X) for s, (X, _) in splits.items()}
-        return cache[path, tta]
-
     for model in args.models:
         members = [m if "+" not in model else str(Path(args.root) / m) for m in model.split("+")]
         row = {"model": model, "precision": args.precision}
         for tta in ("none", "flip"):
-            parts = [proba(m, tta) for m in members]
-            classes = parts[0][0]
-            for split, (_, y) in splits.items():
-                p = sum(part[1][split] for part in parts) / len(parts)
-                row[f"{split} {tta}"] = round(float(np.mean(classes[p.argmax(1)] == y)), 4)
+            for m in members:
+                if (m, tta) not in cache:
+                    cache[m, tta] = split_probabilities(m, tta, args.precision, splits)
+            accuracy = ensemble_accuracy([cache[m, tta] for m in members], splits)
+            row.update({f"{split} {tta}": acc for split, acc in accuracy.items()})
         row["load"] = round(os.getloadavg()[0], 2)
         print(json.dumps(row), flush=True)
 

@@ -18,8 +18,6 @@ import itertools
 import json
 from pathlib import Path
 
-import numpy as np
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -30,27 +28,19 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=20)
     args = ap.parse_args()
 
-    from fer_features.cnn.estimators import CNNClassifier
     from fer_features.datasets import load_fer2013
+    from gpu_distill_eval import ensemble_accuracy, split_probabilities  # beside this script
 
     models = dict(m.split("=", 1) for m in args.models)
     speed = {k: float(v) for k, v in (s.split("=", 1) for s in args.speed)}
     data = load_fer2013(args.data)
     splits = {s: data.split(s) for s in ("PublicTest", "PrivateTest")}
-    proba, classes = {}, None
-    for name, path in models.items():
-        for tta in ("none", "flip"):
-            clf = CNNClassifier.from_checkpoint(path, precision="int8", device="cpu", tta=tta == "flip")
-            classes = clf.classes_
-            proba[name, tta] = {s: clf.predict_proba(X) for s, (X, _) in splits.items()}
+    proba = {(name, tta): split_probabilities(path, tta, "int8", splits) for name, path in models.items() for tta in ("none", "flip")}
     rows = []
     for r in range(1, len(models) + 1):
         for combo in itertools.combinations(models, r):
             for tta in ("none", "flip"):
-                row = {"members": "+".join(combo), "tta": tta}
-                for split, (_, y) in splits.items():
-                    p = sum(proba[k, tta][split] for k in combo) / len(combo)
-                    row[split] = round(float(np.mean(classes[p.argmax(1)] == y)), 4)
+                row = {"members": "+".join(combo), "tta": tta, **ensemble_accuracy([proba[k, tta] for k in combo], splits)}
                 if all(k in speed for k in combo):
                     row["crops_per_s_est"] = round(1 / (sum(1 / speed[k] for k in combo) * (2 if tta == "flip" else 1)))
                 rows.append(row)

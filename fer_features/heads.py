@@ -386,7 +386,6 @@ class LocalSVMClassifier(_ProbabilisticHead):
         return softmax(self._margins(X, idx) / self.temperature_, axis=1)
 
 
-
 class BranchUnion(VotingClassifier):
     """Classifiers fitted side by side in threads, whose decision values are put side by side.
 
