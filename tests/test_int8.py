@@ -20,6 +20,7 @@ from fer_features.cnn.int8 import (  # noqa: E402
     calibrate_checkpoint,
     calibrate_int8,
     calibration_sample,
+    fastest_batch_size,
     int8_network,
 )
 from fer_features.cnn.train import load_checkpoint, net_from_checkpoint, save_checkpoint, to_tensor  # noqa: E402
@@ -183,7 +184,11 @@ def test_fer_quantize_cli(tmp_path, faces):
     data = write_csv(tmp_path / "fer2013.csv", rows)
     result = fer("quantize", str(tmp_path / "net.pt"), "--data", str(data))
     assert result.exit_code == 0, result.output
-    assert load_checkpoint(tmp_path / "net.pt")["int8"]["n_faces"] == len(faces)
+    cal = load_checkpoint(tmp_path / "net.pt")["int8"]
+    assert cal["n_faces"] == len(faces)
+    # the fastest batch size was measured, and inference uses it
+    assert str(cal["batch_size"]) in cal["faces_per_s"] and len(cal["faces_per_s"]) == 6
+    assert CNNClassifier.from_checkpoint(tmp_path / "net.pt", precision="int8").batch_size == cal["batch_size"]
     result = fer("evaluate", str(tmp_path / "net.pt"), "--data", str(data), "--split", "Training", "--precision", "int8", "--json")
     assert result.exit_code == 0, result.output
     assert '"precision": "int8"' in result.output
@@ -218,3 +223,13 @@ def test_int8_of_a_strided_stem_network(faces):
         assert qnet(xt).shape == (64, 7)
     with pytest.raises(ValueError, match="stem_stride"):
         build_net({**NET, "stem_stride": 3, "n_classes": 7})
+
+
+def test_fastest_batch_size_times_every_candidate(calibrated):
+    _, ckpt = calibrated
+    qnet = int8_network(net_from_checkpoint(ckpt, torch.device("cpu")), ckpt["int8"])
+    found = fastest_batch_size(qnet, candidates=(8, 32), n_faces=64, repeats=1)
+    assert set(found["faces_per_s"]) == {"8", "32"} and all(v > 0 for v in found["faces_per_s"].values())
+    assert found["batch_size"] == int(max(found["faces_per_s"], key=found["faces_per_s"].get))
+    with pytest.raises(ValueError, match="positive"):
+        fastest_batch_size(qnet, candidates=(0, 8))

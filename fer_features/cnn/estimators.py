@@ -342,8 +342,9 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         tta : {False, True, 'flip', 'ten-crop'}, default=False
         device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
         batch_size : int, optional
-            Images per inference batch; default 256 for int8 and 512 otherwise, the fastest
-            measured here (``benchmarks/int8.md``).
+            Images per inference batch. Default for int8: the fastest size measured when the
+            checkpoint was calibrated (``"int8"``'s ``"batch_size"``, written by ``fer quantize``),
+            else 256; otherwise 512, the fastest measured here (``benchmarks/int8.md``).
         precision : {'auto', 'bf16', 'fp32', 'int8'}, default='auto'
             Inference arithmetic; ``'int8'`` needs the checkpoint's calibration (``"int8"``:
             written by training, or by ``fer quantize`` for an older checkpoint).
@@ -370,7 +371,7 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         params = {k: v for k, v in ckpt["config"].items() if k in known}
         params["net"] = dict(ckpt["config"]["net"])
         if batch_size is None:
-            batch_size = 256 if precision == "int8" else 512
+            batch_size = int((ckpt.get("int8") or {}).get("batch_size", 256)) if precision == "int8" else 512
         params.update(tta=tta, device=device, batch_size=batch_size, precision=precision)
         clf = cls(**params)
         clf._load(ckpt)  # the network is the checkpoint's own config, whatever its preset

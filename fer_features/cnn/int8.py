@@ -25,6 +25,12 @@ from torch import nn
 #: seeded permutation; enough for the histogram observers to settle).
 CALIBRATION_FACES = 1024
 
+#: Inference batch sizes tried by :func:`fastest_batch_size`. On 2 Xeon cores with AMX the large
+#: network ran 3,700–4,000 faces/s in batches of 32–64 and 2,300–2,900 in batches of 128–512
+#: (its first stage holds 147 KB of activations a face), while the compact ones were fastest at
+#: 256–512 (``benchmarks/int8.md``): no one size suits every network.
+BATCH_SIZES = (32, 48, 64, 128, 256, 512)
+
 
 def quantized_engine() -> str:
     """The quantized backend of this machine: ``'x86'`` (FBGEMM + oneDNN), else ``'qnnpack'`` (ARM)."""
@@ -176,12 +182,60 @@ def int8_network(net, calibration: dict) -> nn.Module:
     return qnet.eval()
 
 
+def fastest_batch_size(qnet, *, candidates=BATCH_SIZES, n_faces: int = 2048, repeats: int = 2, seed: int = 0) -> dict:
+    """Measure the int8 network's throughput at each candidate batch size on this machine.
+
+    Parameters
+    ----------
+    qnet : torch.nn.Module
+        The int8 network (:func:`int8_network`).
+    candidates : sequence of int, default=BATCH_SIZES
+    n_faces : int, default=2048
+        Random standardised 48x48 faces per timing: several batches of every size, since the
+        cost of allocating each batch's activations shows only from the second one on (with
+        1,024 faces the large network measured alike at 64 and 256; with 2,048, 3,978 against
+        2,393 faces/s, as in a whole PrivateTest call).
+    repeats : int, default=2
+        Timings per candidate; the best counts (the others are disturbed by whatever else runs).
+    seed : int, default=0
+
+    Returns
+    -------
+    dict
+        ``{"batch_size": int, "faces_per_s": {str(batch size): int}}``: the fastest size and
+        every measurement (faces per second, rounded).
+
+    Raises
+    ------
+    ValueError
+        If ``candidates`` is empty or holds a size below 1.
+    """
+    import time
+
+    sizes = [int(b) for b in candidates]
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"batch sizes must be positive integers, got {list(candidates)!r}")
+    x = torch.from_numpy(np.random.default_rng(seed).standard_normal((n_faces, 1, 48, 48), dtype=np.float32))
+    rates = {}
+    with torch.inference_mode():
+        for size in sizes:
+            qnet(x[:size])  # warm: oneDNN builds its kernels for the shape on first use
+            best = float("inf")
+            for _ in range(repeats):
+                t = time.perf_counter()
+                for start in range(0, n_faces, size):
+                    qnet(x[start : start + size])
+                best = min(best, time.perf_counter() - t)
+            rates[str(size)] = round(n_faces / best)  # str keys: the calibration is stored as JSON-like data
+    return {"batch_size": int(max(rates, key=rates.get)), "faces_per_s": rates}
+
+
 def calibration_sample(n_images: int, n: int = CALIBRATION_FACES, seed: int = 0) -> np.ndarray:
     """Indices of the ``n`` calibration faces among ``n_images`` (a seeded permutation's first ones)."""
     return np.sort(np.random.default_rng(seed).permutation(n_images)[: min(n, n_images)])
 
 
-def calibrate_checkpoint(ckpt: dict, X: np.ndarray, *, n: int = CALIBRATION_FACES, seed: int = 0) -> dict:
+def calibrate_checkpoint(ckpt: dict, X: np.ndarray, *, n: int = CALIBRATION_FACES, seed: int = 0, measure_batch: bool = False) -> dict:
     """The int8 calibration of a checkpoint's network on face crops (``ckpt["int8"]``'s value).
 
     Parameters
@@ -192,21 +246,33 @@ def calibrate_checkpoint(ckpt: dict, X: np.ndarray, *, n: int = CALIBRATION_FACE
         Training faces; ``n`` of them (:func:`calibration_sample`) are used.
     n : int, default=CALIBRATION_FACES
     seed : int, default=0
+    measure_batch : bool, default=False
+        Also time the int8 network at each of :data:`BATCH_SIZES` (:func:`fastest_batch_size`,
+        a few seconds) and store the fastest as ``"batch_size"``, with the measurements as
+        ``"faces_per_s"``: :meth:`CNNClassifier.from_checkpoint
+        <fer_features.cnn.estimators.CNNClassifier.from_checkpoint>` then infers in batches of
+        that size. The measurement is of the machine that calibrates.
 
     Returns
     -------
     dict
-        As :func:`calibrate_int8`.
+        As :func:`calibrate_int8`, with ``"batch_size"`` and ``"faces_per_s"`` if measured.
     """
     from fer_features.cnn.train import net_from_checkpoint, to_tensor
 
     net = net_from_checkpoint(ckpt, torch.device("cpu"))
     idx = calibration_sample(len(X), n, seed)
-    return calibrate_int8(net, to_tensor(np.asarray(X)[idx], float(ckpt["mean"]), float(ckpt["std"])))
+    calibration = calibrate_int8(net, to_tensor(np.asarray(X)[idx], float(ckpt["mean"]), float(ckpt["std"])))
+    if measure_batch:
+        calibration.update(fastest_batch_size(int8_network(net, calibration)))
+    return calibration
 
 
 def add_int8_calibration(path, X: np.ndarray, *, out=None) -> dict:
     """Calibrate a saved checkpoint for int8 inference and write it back (atomically) with ``"int8"``.
+
+    The fastest inference batch size on this machine is measured and stored with the
+    calibration (:func:`fastest_batch_size`).
 
     Parameters
     ----------
@@ -230,6 +296,6 @@ def add_int8_calibration(path, X: np.ndarray, *, out=None) -> dict:
     from fer_features.cnn.train import load_checkpoint, save_checkpoint
 
     ckpt = load_checkpoint(path)
-    ckpt["int8"] = calibrate_checkpoint(ckpt, X)
+    ckpt["int8"] = calibrate_checkpoint(ckpt, X, measure_batch=True)
     save_checkpoint(ckpt, out if out is not None else path)
     return ckpt["int8"]
