@@ -217,6 +217,17 @@ def _cnn(*, class_weight=None, random_state=0, n_jobs=None, **params):
     return CNNClassifier(seed=random_state, **params)
 
 
+def _cnn_ensemble(*, class_weight=None, random_state=0, n_jobs=None, **params):
+    from fer_features.torch_utils import require_torch
+
+    require_torch("the cnn-ensemble classifier")
+    from fer_features.cnn.estimators import CNNEnsembleClassifier  # imports torch: only when asked for
+
+    if class_weight is not None:
+        raise ValueError("class_weight is not supported by the cnn-ensemble classifier (its networks are trained already)")
+    return CNNEnsembleClassifier(**params)
+
+
 # name -> (factory, description)
 _REGISTRY: dict[str, tuple[Callable[..., ClassifierMixin], str]] = {
     "svm": (_svm, "RBF-kernel SVC (libsvm), temperature-scaled probabilities (Cortes & Vapnik 1995)"),
@@ -239,10 +250,17 @@ _REGISTRY: dict[str, tuple[Callable[..., ClassifierMixin], str]] = {
         "late fusion: a linear SVM on the bag of visual words, an RBF SVM on the other features, stacked by logistic regression",
     ),
     "cnn": (_cnn, "the CNN trained end to end on the pixels (the baseline); ignores --features"),
+    "cnn-ensemble": (
+        _cnn_ensemble,
+        "trained CNNs (--cnn-checkpoint a.pt+b.pt) as one: the mean of their probabilities; trains nothing",
+    ),
 }
 
 #: Heads that take the face crops themselves rather than extracted features.
-END_TO_END = {"cnn"}
+END_TO_END = {"cnn", "cnn-ensemble"}
+
+#: End-to-end heads made of networks trained already (``--cnn-checkpoint``): fitting loads them.
+PRETRAINED = {"cnn-ensemble"}
 
 #: Heads made for histogram features: they take the raw feature blocks (no scaling, no PCA),
 #: normalise each histogram block themselves and need the blocks' sizes (``block_sizes``).

@@ -40,6 +40,7 @@ PROJECT_TYPES: tuple[str, ...] = (
     "fer_features.features.vgg16.VGG16Features",
     "fer_features.cnn.estimators.CNNEmbedding",
     "fer_features.cnn.estimators.CNNClassifier",
+    "fer_features.cnn.estimators.CNNEnsembleClassifier",
     "fer_features.heads.NystroemClassifier",
     "fer_features.heads.MLPHead",
     "fer_features.heads.BranchUnion",

@@ -272,7 +272,8 @@ class TrainSettings:
     cache_dir : str or None
         Cache of fitted extractors (the pipeline's ``memory``).
     cnn_checkpoint : str or None
-        Trained CNN for the ``cnn`` feature; without it the CNN is trained first.
+        Trained CNN for the ``cnn`` feature; without it the CNN is trained first. For the
+        ``cnn-ensemble`` classifier, its networks: paths joined by ``+``.
     cnn_params : dict
         :class:`~fer_features.cnn.CNNClassifier` parameters of a CNN that is trained (``preset``,
         ``epochs``, ``device`` …); ``device`` is also the ``cnn`` feature's.
@@ -296,9 +297,10 @@ class TrainSettings:
     feature_params: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        from fer_features.classifiers import END_TO_END
+        from fer_features.classifiers import END_TO_END, PRETRAINED
 
         self.end_to_end = self.clf in END_TO_END
+        self.pretrained = self.clf in PRETRAINED  # networks trained already: fit loads them
         if self.features is None and not self.end_to_end:
             self.features = DEFAULT_FEATURES
         self.pca = self.pca or None
@@ -353,8 +355,11 @@ class TrainSettings:
             from fer_features.torch_utils import resolve_device
 
             resolve_device(self.cnn_params.get("device", "auto"))  # a missing GPU, before any data is read
-        if self.cnn_checkpoint is not None and not Path(self.cnn_checkpoint).is_file():
-            raise FileNotFoundError(f"{self.cnn_checkpoint}: no such CNN checkpoint")
+        if self.pretrained and not self.cnn_checkpoint:
+            raise ValueError(f"the {self.clf} classifier is made of trained networks: give them as --cnn-checkpoint a.pt+b.pt")
+        for path in self.checkpoints():
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: no such CNN checkpoint")
         if self.augment_shift and not self.augment:
             raise ValueError("--augment-shift needs --augment")
         if self.end_to_end and (self.augment or self.balance != "none"):
@@ -369,6 +374,12 @@ class TrainSettings:
                 _check_extractors(pipe.named_steps["features"])
         self._checked = ((str(out), dataclasses.astuple(self)), None if pipe is None else clone(pipe))
         return pipe
+
+    def checkpoints(self) -> list[str]:
+        """The CNN checkpoints given: ``cnn_checkpoint``, split at ``+`` for a pretrained head."""
+        if not self.cnn_checkpoint:
+            return []
+        return [p for p in str(self.cnn_checkpoint).split("+") if p] if self.pretrained else [str(self.cnn_checkpoint)]
 
     def check_cv(self):
         """:meth:`check` for cross-validation, which takes feature pipelines only.
@@ -391,10 +402,13 @@ class TrainSettings:
     def _build_options(self, out=None, cnn_checkpoint=None) -> dict:
         feature_params = {k: dict(v) for k, v in self.feature_params.items()}
         checkpoint = cnn_checkpoint or self.cnn_checkpoint
-        if checkpoint:
+        if checkpoint and not self.pretrained:
             feature_params.setdefault("cnn", {}).update(checkpoint=str(checkpoint), device=self.cnn_params.get("device", "auto"))
         clf_params = None
-        if self.end_to_end:
+        if self.pretrained:
+            inference = {k: self.cnn_params[k] for k in ("device", "precision", "tta") if k in self.cnn_params}
+            clf_params = {"checkpoints": "+".join(self.checkpoints()), **inference}
+        elif self.end_to_end:
             resume = {"resume_path": str(Path(out).with_suffix(".resume.pt"))} if out is not None else {}
             clf_params = {**self.cnn_params, **resume}
         return dict(
@@ -481,6 +495,18 @@ def cnn_card(ckpt: dict) -> dict:
     keys = ("config", "history", "best_epoch", "val_accuracy", "device", "precision", "soft_labels", "train_seconds",
             "init", "teacher")  # fmt: skip
     return {k: ckpt[k] for k in keys if k in ckpt}
+
+
+def ensemble_card(ensemble) -> dict:
+    """The model-card entries of a fitted :class:`~fer_features.cnn.estimators.CNNEnsembleClassifier`:
+    each member's checkpoint, architecture, selection score and inference batch size, and the precision."""
+    members = []
+    for path, member in zip(ensemble.checkpoints_, ensemble.estimators_):
+        ckpt = member.checkpoint_
+        members.append({"checkpoint": path, "net": ckpt["config"].get("net"), "best_epoch": ckpt.get("best_epoch"),
+                        "val_accuracy": ckpt.get("val_accuracy"), "teacher": ckpt.get("teacher"),
+                        "batch_size": member.batch_size})  # fmt: skip
+    return {"ensemble": members, "precision": ensemble.inference_precision(), "tta": ensemble.tta}
 
 
 def parse_cnn_params(items: list[str]) -> dict:
@@ -722,14 +748,16 @@ def train(
     name = f"{settings.features or 'pixels'} → {settings.clf}"
     emit("message", {"text": f"training {name} on {len(X_train):,} Training faces"})
     fit_params = {}
-    if settings.end_to_end:
+    if settings.end_to_end and not settings.pretrained:
         emit_epoch = lambda record: emit("epoch", record)  # noqa: E731
         fit_params = {"clf__X_val": X_val, "clf__y_val": y_val, "clf__on_epoch": emit_epoch,
                       **{f"clf__{k}": v for k, v in soft_targets(dataset, len(X_train)).items()}}  # fmt: skip
-    epochs = settings.cnn_params["epochs"] if settings.end_to_end else None
+    epochs = settings.cnn_params["epochs"] if settings.end_to_end and not settings.pretrained else None
     timings.update(fit_pipeline(pipe, X_train, y_train, epochs=epochs, on_event=emit, **fit_params))
     extras = {}  # the run's other files, moved into place with the model and its card
-    if settings.end_to_end:
+    if settings.pretrained:
+        cnn_info = ensemble_card(pipe.named_steps["clf"])
+    elif settings.end_to_end:
         from fer_features.cnn import save_checkpoint
 
         ckpt = pipe.named_steps["clf"].checkpoint_
@@ -764,7 +792,7 @@ def train(
         metrics=metrics,
         timings=timings,
         machine=machine_info(),
-        cnn={"checkpoint": str(checkpoint), **cnn_info} if cnn_info else None,
+        cnn=cnn_info if settings.pretrained else {"checkpoint": str(checkpoint), **cnn_info} if cnn_info else None,
     )
     if out is not None and "PrivateTest" in metrics:
         from fer_features.evaluation import plot_confusion_matrix

@@ -129,8 +129,10 @@ class Grid:
         for clf in self.classifiers:
             if clf not in list_classifiers():
                 raise ValueError(f"unknown classifier {clf!r}; valid names: {', '.join(list_classifiers())}")
-            if clf in END_TO_END:
+            if clf == "cnn":
                 raise ValueError(f"{clf!r} is the end-to-end baseline, not a feature head: it is in the grid unless --no-baseline")
+            if clf in END_TO_END:
+                raise ValueError(f"{clf!r} takes the face crops, not features: it is not a head of the grid (use fer train --clf {clf})")
         for kind, values in (("feature set", self.features), ("classifier", self.classifiers)):
             dupes = sorted({v for v in values if values.count(v) > 1})
             if dupes:

@@ -115,7 +115,12 @@ PresetOpt = Annotated[
     Preset, typer.Option(help="CNN size: small (minutes), compact (int8-sized, distilled), medium (~1.5 h in bf16 on 2 CPU cores) or large (GPU).", rich_help_panel=CNN)
 ]
 PrecisionOpt = Annotated[
-    Precision, typer.Option(help="CNN arithmetic: auto = bf16 on CUDA and on CPUs with native bf16, else fp32.", rich_help_panel=CNN)
+    InferencePrecision,
+    typer.Option(
+        help="CNN arithmetic: auto = bf16 on CUDA and on CPUs with native bf16, else fp32; int8 = trained as auto, "
+        "predicted in int8 (--clf cnn, cnn-ensemble).",
+        rich_help_panel=CNN,
+    ),
 ]
 EpochsOpt = Annotated[int, typer.Option(help="CNN epochs at most (early stopping on PublicTest).", rich_help_panel=CNN)]
 DeviceOpt = Annotated[

@@ -10,7 +10,7 @@ import typer
 from fer_features import config
 from fer_features.cli.common import (
     CNN, FEATURES, ClassesOpt, ClfOpt, ClassWeight, ClassWeightOpt, DataFormat, DataOpt, Device, DeviceOpt, EpochsOpt,
-    FeatureParamOpt, FormatOpt, LabelMode, LabelModeOpt, LimitOpt, NJobsOpt, PcaOpt, Precision, PrecisionOpt, Preset,
+    FeatureParamOpt, FormatOpt, InferencePrecision, LabelMode, LabelModeOpt, LimitOpt, NJobsOpt, PcaOpt, PrecisionOpt, Preset,
     PresetOpt, SeedOpt, SkipBadOpt, app, check_outputs, command_line, console, fail, feature_params, load_options,
 )  # fmt: skip
 from fer_features.cli.common import Balance as BalanceMode
@@ -38,7 +38,7 @@ def train(
     pca: PcaOpt = config.DEFAULT_PCA, class_weight: ClassWeightOpt = ClassWeight.none, n_jobs: NJobsOpt = -1,
     seed: SeedOpt = 0, limit: LimitOpt = 0, skip_bad: SkipBadOpt = False, cache_dir: CacheOpt = None,
     cnn_checkpoint: CheckpointOpt = None, preset: PresetOpt = Preset.small, epochs: EpochsOpt = config.CNN_EPOCHS,
-    device: DeviceOpt = Device.auto, precision: PrecisionOpt = Precision.auto, cnn_param: CnnParamOpt = None,
+    device: DeviceOpt = Device.auto, precision: PrecisionOpt = InferencePrecision.auto, cnn_param: CnnParamOpt = None,
     log_file: LogFileOpt = None, feature_param: FeatureParamOpt = None,
 ) -> None:  # fmt: skip
     """Fit a pipeline on [bold]Training[/], report PublicTest and PrivateTest, save it with a model card.

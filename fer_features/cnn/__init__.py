@@ -21,6 +21,7 @@ __all__ = [  # noqa: F822  (resolved lazily by __getattr__)
     "PRESETS",
     "CNNClassifier",
     "CNNEmbedding",
+    "CNNEnsembleClassifier",
     "FERNet",
     "TrainConfig",
     "load_checkpoint",

@@ -486,3 +486,144 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         tags.input_tags.three_d_array = True
         tags.input_tags.two_d_array = False
         return tags
+
+
+def _checkpoint_paths(checkpoints) -> list[str]:
+    """``'a.pt+b.pt'`` or a sequence of paths → a list of path strings."""
+    if isinstance(checkpoints, str):
+        return [p.strip() for p in checkpoints.split("+") if p.strip()]
+    return [str(p) for p in checkpoints]
+
+
+class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
+    """Trained CNNs as one classifier: the mean of their class probabilities (soft voting).
+
+    The networks are trained already (``fer train --clf cnn``, or on a GPU); ``fit`` loads them
+    (:meth:`CNNClassifier.from_checkpoint`), checks that they name the same classes and that
+    the labels are among them, and trains nothing. ``predict_proba`` is the unweighted mean of
+    the members' softmax probabilities, as a soft-voting
+    :class:`~sklearn.ensemble.VotingClassifier` over them would give; it is written here because
+    that one validates neither face crops nor pre-trained members. Networks of different sizes
+    and training runs err on different faces, so their mean is more accurate than the best of
+    them (Hansen & Salamon 1990; on FER2013: ``benchmarks/gpu_distill.md``, "Ensembles in int8").
+
+    Parameters
+    ----------
+    checkpoints : str or sequence of str, default=''
+        The members' checkpoints (``.pt``): paths joined by ``+``, or a sequence of paths.
+    precision : {'auto', 'bf16', 'fp32', 'int8'}, default='auto'
+        Inference arithmetic of every member (:meth:`CNNClassifier.from_checkpoint`); int8 needs
+        each checkpoint's calibration (``fer quantize``) and infers in the batch size measured
+        for that network.
+    tta : {False, True, 'flip', 'ten-crop'}, default=False
+        Test-time augmentation of every member.
+    device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
+
+    Attributes
+    ----------
+    estimators_ : list of CNNClassifier
+        The members, in the order of ``checkpoints``.
+    classes_ : ndarray of shape (n_classes,)
+        Their class names.
+    checkpoints_ : list of str
+        The members' paths, as loaded.
+
+    References
+    ----------
+    .. [1] Hansen, L. K. and Salamon, P. "Neural network ensembles." IEEE Transactions on
+           Pattern Analysis and Machine Intelligence 12(10), 993–1001, 1990.
+           doi:10.1109/34.58871
+    .. [2] Kittler, J., Hatef, M., Duin, R. P. W. and Matas, J. "On combining classifiers."
+           IEEE TPAMI 20(3), 226–239, 1998. doi:10.1109/34.667881
+
+    Examples
+    --------
+    >>> from fer_features.cnn import CNNEnsembleClassifier
+    >>> clf = CNNEnsembleClassifier("models/cnn-large.pt+models/cnn-compact-ens.pt", precision="int8")  # doctest: +SKIP
+    >>> clf.fit(X_train, y_train).predict_proba(X_test).shape  # doctest: +SKIP
+    (3589, 7)
+    """
+
+    def __init__(self, checkpoints="", *, precision="auto", tta=False, device="auto"):
+        self.checkpoints = checkpoints
+        self.precision = precision
+        self.tta = tta
+        self.device = device
+
+    def fit(self, X, y):
+        """Load the member networks and check them against the labels (nothing is trained).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, height, width), dtype uint8
+            Face crops; only checked (the members are trained already).
+        y : array-like of shape (n_samples,)
+            Labels (emotion names); each must be one of the members' classes.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            If no checkpoint is given, a checkpoint cannot be loaded (or lacks the int8
+            calibration that ``precision='int8'`` needs), the members' classes differ, or a
+            label is not among them.
+        FileNotFoundError
+            If a checkpoint is missing.
+        """
+        check_images(X, estimator="CNNEnsembleClassifier", min_size=16)
+        paths = _checkpoint_paths(self.checkpoints)
+        if not paths:
+            raise ValueError("CNNEnsembleClassifier needs checkpoints: paths of trained CNNs (.pt) joined by '+'")
+        members = []
+        for path in paths:
+            try:
+                members.append(CNNClassifier.from_checkpoint(path, tta=self.tta, device=self.device, precision=self.precision))
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}" if str(path) not in str(exc) else str(exc)) from None
+        classes = [str(c) for c in members[0].classes_]
+        for path, member in zip(paths[1:], members[1:]):
+            if [str(c) for c in member.classes_] != classes:
+                raise ValueError(f"{path}: its classes {[str(c) for c in member.classes_]} differ from {paths[0]}'s {classes}")
+        unknown = sorted(set(np.asarray(y).astype(str).tolist()) - set(classes))
+        if unknown:
+            raise ValueError(f"labels {unknown} are not among the networks' classes {classes}")
+        self.estimators_ = members
+        self.classes_ = np.asarray(members[0].classes_)
+        self.checkpoints_ = paths
+        return self
+
+    def set_params(self, **params):
+        """Set parameters; ``tta`` and ``precision`` also reach the fitted members."""
+        super().set_params(**params)
+        for member in getattr(self, "estimators_", []):
+            if "tta" in params:
+                member.tta = params["tta"]
+        if "precision" in params and hasattr(self, "estimators_"):
+            for member in self.estimators_:
+                member.set_params(precision=params["precision"])
+                member.__dict__.pop("_int8_net", None)
+        return self
+
+    def predict_proba(self, X):
+        """Mean of the members' class probabilities, ``(n_samples, n_classes)`` float64."""
+        check_is_fitted(self, "estimators_")
+        X = check_images(X, estimator="CNNEnsembleClassifier", min_size=16)
+        return sum(member.predict_proba(X) for member in self.estimators_) / len(self.estimators_)
+
+    def predict(self, X):
+        """Most probable label per image, ``(n_samples,)``."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def inference_precision(self) -> str:
+        """The members' inference arithmetic on this machine (``'int8'``, ``'bf16'`` or ``'fp32'``)."""
+        check_is_fitted(self, "estimators_")
+        return "+".join(sorted({m.inference_precision() for m in self.estimators_}))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.two_d_array = False
+        return tags
