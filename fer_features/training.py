@@ -372,6 +372,8 @@ class TrainSettings:
             pipe = build_pipeline(self.features, self.clf, **self._build_options(out))
             if "features" in pipe.named_steps:
                 _check_extractors(pipe.named_steps["features"])
+            if self.pretrained:  # its networks load, carry what the precision needs and agree on the classes
+                pipe.named_steps["clf"].load_members()
         self._checked = ((str(out), dataclasses.astuple(self)), None if pipe is None else clone(pipe))
         return pipe
 
@@ -753,7 +755,12 @@ def train(
         fit_params = {"clf__X_val": X_val, "clf__y_val": y_val, "clf__on_epoch": emit_epoch,
                       **{f"clf__{k}": v for k, v in soft_targets(dataset, len(X_train)).items()}}  # fmt: skip
     epochs = settings.cnn_params["epochs"] if settings.end_to_end and not settings.pretrained else None
-    timings.update(fit_pipeline(pipe, X_train, y_train, epochs=epochs, on_event=emit, **fit_params))
+    try:
+        timings.update(fit_pipeline(pipe, X_train, y_train, epochs=epochs, on_event=emit, **fit_params))
+    except ValueError as exc:
+        if not settings.pretrained:
+            raise
+        raise DataError(f"{dataset.source}: {exc}") from None  # its networks were checked: the labels do not fit them
     extras = {}  # the run's other files, moved into place with the model and its card
     if settings.pretrained:
         cnn_info = ensemble_card(pipe.named_steps["clf"])

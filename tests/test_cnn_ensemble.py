@@ -151,3 +151,11 @@ def test_fer_train_cnn_ensemble_cli(members, faces, tmp_path):
                       "--cnn-checkpoint")  # fmt: skip
     assert_user_error(fer("train", "--data", str(data), "--clf", "cnn-ensemble", "--cnn-checkpoint",
                           f"{members[0]}+{tmp_path / 'gone.pt'}", "--out", str(tmp_path / "x.skops")), "gone.pt")  # fmt: skip
+    uncalibrated = make_checkpoint(seed=4, net=TINY)
+    uncalibrated["classes"] = CLASSES
+    save_checkpoint(uncalibrated, tmp_path / "old.pt")
+    # checked before any data is read: the message names the file and says how to calibrate it
+    assert_user_error(fer("train", "--data", str(tmp_path / "no-data.csv"), "--clf", "cnn-ensemble", "--cnn-checkpoint",
+                          f"{members[0]}+{tmp_path / 'old.pt'}", "--precision", "int8", "--out", str(tmp_path / "x.skops")),
+                      "old.pt", "fer quantize")  # fmt: skip
+    assert not (tmp_path / "x.skops").exists()

@@ -574,6 +574,30 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
             If a checkpoint is missing.
         """
         check_images(X, estimator="CNNEnsembleClassifier", min_size=16)
+        paths, members = self.load_members()
+        classes = [str(c) for c in members[0].classes_]
+        unknown = sorted(set(np.asarray(y).astype(str).tolist()) - set(classes))
+        if unknown:
+            raise ValueError(f"labels {unknown} are not among the networks' classes {classes}")
+        self.estimators_ = members
+        self.classes_ = np.asarray(members[0].classes_)
+        self.checkpoints_ = paths
+        return self
+
+    def load_members(self):
+        """Load the member networks of ``checkpoints`` and check that they name the same classes.
+
+        Returns
+        -------
+        paths : list of str
+        members : list of CNNClassifier
+            Fitted, from their checkpoints, with this ensemble's ``precision``, ``tta`` and ``device``.
+
+        Raises
+        ------
+        ValueError, FileNotFoundError
+            As :meth:`fit`, but for the labels (each message names the checkpoint).
+        """
         paths = _checkpoint_paths(self.checkpoints)
         if not paths:
             raise ValueError("CNNEnsembleClassifier needs checkpoints: paths of trained CNNs (.pt) joined by '+'")
@@ -587,13 +611,7 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         for path, member in zip(paths[1:], members[1:]):
             if [str(c) for c in member.classes_] != classes:
                 raise ValueError(f"{path}: its classes {[str(c) for c in member.classes_]} differ from {paths[0]}'s {classes}")
-        unknown = sorted(set(np.asarray(y).astype(str).tolist()) - set(classes))
-        if unknown:
-            raise ValueError(f"labels {unknown} are not among the networks' classes {classes}")
-        self.estimators_ = members
-        self.classes_ = np.asarray(members[0].classes_)
-        self.checkpoints_ = paths
-        return self
+        return paths, members
 
     def set_params(self, **params):
         """Set parameters; ``tta`` and ``precision`` also reach the fitted members."""
