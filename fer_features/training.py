@@ -363,7 +363,12 @@ class TrainSettings:
         if self.augment_shift and not self.augment:
             raise ValueError("--augment-shift needs --augment")
         if self.end_to_end and (self.augment or self.balance != "none"):
-            raise ValueError(f"--augment and --balance are for feature pipelines; the {self.clf} classifier augments its own training")
+            what = "trains nothing (its networks are trained already)" if self.pretrained else "augments its own training"
+            raise ValueError(f"--augment and --balance are for feature pipelines; the {self.clf} classifier {what}")
+        if self.cnn_params.get("precision") == "int8" and not self.end_to_end:
+            raise ValueError(
+                "--precision int8 is for --clf cnn and cnn-ensemble; for the cnn feature give --feature-param cnn.precision=int8"
+            )
         if uses_cnn and not self.cnn_checkpoint:
             make_features(self.features, params=self.feature_params)
             make_classifier(self.clf, class_weight=self.head_class_weight)
@@ -381,7 +386,11 @@ class TrainSettings:
         """The CNN checkpoints given: ``cnn_checkpoint``, split at ``+`` for a pretrained head."""
         if not self.cnn_checkpoint:
             return []
-        return [p for p in str(self.cnn_checkpoint).split("+") if p] if self.pretrained else [str(self.cnn_checkpoint)]
+        if not self.pretrained:
+            return [str(self.cnn_checkpoint)]
+        from fer_features.cnn.estimators import checkpoint_paths  # torch is imported on use only
+
+        return checkpoint_paths(self.cnn_checkpoint)
 
     def check_cv(self):
         """:meth:`check` for cross-validation, which takes feature pipelines only.

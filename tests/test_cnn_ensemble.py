@@ -60,7 +60,7 @@ def labels(n: int) -> np.ndarray:
 
 
 def test_probabilities_are_the_mean_of_the_members(members, faces):
-    ens = CNNEnsembleClassifier("+".join(members), device="cpu").fit(faces[:14], labels(14))
+    ens = CNNEnsembleClassifier(checkpoints="+".join(members), device="cpu").fit(faces[:14], labels(14))
     assert ens.checkpoints_ == members and len(ens.estimators_) == 2
     alone = [CNNClassifier.from_checkpoint(p, device="cpu").predict_proba(faces[60:]) for p in members]
     assert not np.allclose(alone[0], alone[1])  # two different networks, or the test proves nothing
@@ -70,32 +70,48 @@ def test_probabilities_are_the_mean_of_the_members(members, faces):
     np.testing.assert_array_equal(ens.predict(faces[60:]), np.asarray(CLASSES)[proba.argmax(1)])
     assert list(ens.classes_) == CLASSES
     # a sequence of paths is the same as the '+'-joined string
-    listed = CNNEnsembleClassifier(members, device="cpu").fit(faces[:14], labels(14))
+    listed = CNNEnsembleClassifier(checkpoints=members, device="cpu").fit(faces[:14], labels(14))
     np.testing.assert_allclose(listed.predict_proba(faces[60:]), proba, atol=1e-12)
 
 
 def test_int8_members_use_their_measured_batch_size(members, faces):
-    ens = CNNEnsembleClassifier("+".join(members), precision="int8", device="cpu").fit(faces[:14], labels(14))
+    ens = CNNEnsembleClassifier(checkpoints="+".join(members), precision="int8", device="cpu").fit(faces[:14], labels(14))
     assert [m.batch_size for m in ens.estimators_] == [256, 48]  # no measurement: 256; then the checkpoint's
     assert ens.inference_precision() == "int8"
     assert ens.predict_proba(faces[60:70]).shape == (10, 7)
 
 
 def test_set_params_reaches_the_fitted_members(members, faces):
-    ens = CNNEnsembleClassifier("+".join(members), device="cpu").fit(faces[:14], labels(14))
+    ens = CNNEnsembleClassifier(checkpoints="+".join(members), device="cpu").fit(faces[:14], labels(14))
     plain = ens.predict_proba(faces[60:70])
     ens.set_params(tta="flip")
     assert all(m.tta == "flip" for m in ens.estimators_)
     assert not np.allclose(ens.predict_proba(faces[60:70]), plain)  # the mirror view is averaged in
     ens.set_params(tta=False)
     np.testing.assert_allclose(ens.predict_proba(faces[60:70]), plain, atol=1e-12)
+    # a new precision loads the members again, with their int8 batch sizes
+    ens.set_params(precision="int8")
+    assert ens.inference_precision() == "int8" and [m.batch_size for m in ens.estimators_] == [256, 48]
+    ens.set_params(checkpoints=members[1])
+    assert ens.checkpoints_ == [members[1]] and len(ens.estimators_) == 1
+    one = CNNClassifier.from_checkpoint(members[1], device="cpu", precision="int8").predict_proba(faces[60:70])
+    np.testing.assert_allclose(ens.predict_proba(faces[60:70]), one, atol=1e-12)
+
+
+def test_paths_may_be_path_objects_with_spaces_around_plus(members, faces):
+    from pathlib import Path
+
+    a = CNNEnsembleClassifier(checkpoints=Path(members[0])).fit(faces[:14], labels(14))
+    assert a.checkpoints_ == [members[0]]
+    b = CNNEnsembleClassifier(checkpoints=f"{members[0]} + {members[1]}").fit(faces[:14], labels(14))
+    assert b.checkpoints_ == members
 
 
 def test_contract_clone_pickle_skops(members, faces):
     from sklearn.base import clone
     from sklearn.exceptions import NotFittedError
 
-    ens = CNNEnsembleClassifier("+".join(members), precision="int8", device="cpu")
+    ens = CNNEnsembleClassifier(checkpoints="+".join(members), precision="int8", device="cpu")
     with pytest.raises(NotFittedError):
         ens.predict_proba(faces[:2])
     assert clone(ens).get_params() == ens.get_params()
@@ -108,23 +124,25 @@ def test_contract_clone_pickle_skops(members, faces):
 
 def test_fit_refuses_bad_members(members, faces, tmp_path):
     with pytest.raises(ValueError, match="needs checkpoints"):
-        CNNEnsembleClassifier("").fit(faces[:14], labels(14))
+        CNNEnsembleClassifier(checkpoints="").fit(faces[:14], labels(14))
     with pytest.raises(FileNotFoundError):
-        CNNEnsembleClassifier(f"{members[0]}+{tmp_path / 'missing.pt'}").fit(faces[:14], labels(14))
+        CNNEnsembleClassifier(checkpoints=f"{members[0]}+{tmp_path / 'missing.pt'}").fit(faces[:14], labels(14))
     other = make_checkpoint(seed=3, net=TINY)
     other["classes"] = [c.upper() for c in CLASSES]
     save_checkpoint(other, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="other.pt: its classes"):
-        CNNEnsembleClassifier(f"{members[0]}+{tmp_path / 'other.pt'}").fit(faces[:14], labels(14))
+        CNNEnsembleClassifier(checkpoints=f"{members[0]}+{tmp_path / 'other.pt'}").fit(faces[:14], labels(14))
     with pytest.raises(ValueError, match=r"labels \['contempt'\]"):
-        CNNEnsembleClassifier(members[0]).fit(faces[:8], [*labels(7), "contempt"])
+        CNNEnsembleClassifier(checkpoints=members[0]).fit(faces[:8], [*labels(7), "contempt"])
     uncalibrated = make_checkpoint(seed=4, net=TINY)
     uncalibrated["classes"] = CLASSES
     save_checkpoint(uncalibrated, tmp_path / "old.pt")
     with pytest.raises(ValueError, match=r"old\.pt: .*fer quantize"):
-        CNNEnsembleClassifier(str(tmp_path / "old.pt"), precision="int8").fit(faces[:14], labels(14))
+        CNNEnsembleClassifier(checkpoints=str(tmp_path / "old.pt"), precision="int8").fit(faces[:14], labels(14))
     with pytest.raises(ValueError, match="shape"):
-        CNNEnsembleClassifier(members[0]).fit(faces[0], labels(1))
+        CNNEnsembleClassifier(checkpoints=members[0]).fit(faces[0], labels(1))
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        CNNEnsembleClassifier(checkpoints=members[0]).fit(faces[:14], labels(13))
 
 
 def test_fer_train_cnn_ensemble_cli(members, faces, tmp_path):
@@ -143,7 +161,7 @@ def test_fer_train_cnn_ensemble_cli(members, faces, tmp_path):
     assert [m["batch_size"] for m in card["cnn"]["ensemble"]] == [256, 48]
     model = load_model(out)  # skops, with the project's trusted types only
     X_private = faces[90:]
-    expected = CNNEnsembleClassifier(members, precision="int8", device="cpu").fit(faces[:14], labels(14))
+    expected = CNNEnsembleClassifier(checkpoints=members, precision="int8", device="cpu").fit(faces[:14], labels(14))
     np.testing.assert_allclose(model.predict_proba(X_private), expected.predict_proba(X_private), atol=1e-9)
     accuracy = float(np.mean(model.predict(X_private) == np.asarray(EMOTIONS)[np.arange(90, 120) % 7]))
     assert card["metrics"]["PrivateTest"]["accuracy"] == pytest.approx(accuracy)
@@ -159,3 +177,22 @@ def test_fer_train_cnn_ensemble_cli(members, faces, tmp_path):
                           f"{members[0]}+{tmp_path / 'old.pt'}", "--precision", "int8", "--out", str(tmp_path / "x.skops")),
                       "old.pt", "fer quantize")  # fmt: skip
     assert not (tmp_path / "x.skops").exists()
+
+
+def test_cli_refusals(members, faces, tmp_path):
+    from fer_features.benchmark import Grid
+
+    rows = [(i % 7, pixel_string(face), u) for i, (face, u) in enumerate(zip(faces, ["Training"] * 60 + ["PublicTest"] * 60))]
+    data = write_csv(tmp_path / "fer2013.csv", rows)
+    # int8 is not silently ignored where it does nothing
+    assert_user_error(fer("train", "--data", str(data), "--features", "hog", "--clf", "logreg", "--precision", "int8",
+                          "--out", str(tmp_path / "x.skops")), "cnn.precision=int8")  # fmt: skip
+    # networks whose classes lack a label of the data: a data error naming the file, nothing written
+    other = make_checkpoint(seed=5, net=TINY)
+    other["classes"] = sorted(["contempt" if c == "disgust" else c for c in CLASSES])
+    save_checkpoint(other, tmp_path / "contempt.pt")
+    assert_user_error(fer("train", "--data", str(data), "--clf", "cnn-ensemble", "--cnn-checkpoint", str(tmp_path / "contempt.pt"),
+                          "--out", str(tmp_path / "x.skops")), "fer2013.csv", "disgust")  # fmt: skip
+    assert not (tmp_path / "x.skops").exists()
+    with pytest.raises(ValueError, match="fer train --clf cnn-ensemble"):
+        Grid(features=["hog"], classifiers=["cnn-ensemble"]).validate()

@@ -25,7 +25,13 @@ BalanceOpt = Annotated[BalanceMode, typer.Option(help="Rare classes: none, class
 SpecOpt = Annotated[str | None, typer.Option(help=f"Feature spec, names joined by '+' (see `fer list`). Default {config.DEFAULT_FEATURES}; none for --clf cnn.", rich_help_panel=FEATURES)]
 OutOpt = Annotated[Path, typer.Option(help="Where to write the trained pipeline: .skops (safe to share), or .joblib (a pickle).")]
 CacheOpt = Annotated[Path | None, typer.Option(help="Cache extracted Training features here (Pipeline memory) for re-runs.")]
-CheckpointOpt = Annotated[Path | None, typer.Option(help="Trained CNN (.pt) for the cnn feature; without it the CNN is trained first.", rich_help_panel=CNN)]
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Trained CNN (.pt) for the cnn feature; without it the CNN is trained first. For --clf cnn-ensemble: its networks, a.pt+b.pt.",
+        rich_help_panel=CNN,
+    ),
+]
 LogFileOpt = Annotated[Path | None, typer.Option(help="Append each CNN epoch's record (JSON) to this file, for long runs.", rich_help_panel=CNN)]
 
 

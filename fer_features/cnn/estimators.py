@@ -488,11 +488,13 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         return tags
 
 
-def _checkpoint_paths(checkpoints) -> list[str]:
-    """``'a.pt+b.pt'`` or a sequence of paths → a list of path strings."""
-    if isinstance(checkpoints, str):
-        return [p.strip() for p in checkpoints.split("+") if p.strip()]
-    return [str(p) for p in checkpoints]
+def checkpoint_paths(checkpoints) -> list[str]:
+    """``'a.pt+b.pt'`` (spaces around ``+`` ignored), one path, or a sequence of paths → a list of path strings."""
+    import os
+
+    if isinstance(checkpoints, (str, os.PathLike)):
+        return [p.strip() for p in os.fspath(checkpoints).split("+") if p.strip()]
+    return [os.fspath(p) for p in checkpoints]
 
 
 class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
@@ -509,7 +511,7 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    checkpoints : str or sequence of str, default=''
+    checkpoints : str, path-like or sequence of them, default=''
         The members' checkpoints (``.pt``): paths joined by ``+``, or a sequence of paths.
     precision : {'auto', 'bf16', 'fp32', 'int8'}, default='auto'
         Inference arithmetic of every member (:meth:`CNNClassifier.from_checkpoint`); int8 needs
@@ -518,6 +520,9 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
     tta : {False, True, 'flip', 'ten-crop'}, default=False
         Test-time augmentation of every member.
     device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
+
+    Changing ``checkpoints``, ``precision`` or ``device`` of a fitted ensemble with
+    :meth:`set_params` loads its members again; ``tta`` is passed on to them.
 
     Attributes
     ----------
@@ -539,12 +544,12 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
     Examples
     --------
     >>> from fer_features.cnn import CNNEnsembleClassifier
-    >>> clf = CNNEnsembleClassifier("models/cnn-large.pt+models/cnn-compact-ens.pt", precision="int8")  # doctest: +SKIP
+    >>> clf = CNNEnsembleClassifier(checkpoints="models/cnn-large.pt+models/cnn-compact-ens.pt", precision="int8")  # doctest: +SKIP
     >>> clf.fit(X_train, y_train).predict_proba(X_test).shape  # doctest: +SKIP
     (3589, 7)
     """
 
-    def __init__(self, checkpoints="", *, precision="auto", tta=False, device="auto"):
+    def __init__(self, *, checkpoints="", precision="auto", tta=False, device="auto"):
         self.checkpoints = checkpoints
         self.precision = precision
         self.tta = tta
@@ -573,7 +578,10 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         FileNotFoundError
             If a checkpoint is missing.
         """
-        check_images(X, estimator="CNNEnsembleClassifier", min_size=16)
+        from sklearn.utils.validation import check_consistent_length
+
+        X = check_images(X, estimator="CNNEnsembleClassifier", min_size=16)
+        check_consistent_length(X, y)
         paths, members = self.load_members()
         classes = [str(c) for c in members[0].classes_]
         unknown = sorted(set(np.asarray(y).astype(str).tolist()) - set(classes))
@@ -598,7 +606,7 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         ValueError, FileNotFoundError
             As :meth:`fit`, but for the labels (each message names the checkpoint).
         """
-        paths = _checkpoint_paths(self.checkpoints)
+        paths = checkpoint_paths(self.checkpoints)
         if not paths:
             raise ValueError("CNNEnsembleClassifier needs checkpoints: paths of trained CNNs (.pt) joined by '+'")
         members = []
@@ -614,15 +622,16 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         return paths, members
 
     def set_params(self, **params):
-        """Set parameters; ``tta`` and ``precision`` also reach the fitted members."""
+        """Set parameters; a fitted ensemble passes ``tta`` on to its members and loads them again
+        for new ``checkpoints``, ``precision`` or ``device`` (each with its own int8 batch size)."""
         super().set_params(**params)
-        for member in getattr(self, "estimators_", []):
-            if "tta" in params:
-                member.tta = params["tta"]
-        if "precision" in params and hasattr(self, "estimators_"):
-            for member in self.estimators_:
-                member.set_params(precision=params["precision"])
-                member.__dict__.pop("_int8_net", None)
+        if hasattr(self, "estimators_"):
+            if {"checkpoints", "precision", "device"} & set(params):
+                self.checkpoints_, self.estimators_ = self.load_members()
+                self.classes_ = np.asarray(self.estimators_[0].classes_)
+            elif "tta" in params:
+                for member in self.estimators_:
+                    member.tta = params["tta"]
         return self
 
     def predict_proba(self, X):

@@ -26,9 +26,10 @@ from torch import nn
 CALIBRATION_FACES = 1024
 
 #: Inference batch sizes tried by :func:`fastest_batch_size`. On 2 Xeon cores with AMX the large
-#: network ran 3,700–4,000 faces/s in batches of 32–64 and 2,300–2,900 in batches of 128–512
+#: network alone ran ~4,000 faces/s in batches of 32–64 and 2,500–2,900 in batches of 128–512
 #: (its first stage holds 147 KB of activations a face), while the compact ones were fastest at
-#: 256–512 (``benchmarks/int8.md``): no one size suits every network.
+#: 128 (``cnn-compact-ens``) and 512 (``cnn-compact-stem2-ens``) (``benchmarks/int8.md``): no one
+#: size suits every network.
 BATCH_SIZES = (32, 48, 64, 128, 256, 512)
 
 
