@@ -13,25 +13,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import fer_features.torch_utils as torch_utils  # noqa: E402
 from fer_features.cnn.estimators import CNNClassifier, CNNEnsembleClassifier  # noqa: E402
 from fer_features.cnn.int8 import calibrate_checkpoint  # noqa: E402
 from fer_features.cnn.train import save_checkpoint  # noqa: E402
 from fer_features.datasets import EMOTIONS  # noqa: E402
 from conftest import assert_user_error, fer, pixel_string, write_csv  # noqa: E402
-from test_cnn import TINY, make_checkpoint, random_faces, skops_round_trip  # noqa: E402
+from test_cnn import TINY, _one_torch_thread, make_checkpoint, random_faces, skops_round_trip  # noqa: E402, F401  (one torch thread: test_cnn's autouse fixture)
 
 CLASSES = sorted(EMOTIONS)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(torch_utils, "set_cpu_threads", lambda: None)
-        torch.set_num_threads(1)
-        yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
