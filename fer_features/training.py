@@ -279,6 +279,9 @@ class TrainSettings:
         ``epochs``, ``device`` …); ``device`` is also the ``cnn`` feature's.
     feature_params : dict of {name: dict}
         Extractor parameters, e.g. ``{"hog": {"orientations": 12}}``.
+    calibrate : bool
+        Temperature-scale the head's probabilities on PublicTest after the fit
+        (:func:`temperature_scale_head`; feature pipelines; ``cnn-ensemble`` fits its own).
     """
 
     features: str | None = None
@@ -295,6 +298,7 @@ class TrainSettings:
     cnn_checkpoint: str | os.PathLike | None = None
     cnn_params: dict = field(default_factory=dict)
     feature_params: dict = field(default_factory=dict)
+    calibrate: bool = False
 
     def __post_init__(self):
         from fer_features.classifiers import END_TO_END, PRETRAINED
@@ -365,6 +369,9 @@ class TrainSettings:
         if self.end_to_end and (self.augment or self.balance != "none"):
             what = "trains nothing (its networks are trained already)" if self.pretrained else "augments its own training"
             raise ValueError(f"--augment and --balance are for feature pipelines; the {self.clf} classifier {what}")
+        if self.calibrate and self.end_to_end:
+            own = " (it fits its own temperature on PublicTest)" if self.pretrained else ""
+            raise ValueError(f"--calibrate is for feature pipelines, not the {self.clf} classifier{own}")
         if self.cnn_params.get("precision") == "int8" and not self.end_to_end:
             raise ValueError(
                 "--precision int8 is for --clf cnn and cnn-ensemble; for the cnn feature give --feature-param cnn.precision=int8"
@@ -508,16 +515,57 @@ def cnn_card(ckpt: dict) -> dict:
     return {k: ckpt[k] for k in keys if k in ckpt}
 
 
+def temperature_scale_head(pipe, X, y) -> float:
+    """Replace a fitted pipeline's head by itself with temperature-scaled probabilities, fitted on ``X, y``.
+
+    The head is frozen (:class:`~sklearn.frozen.FrozenEstimator`) and wrapped in
+    :class:`~sklearn.calibration.CalibratedClassifierCV` with ``method='temperature'``: its
+    decision values (or log-probabilities) divided by one temperature that minimises the log
+    loss on ``X, y`` (Guo et al. 2017, "On calibration of modern neural networks", ICML). The
+    predicted labels do not change. ``X, y`` must not be the faces the model is scored on:
+    ``fer train --calibrate`` gives it PublicTest, the selection split
+    (``benchmarks/model_calibration.md``).
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        Fitted, with feature steps before the head (not an end-to-end head).
+    X : ndarray of shape (n_samples, 48, 48), dtype uint8
+    y : array-like of shape (n_samples,)
+        Labels among the head's classes.
+
+    Returns
+    -------
+    float
+        The temperature (above 1: the head was overconfident).
+
+    Raises
+    ------
+    ValueError
+        For a pipeline with no feature steps.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    if len(pipe.steps) < 2:
+        raise ValueError("temperature_scale_head needs a feature pipeline: this one is a single end-to-end step")
+    name, head = pipe.steps[-1]
+    calibrated = CalibratedClassifierCV(FrozenEstimator(head), method="temperature").fit(pipe[:-1].transform(X), y)
+    pipe.steps[-1] = (name, calibrated)
+    return round(1.0 / float(calibrated.calibrated_classifiers_[0].calibrators[0].beta_), 4)
+
+
 def ensemble_card(ensemble) -> dict:
     """The model-card entries of a fitted :class:`~fer_features.cnn.estimators.CNNEnsembleClassifier`:
-    each member's checkpoint, architecture, selection score and inference batch size, and the precision."""
+    each member's checkpoint, architecture, selection score and inference batch size, the precision and the temperature."""
     members = []
     for path, member in zip(ensemble.checkpoints_, ensemble.estimators_):
         ckpt = member.checkpoint_
         members.append({"checkpoint": path, "net": ckpt["config"].get("net"), "best_epoch": ckpt.get("best_epoch"),
                         "val_accuracy": ckpt.get("val_accuracy"), "teacher": ckpt.get("teacher"),
                         "batch_size": member.batch_size})  # fmt: skip
-    return {"ensemble": members, "precision": ensemble.inference_precision(), "tta": ensemble.tta}
+    return {"ensemble": members, "precision": ensemble.inference_precision(), "tta": ensemble.tta,
+            "temperature": ensemble.temperature_}  # fmt: skip
 
 
 def parse_cnn_params(items: list[str]) -> dict:
@@ -730,9 +778,11 @@ def train(
     X_val, y_val = dataset.split("PublicTest")
     if len(X_train) == 0:
         raise DataError(f"{dataset.source}: has no Training images")
-    needs_val = settings.end_to_end or settings.uses_cnn
+    needs_val = (settings.end_to_end and not settings.pretrained) or settings.uses_cnn
     if needs_val and len(X_val) == 0:
         raise DataError(f"{dataset.source}: has no PublicTest images, which select the CNN's best epoch")
+    if settings.calibrate and len(X_val) == 0:
+        raise DataError(f"{dataset.source}: has no PublicTest images, which --calibrate fits the temperature on")
     n_original = len(X_train)
     if settings.augment or settings.balance == "oversample":
         from fer_features.augment import resample_training
@@ -759,7 +809,9 @@ def train(
     name = f"{settings.features or 'pixels'} → {settings.clf}"
     emit("message", {"text": f"training {name} on {len(X_train):,} Training faces"})
     fit_params = {}
-    if settings.end_to_end and not settings.pretrained:
+    if settings.pretrained and len(X_val):  # its temperature is fitted on the selection split
+        fit_params = {"clf__X_val": X_val, "clf__y_val": y_val}
+    elif settings.end_to_end:
         emit_epoch = lambda record: emit("epoch", record)  # noqa: E731
         fit_params = {"clf__X_val": X_val, "clf__y_val": y_val, "clf__on_epoch": emit_epoch,
                       **{f"clf__{k}": v for k, v in soft_targets(dataset, len(X_train)).items()}}  # fmt: skip
@@ -770,6 +822,12 @@ def train(
         if not settings.pretrained:
             raise
         raise DataError(f"{dataset.source}: {exc}") from None  # its networks were checked: the labels do not fit them
+    calibration = None
+    if settings.calibrate:
+        t = time.perf_counter()
+        emit("message", {"text": f"fitting a temperature on {len(X_val):,} PublicTest faces"})
+        calibration = {"method": "temperature", "split": "PublicTest", "temperature": temperature_scale_head(pipe, X_val, y_val)}
+        timings["calibrate_seconds"] = round(time.perf_counter() - t, 2)
     extras = {}  # the run's other files, moved into place with the model and its card
     if settings.pretrained:
         cnn_info = ensemble_card(pipe.named_steps["clf"])
@@ -795,7 +853,7 @@ def train(
         classifier=settings.clf,
         classes=[str(c) for c in pipe.classes_],
         feature_dims=len(pipe.named_steps["features"].get_feature_names_out()) if "features" in pipe.named_steps else None,
-        params=simple_params(pipe),
+        params={**simple_params(pipe), **({"calibration": calibration} if calibration else {})},
         data={
             "source": source,
             "format": data_format,

@@ -63,6 +63,32 @@ def test_probabilities_are_the_mean_of_the_members(members, faces):
     np.testing.assert_allclose(listed.predict_proba(faces[60:]), proba, atol=1e-12)
 
 
+def test_temperature_is_fitted_on_the_validation_split(members, faces):
+    from sklearn.metrics import log_loss
+
+    plain = CNNEnsembleClassifier(checkpoints=members, device="cpu").fit(faces[:14], labels(14))
+    assert plain.temperature_ == 1.0  # no validation split: the plain mean
+    # labels the random networks get two times in three: a finite best temperature
+    y_val = plain.predict(faces[20:60])
+    y_val[::3] = labels(40)[::3]
+    fitted = CNNEnsembleClassifier(checkpoints=members, device="cpu").fit(faces[:14], labels(14), X_val=faces[20:60], y_val=y_val)
+    t = fitted.temperature_
+    assert 0.05 < t < 10.0 and t != 1.0  # inside the search bounds
+    loss = lambda temperature: log_loss(  # noqa: E731
+        y_val, CNNEnsembleClassifier(checkpoints=members, device="cpu", temperature=temperature).fit(faces[:14], labels(14)).predict_proba(faces[20:60]),
+        labels=CLASSES)  # fmt: skip
+    assert loss(t) <= min(loss(1.0), loss(t * 1.2), loss(t / 1.2)) + 1e-9  # a minimum of the validation log loss
+    # the labels do not change, only how sure the model is
+    np.testing.assert_array_equal(fitted.predict(faces[60:]), plain.predict(faces[60:]))
+    assert not np.allclose(fitted.predict_proba(faces[60:]), plain.predict_proba(faces[60:]))
+    np.testing.assert_allclose(fitted.predict_proba(faces[60:]).sum(axis=1), 1.0, atol=1e-9)
+    given = CNNEnsembleClassifier(checkpoints=members, device="cpu", temperature=2.0)
+    assert given.fit(faces[:14], labels(14), X_val=faces[20:60], y_val=y_val).temperature_ == 2.0
+    for bad in (0, -1.0, "hot"):
+        with pytest.raises(ValueError, match="temperature"):
+            CNNEnsembleClassifier(checkpoints=members, temperature=bad).fit(faces[:14], labels(14))
+
+
 def test_int8_members_use_their_measured_batch_size(members, faces):
     ens = CNNEnsembleClassifier(checkpoints="+".join(members), precision="int8", device="cpu").fit(faces[:14], labels(14))
     assert [m.batch_size for m in ens.estimators_] == [256, 48]  # no measurement: 256; then the checkpoint's
@@ -150,7 +176,11 @@ def test_fer_train_cnn_ensemble_cli(members, faces, tmp_path):
     assert [m["batch_size"] for m in card["cnn"]["ensemble"]] == [256, 48]
     model = load_model(out)  # skops, with the project's trusted types only
     X_private = faces[90:]
-    expected = CNNEnsembleClassifier(checkpoints=members, precision="int8", device="cpu").fit(faces[:14], labels(14))
+    # the temperature is fitted on the PublicTest rows, the model's probabilities are the tempered mean
+    public_labels = np.asarray(EMOTIONS)[np.arange(60, 90) % 7]
+    expected = CNNEnsembleClassifier(checkpoints=members, precision="int8", device="cpu")
+    expected.fit(faces[:14], labels(14), X_val=faces[60:90], y_val=public_labels)
+    assert card["cnn"]["temperature"] == expected.temperature_ != 1.0
     np.testing.assert_allclose(model.predict_proba(X_private), expected.predict_proba(X_private), atol=1e-9)
     accuracy = float(np.mean(model.predict(X_private) == np.asarray(EMOTIONS)[np.arange(90, 120) % 7]))
     assert card["metrics"]["PrivateTest"]["accuracy"] == pytest.approx(accuracy)

@@ -49,6 +49,29 @@ def test_train_returns_pipeline_and_card_and_saves_them(tmp_path):
     assert list(pipe.predict(data.X[:3])) and {"fit-start", "extract", "fit-done", "evaluate-done"} <= set(events)
 
 
+def test_train_calibrate_fits_a_temperature_on_publictest(tmp_path):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.metrics import log_loss
+
+    from fer_features.persist import load_model
+
+    data = toy_data()
+    plain, _ = train(data, "hog", "logreg", pca=16, n_jobs=1)
+    pipe, card = train(data, "hog", "logreg", pca=16, n_jobs=1, calibrate=True, out=tmp_path / "m.skops")
+    assert isinstance(pipe.steps[-1][1], CalibratedClassifierCV)
+    t = card.params["calibration"]["temperature"]
+    assert card.params["calibration"]["split"] == "PublicTest" and t > 0 and t != 1.0
+    X_pub, y_pub = data.split("PublicTest")
+    X_priv = data.split("PrivateTest")[0]
+    np.testing.assert_array_equal(pipe.predict(X_priv), plain.predict(X_priv))  # the labels do not change
+    loss = lambda m: log_loss(y_pub, (p := m.predict_proba(X_pub)) / p.sum(1, keepdims=True), labels=m.classes_)  # noqa: E731
+    assert loss(pipe) < loss(plain)  # fitted on PublicTest: its log loss there goes down
+    again = load_model(tmp_path / "m.skops")  # skops, with the trusted types only
+    np.testing.assert_allclose(again.predict_proba(X_priv), pipe.predict_proba(X_priv), atol=1e-12)
+    with pytest.raises(ValueError, match="--calibrate is for feature pipelines"):
+        TrainSettings(clf="cnn", calibrate=True).check()
+
+
 def test_train_without_out_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     pipe, card = train(toy_data(), "lbp", "logreg", pca=None, n_jobs=1)

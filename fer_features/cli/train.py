@@ -32,6 +32,13 @@ CheckpointOpt = Annotated[
         rich_help_panel=CNN,
     ),
 ]
+CalibrateOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Fit a temperature on PublicTest that makes the head's probabilities as sure as it is accurate (labels unchanged).",
+        rich_help_panel=FEATURES,
+    ),
+]
 LogFileOpt = Annotated[Path | None, typer.Option(help="Append each CNN epoch's record (JSON) to this file, for long runs.", rich_help_panel=CNN)]
 
 
@@ -45,7 +52,7 @@ def train(
     seed: SeedOpt = 0, limit: LimitOpt = 0, skip_bad: SkipBadOpt = False, cache_dir: CacheOpt = None,
     cnn_checkpoint: CheckpointOpt = None, preset: PresetOpt = Preset.small, epochs: EpochsOpt = config.CNN_EPOCHS,
     device: DeviceOpt = Device.auto, precision: PrecisionOpt = InferencePrecision.auto, cnn_param: CnnParamOpt = None,
-    log_file: LogFileOpt = None, feature_param: FeatureParamOpt = None,
+    log_file: LogFileOpt = None, feature_param: FeatureParamOpt = None, calibrate: CalibrateOpt = False,
 ) -> None:  # fmt: skip
     """Fit a pipeline on [bold]Training[/], report PublicTest and PrivateTest, save it with a model card.
 
@@ -72,6 +79,7 @@ def train(
             features=features, clf=clf, pca=pca, class_weight=class_weight.value, balance=balance.value, augment=augment,
             augment_shift=augment_shift, n_jobs=n_jobs, seed=seed, limit=limit, cache_dir=cache_dir,
             cnn_checkpoint=cnn_checkpoint, cnn_params=cnn_params, feature_params=feature_params(feature_param),
+            calibrate=calibrate,
         )  # fmt: skip
         settings.check(out)
     except (ValueError, FileNotFoundError) as exc:
