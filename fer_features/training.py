@@ -409,6 +409,8 @@ class TrainSettings:
         """
         if self.end_to_end:
             raise ValueError(f"fer cv runs feature pipelines; the {self.clf} classifier is trained with `fer train --clf {self.clf}`")
+        if self.calibrate:
+            raise ValueError("calibrate fits a temperature on PublicTest, which cross-validation on Training does not use: it is for fer train")
         return self.check()
 
     def pipeline(self, cnn_checkpoint: str | os.PathLike | None = None, out: str | os.PathLike | None = None):
@@ -542,7 +544,12 @@ def temperature_scale_head(pipe, X, y) -> float:
     Raises
     ------
     ValueError
-        For a pipeline with no feature steps.
+        For a pipeline with no feature steps, or labels ``y`` whose classes are not the head's.
+
+    Notes
+    -----
+    A head that scales its own probabilities already (``svm``: a temperature fitted by 3-fold
+    cross-validation on Training) gets a second temperature on top; the two multiply.
     """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
@@ -550,6 +557,8 @@ def temperature_scale_head(pipe, X, y) -> float:
     if len(pipe.steps) < 2:
         raise ValueError("temperature_scale_head needs a feature pipeline: this one is a single end-to-end step")
     name, head = pipe.steps[-1]
+    if [str(c) for c in np.unique(y)] != [str(c) for c in head.classes_]:
+        raise ValueError(f"the calibration labels' classes {sorted(map(str, np.unique(y)))} are not the head's {list(map(str, head.classes_))}")
     calibrated = CalibratedClassifierCV(FrozenEstimator(head), method="temperature").fit(pipe[:-1].transform(X), y)
     pipe.steps[-1] = (name, calibrated)
     return round(1.0 / float(calibrated.calibrated_classifiers_[0].calibrators[0].beta_), 4)
@@ -783,6 +792,11 @@ def train(
         raise DataError(f"{dataset.source}: has no PublicTest images, which select the CNN's best epoch")
     if settings.calibrate and len(X_val) == 0:
         raise DataError(f"{dataset.source}: has no PublicTest images, which --calibrate fits the temperature on")
+    if settings.calibrate and set(np.unique(y_val)) != set(np.unique(y_train)):
+        raise DataError(
+            f"{dataset.source}: --calibrate needs every Training class in PublicTest and no other; PublicTest lacks "
+            f"{sorted(set(np.unique(y_train)) - set(np.unique(y_val)))} and adds {sorted(set(np.unique(y_val)) - set(np.unique(y_train)))}"
+        )
     n_original = len(X_train)
     if settings.augment or settings.balance == "oversample":
         from fer_features.augment import resample_training
@@ -822,6 +836,7 @@ def train(
         if not settings.pretrained:
             raise
         raise DataError(f"{dataset.source}: {exc}") from None  # its networks were checked: the labels do not fit them
+    params = simple_params(pipe)  # the head's own parameters, before a calibration wraps it
     calibration = None
     if settings.calibrate:
         t = time.perf_counter()
@@ -853,7 +868,7 @@ def train(
         classifier=settings.clf,
         classes=[str(c) for c in pipe.classes_],
         feature_dims=len(pipe.named_steps["features"].get_feature_names_out()) if "features" in pipe.named_steps else None,
-        params={**simple_params(pipe), **({"calibration": calibration} if calibration else {})},
+        params={**params, **({"calibration": calibration} if calibration else {})},
         data={
             "source": source,
             "format": data_format,

@@ -84,9 +84,16 @@ def test_temperature_is_fitted_on_the_validation_split(members, faces):
     np.testing.assert_allclose(fitted.predict_proba(faces[60:]).sum(axis=1), 1.0, atol=1e-9)
     given = CNNEnsembleClassifier(checkpoints=members, device="cpu", temperature=2.0)
     assert given.fit(faces[:14], labels(14), X_val=faces[20:60], y_val=y_val).temperature_ == 2.0
-    for bad in (0, -1.0, "hot"):
+    for bad in (0, -1.0, "hot", None):
         with pytest.raises(ValueError, match="temperature"):
             CNNEnsembleClassifier(checkpoints=members, temperature=bad).fit(faces[:14], labels(14))
+        with pytest.raises(ValueError, match="temperature"):
+            fitted.set_params(temperature=bad)
+    assert fitted.set_params(temperature=3.0).temperature_ == 3.0
+    with pytest.raises(ValueError, match="both X_val and y_val"):
+        CNNEnsembleClassifier(checkpoints=members).fit(faces[:14], labels(14), X_val=faces[20:60])
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        CNNEnsembleClassifier(checkpoints=members).fit(faces[:14], labels(14), X_val=faces[20:60], y_val=y_val[:-1])
 
 
 def test_int8_members_use_their_measured_batch_size(members, faces):

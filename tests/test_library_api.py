@@ -50,6 +50,7 @@ def test_train_returns_pipeline_and_card_and_saves_them(tmp_path):
 
 
 def test_train_calibrate_fits_a_temperature_on_publictest(tmp_path):
+    from scipy.special import softmax
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.metrics import log_loss
 
@@ -60,16 +61,28 @@ def test_train_calibrate_fits_a_temperature_on_publictest(tmp_path):
     pipe, card = train(data, "hog", "logreg", pca=16, n_jobs=1, calibrate=True, out=tmp_path / "m.skops")
     assert isinstance(pipe.steps[-1][1], CalibratedClassifierCV)
     t = card.params["calibration"]["temperature"]
-    assert card.params["calibration"]["split"] == "PublicTest" and t > 0 and t != 1.0
+    assert card.params["calibration"]["split"] == "PublicTest" and card.params["clf__C"] == plain.get_params()["clf__C"]
     X_pub, y_pub = data.split("PublicTest")
     X_priv = data.split("PrivateTest")[0]
     np.testing.assert_array_equal(pipe.predict(X_priv), plain.predict(X_priv))  # the labels do not change
-    loss = lambda m: log_loss(y_pub, (p := m.predict_proba(X_pub)) / p.sum(1, keepdims=True), labels=m.classes_)  # noqa: E731
-    assert loss(pipe) < loss(plain)  # fitted on PublicTest: its log loss there goes down
+    # the probabilities are the head's decision values divided by t ...
+    z_priv = plain[:-1].transform(X_priv)
+    np.testing.assert_allclose(pipe.predict_proba(X_priv), softmax(plain[-1].decision_function(z_priv) / t, axis=1), atol=1e-4)
+    # ... and t is the temperature that minimises the log loss on PublicTest (not on another split)
+    logits = plain[-1].decision_function(plain[:-1].transform(X_pub))
+    loss = lambda temperature: log_loss(y_pub, softmax(logits / temperature, axis=1), labels=plain.classes_)  # noqa: E731
+    assert t != 1.0 and loss(t) <= min(loss(t * 1.1), loss(t / 1.1)) + 1e-6
     again = load_model(tmp_path / "m.skops")  # skops, with the trusted types only
     np.testing.assert_allclose(again.predict_proba(X_priv), pipe.predict_proba(X_priv), atol=1e-12)
     with pytest.raises(ValueError, match="--calibrate is for feature pipelines"):
         TrainSettings(clf="cnn", calibrate=True).check()
+    with pytest.raises(ValueError, match="fer train"):
+        TrainSettings(features="hog", clf="logreg", calibrate=True).check_cv()
+    # a PublicTest without one of the Training classes cannot calibrate them: a data error, before a wrong model
+    keep = ~((data.usage == "PublicTest") & (data.y == 1))
+    partial = FERDataset(data.X[keep], data.y[keep], data.usage[keep], data.names[keep], "toy", "f")
+    with pytest.raises(DataError, match="lacks"):
+        train(partial, "hog", "logreg", pca=16, n_jobs=1, calibrate=True)
 
 
 def test_train_without_out_writes_nothing(tmp_path, monkeypatch):

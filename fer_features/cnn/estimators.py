@@ -497,6 +497,17 @@ def checkpoint_paths(checkpoints) -> list[str]:
     return [os.fspath(p) for p in checkpoints]
 
 
+def _positive_temperature(value) -> float:
+    """``value`` as a positive float, or a ValueError."""
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if isinstance(value, (str, bool)) or not t > 0:
+        raise ValueError(f"temperature must be 'auto' or a positive number, got {value!r}")
+    return t
+
+
 class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
     """Trained CNNs as one classifier: the mean of their class probabilities (soft voting).
 
@@ -529,7 +540,9 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
     device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
     temperature : float or 'auto', default='auto'
         ``'auto'``: fitted on ``X_val, y_val`` by log loss (1.0 when :meth:`fit` gets none); a
-        number: used as given (1.0: the plain mean).
+        number: used as given (1.0: the plain mean). It is fitted on the plain mean: with
+        ``tta`` the members' probabilities are averaged over views first, and the same
+        temperature is applied to them.
 
     Changing ``checkpoints``, ``precision`` or ``device`` of a fitted ensemble with
     :meth:`set_params` loads its members again (new ``checkpoints`` also reset a fitted
@@ -612,10 +625,10 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.asarray(members[0].classes_)
         self.checkpoints_ = paths
         self.temperature_ = 1.0
+        if (X_val is None) != (y_val is None):
+            raise ValueError("give both X_val and y_val (the temperature's validation split), or neither")
         if self.temperature != "auto":
-            if isinstance(self.temperature, str) or not float(self.temperature) > 0:
-                raise ValueError(f"temperature must be 'auto' or a positive number, got {self.temperature!r}")
-            self.temperature_ = float(self.temperature)
+            self.temperature_ = _positive_temperature(self.temperature)
         elif X_val is not None:
             self.temperature_ = self._fit_temperature(X_val, y_val)
         return self
@@ -624,7 +637,10 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         """The temperature minimising the log loss of the mean probabilities on ``X_val``."""
         from scipy.optimize import minimize_scalar
 
+        from sklearn.utils.validation import check_consistent_length
+
         X_val = check_images(X_val, estimator="CNNEnsembleClassifier", min_size=16)
+        check_consistent_length(X_val, y_val)
         y_val = np.asarray(y_val).astype(str)
         classes = [str(c) for c in self.classes_]
         unknown = sorted(set(y_val.tolist()) - set(classes))
@@ -678,8 +694,8 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         for new ``checkpoints``, ``precision`` or ``device`` (each with its own int8 batch size)."""
         super().set_params(**params)
         if hasattr(self, "estimators_"):
-            if "temperature" in params and params["temperature"] != "auto":
-                self.temperature_ = float(params["temperature"])
+            if "temperature" in params and params["temperature"] != "auto":  # 'auto' keeps the fitted one until fit
+                self.temperature_ = _positive_temperature(params["temperature"])
             if "checkpoints" in params and self.temperature == "auto":
                 self.temperature_ = 1.0  # fitted for other networks
             if {"checkpoints", "precision", "device"} & set(params):
