@@ -21,15 +21,13 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from scipy.special import softmax
 from sklearn.metrics import log_loss
 
 
 def tempered(proba: np.ndarray, temperature: float) -> np.ndarray:
     """``softmax(log(proba) / temperature)``, row by row."""
-    logits = np.log(np.clip(proba, 1e-12, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    p = np.exp(logits)
-    return p / p.sum(axis=1, keepdims=True)
+    return softmax(np.log(np.clip(proba, 1e-12, 1.0)) / temperature, axis=1)
 
 
 def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from fer_features.config import CNN_EPOCHS, IMAGE_SIZE, TTA_MODES
 from fer_features.features.base import FaceImageTransformer, check_images
@@ -497,6 +497,20 @@ def checkpoint_paths(checkpoints) -> list[str]:
     return [os.fspath(p) for p in checkpoints]
 
 
+def _log_proba(p: np.ndarray) -> np.ndarray:
+    """Log-probabilities, zeros clipped to 1e-12 (the logits that temperature scaling divides)."""
+    return np.log(np.clip(p, 1e-12, 1.0))
+
+
+def _check_labels(y, classes, what: str) -> list[str]:
+    """The class names as strings, or a ValueError naming the labels of ``y`` that are not among them."""
+    names = [str(c) for c in classes]
+    unknown = sorted(set(np.asarray(y).astype(str).tolist()) - set(names))
+    if unknown:
+        raise ValueError(f"{what} {unknown} are not among the networks' classes {names}")
+    return names
+
+
 def _positive_temperature(value) -> float:
     """``value`` as a positive float, or a ValueError."""
     try:
@@ -612,15 +626,10 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         FileNotFoundError
             If a checkpoint is missing.
         """
-        from sklearn.utils.validation import check_consistent_length
-
         X = check_images(X, estimator="CNNEnsembleClassifier", min_size=16)
         check_consistent_length(X, y)
         paths, members = self.load_members()
-        classes = [str(c) for c in members[0].classes_]
-        unknown = sorted(set(np.asarray(y).astype(str).tolist()) - set(classes))
-        if unknown:
-            raise ValueError(f"labels {unknown} are not among the networks' classes {classes}")
+        _check_labels(y, members[0].classes_, "labels")
         self.estimators_ = members
         self.classes_ = np.asarray(members[0].classes_)
         self.checkpoints_ = paths
@@ -636,24 +645,17 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
     def _fit_temperature(self, X_val, y_val) -> float:
         """The temperature minimising the log loss of the mean probabilities on ``X_val``."""
         from scipy.optimize import minimize_scalar
-
-        from sklearn.utils.validation import check_consistent_length
+        from scipy.special import log_softmax
 
         X_val = check_images(X_val, estimator="CNNEnsembleClassifier", min_size=16)
         check_consistent_length(X_val, y_val)
-        y_val = np.asarray(y_val).astype(str)
-        classes = [str(c) for c in self.classes_]
-        unknown = sorted(set(y_val.tolist()) - set(classes))
-        if unknown:
-            raise ValueError(f"validation labels {unknown} are not among the networks' classes {classes}")
-        log_p = np.log(np.clip(self._mean_proba(X_val), 1e-12, 1.0))
+        classes = _check_labels(y_val, self.classes_, "validation labels")
         column = {c: i for i, c in enumerate(classes)}
-        rows = np.arange(len(y_val)), np.asarray([column[v] for v in y_val])
+        rows = np.arange(len(y_val)), np.asarray([column[v] for v in np.asarray(y_val).astype(str)])
+        log_p = _log_proba(self._mean_proba(X_val))
 
         def log_loss(t):
-            z = log_p / t
-            z = z - z.max(axis=1, keepdims=True)
-            return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[rows]))
+            return float(-np.mean(log_softmax(log_p / t, axis=1)[rows]))
 
         return round(float(minimize_scalar(log_loss, bounds=(0.05, 10.0), method="bounded").x), 4)
 
@@ -710,14 +712,11 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         """Mean of the members' class probabilities, temperature-scaled, ``(n_samples, n_classes)`` float64."""
         check_is_fitted(self, "estimators_")
         X = check_images(X, estimator="CNNEnsembleClassifier", min_size=16)
+        from scipy.special import softmax
+
         p = self._mean_proba(X)
         t = getattr(self, "temperature_", 1.0)
-        if t == 1.0:
-            return p
-        z = np.log(np.clip(p, 1e-12, 1.0)) / t
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(axis=1, keepdims=True)
+        return p if t == 1.0 else softmax(_log_proba(p) / t, axis=1)
 
     def predict(self, X):
         """Most probable label per image, ``(n_samples,)``."""
