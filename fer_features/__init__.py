@@ -13,7 +13,7 @@ use, and torch and dlib only where they are needed.
 
 from fer_features.config import EMOTIONS, USAGES
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it)
 
 _LAZY = {"Recognizer": "fer_features.recognizer", "train": "fer_features.training", "ModelCard": "fer_features.training"}
 

@@ -32,6 +32,7 @@ import numpy as np
 from fer_features.config import ENV_DLIB_MODELS
 from fer_features.config import IMAGE_SIZE as CROP_SIZE  # side of the aligned crop (FER2013's)
 from fer_features.detectors import DEFAULT_DETECTOR, Detection, get_detector
+from fer_features.extras import import_optional
 from fer_features.images import ImageError  # re-exported: faces.ImageError is images.ImageError
 
 #: Where the eye centres (mean of the six landmarks of each eye) fall in a 48x48 FER2013 crop,
@@ -85,7 +86,7 @@ def dlib_model_path(name: str) -> Path:
         if spec is None or not spec.submodule_search_locations:
             raise FileNotFoundError(
                 f"dlib model {DLIB_MODELS[name]} not found: install it with "
-                "`pip install face-recognition-models`, or set FER_FEATURES_DLIB_MODELS to a folder holding it"
+                "`pip install 'fer-features[train]'` (face-recognition-models), or set FER_FEATURES_DLIB_MODELS to a folder holding it"
             )
         folder = Path(list(spec.submodule_search_locations)[0]) / "models"
     path = Path(folder) / DLIB_MODELS[name]
@@ -100,7 +101,7 @@ def dlib_model_path(name: str) -> Path:
 @functools.lru_cache(maxsize=4)
 def shape_predictor(path: str | os.PathLike | None = None):
     """The dlib 68-point shape predictor, loaded once per process (``None``: the shipped model)."""
-    import dlib
+    dlib = import_optional("dlib", "the 68-point landmark predictor")
 
     return dlib.shape_predictor(str(path or dlib_model_path("landmarks68")))
 
@@ -121,8 +122,10 @@ def face_detector(kind: str = "hog", path: str | os.PathLike | None = None):
     ------
     ValueError
         If ``kind`` is unknown.
+    ImportError
+        If dlib is not installed (``pip install 'fer-features[train]'``).
     """
-    import dlib
+    dlib = import_optional("dlib", f"the {kind} face detector")
 
     if kind == "hog":
         return dlib.get_frontal_face_detector()

@@ -26,7 +26,17 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
-from fer_features.config import CARD_SUFFIX, CHECKPOINT_SUFFIX, DEFAULT_DATA, DEFAULT_MODEL, default_model_path
+from fer_features.config import (  # noqa: F401  (DEFAULT_MODEL, default_model_path: re-exported)
+    BUNDLED_MODELS,
+    CARD_SUFFIX,
+    CHECKPOINT_SUFFIX,
+    DEFAULT_DATA,
+    DEFAULT_MODEL,
+    DEFAULT_TRAIN_OUT,
+    bundled_models_dir,
+    default_model_path,
+    resolve_model,
+)
 
 #: Suffixes saved as pickles with joblib; every other suffix is saved with skops.
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
@@ -123,13 +133,14 @@ def machine_info() -> dict:
     Returns
     -------
     dict
-        ``cpu_count``, ``platform``, ``processor``, ``python``, ``load_average_1min`` (where the
+        ``cpu_count``, ``cpu`` (:func:`cpu_model`), ``platform``, ``processor``, ``python``, ``load_average_1min`` (where the
         OS has one: a busy machine shows here) and ``gpu`` when torch is imported and sees CUDA.
     """
     import sys
 
     info = {
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_model(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
@@ -139,6 +150,20 @@ def machine_info() -> dict:
     if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
         info["gpu"] = sys.modules["torch"].cuda.get_device_name(0)
     return info
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``'s ``model name``, e.g. "AMD EPYC"), else ``platform.processor()``.
+
+    Speeds in model cards and benchmarks depend on it (int8 inference above all: AMX, VNNI or
+    neither), so it is recorded beside them.
+    """
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 class StagedOutputs:
@@ -240,9 +265,13 @@ def check_writable(path: str | os.PathLike, *, folder: bool = False, option: str
     ------
     OutputError
         One line naming the option, the path and what stands in the way: a file where a folder
-        must be, a folder where a file must be, or a folder that cannot be written.
+        must be, a folder where a file must be, a folder that cannot be written, or the
+        installed package's bundled models (a run never writes into the package).
     """
     path = Path(path)
+    bundled = bundled_models_dir().resolve()
+    if bundled == path.resolve() or bundled in path.resolve().parents:
+        raise OutputError(f"{option} {path}: inside the package's bundled models ({bundled}); write elsewhere, e.g. models/")
     if folder and path.exists() and not path.is_dir():
         raise OutputError(f"{option} {path}: is a file, not a folder")
     if not folder and path.is_dir():
@@ -337,7 +366,9 @@ def load_model(path: str | Path | None = None, *, trusted: bool = False, tta=Fal
     Parameters
     ----------
     path : str or Path, optional
-        Defaults to :func:`default_model_path`. The format is read from the content. A ``.pt``
+        A model file, or the name of a bundled model (``'default'``, ``'accurate'``: see
+        :func:`fer_features.config.resolve_model`); defaults to :func:`default_model_path`
+        (``$FER_MODEL``, else the bundled ``default``). The format is read from the content. A ``.pt``
         file is a CNN checkpoint (``fer train --clf cnn``; tensors only, read with
         ``torch.load(weights_only=True)``), loaded as :meth:`CNNClassifier.from_checkpoint
         <fer_features.cnn.estimators.CNNClassifier.from_checkpoint>`.
@@ -363,7 +394,7 @@ def load_model(path: str | Path | None = None, *, trusted: bool = False, tta=Fal
         If the file is missing (the message says how to train one), unreadable, or holds
         something that is not a fer-features pipeline (see :func:`check_pipeline`).
     """
-    path = Path(path) if path is not None else default_model_path()
+    path = resolve_model(path)
     if path.suffix == CHECKPOINT_SUFFIX:
         from fer_features.cnn import CNNClassifier
 
@@ -373,8 +404,8 @@ def load_model(path: str | Path | None = None, *, trusted: bool = False, tta=Fal
             raise ModelError(str(exc)) from None
     if not path.is_file():
         raise ModelError(
-            f"{path}: no such model file; train one with "
-            f"`fer train --data {DEFAULT_DATA} --out {path}` (or `make run`)"
+            f"{path}: no such model file; the bundled models are {', '.join(BUNDLED_MODELS)} (`fer models` lists them "
+            f"with any in ./models), or train one with `fer train --data {DEFAULT_DATA} --out {DEFAULT_TRAIN_OUT}`"
         )
     if model_format(path) == "skops":
         model = _load_skops(path)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 
 def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend, which needs no display."""
-    import matplotlib
+    """``matplotlib.pyplot`` on the Agg backend, which needs no display (matplotlib: the ``train`` extra)."""
+    from fer_features.extras import import_optional
+
+    matplotlib = import_optional("matplotlib", "plotting (confusion matrices, fer data inspect)")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

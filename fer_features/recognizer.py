@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 
 import numpy as np
 
-from fer_features.config import DEFAULT_DETECTOR, IMAGE_SIZE, default_model_path
+from fer_features.config import DEFAULT_DETECTOR, IMAGE_SIZE, resolve_model
 from fer_features.detectors import list_detectors
 from fer_features.predict import FacePrediction, PhotoResult
 
@@ -30,9 +29,11 @@ class Recognizer:
     Parameters
     ----------
     model : str, path-like or fitted estimator, optional
-        A model file (``.skops`` from ``fer train``; a ``.joblib`` pickle only with ``trusted``;
-        a CNN checkpoint ``.pt``), an already loaded pipeline, or None for the default model:
-        ``$FER_MODEL``, else ``models/fer-default.skops``.
+        The name of a model shipped in the package (``'default'``: a compact CNN in int8 →
+        logistic regression; ``'accurate'``: three CNNs in int8, averaged; ``fer models`` lists
+        them), a model file (``.skops`` from ``fer train``; a ``.joblib`` pickle only with
+        ``trusted``; a CNN checkpoint ``.pt``), an already loaded pipeline, or None for the
+        default: ``$FER_MODEL``, else the bundled ``'default'``.
     detector : {'yuface', 'hog', 'mmod'} or a registered name, default='yuface'
         The face detector (:mod:`fer_features.detectors`): libfacedetection's YuNet CNN (fast,
         aligns on its own eye points), dlib's HOG detector, or dlib's MMOD CNN (robust, slow).
@@ -77,7 +78,8 @@ class Recognizer:
 
     Examples
     --------
-    >>> rec = Recognizer("models/fer-default.skops")           # doctest: +SKIP
+    >>> rec = Recognizer("accurate")                            # doctest: +SKIP
+    >>> rec = Recognizer("models/my.skops")                     # doctest: +SKIP
     >>> rec.predict(["a.jpg", "folder_of_photos/"])             # doctest: +SKIP
     >>> rec.predict(crops)            # ndarray of shape (n, 48, 48): one row per crop   # doctest: +SKIP
     >>> rec.predict_video("clip.mp4", every=3)                  # doctest: +SKIP
@@ -104,7 +106,7 @@ class Recognizer:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
         if model is None or isinstance(model, (str, os.PathLike)):
-            self.model_path = Path(model) if model is not None else default_model_path()
+            self.model_path = resolve_model(model)
             self.model = load_model(self.model_path, trusted=trusted)
         else:
             self.model_path, self.model = None, model

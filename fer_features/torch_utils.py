@@ -27,7 +27,8 @@ def require_torch(what: str) -> None:
     if importlib.util.find_spec("torch") is None:
         raise ImportError(
             f"{what} needs PyTorch, which is not installed: `pip install torch==2.13.0` "
-            "(the CPU build pinned in requirements.lock), or `pip install fer-features[cnn]`"
+            "(the CPU build pinned in requirements.lock; elsewhere `pip install torch --index-url "
+            "https://download.pytorch.org/whl/cpu`), a dependency of fer-features"
         )
 
 

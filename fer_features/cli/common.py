@@ -131,7 +131,8 @@ ModelOpt = Annotated[
     Path | None,
     typer.Option(
         envvar=config.ENV_MODEL,
-        help=f"Trained pipeline; default ${config.ENV_MODEL} or {config.DEFAULT_MODEL}.",
+        help=f"Trained pipeline file, or a bundled model's name ({', '.join(config.BUNDLED_MODELS)}; see `fer models`); "
+        f"default ${config.ENV_MODEL}, else the bundled '{config.DEFAULT_MODEL}'.",
         rich_help_panel=MODEL,
     ),
 ]
@@ -203,12 +204,14 @@ def check_outputs(*outputs: tuple[Path | None, bool, str]) -> None:
 
 
 def model_note(path: Path | None) -> None:
-    """Say on stderr which model file was read, and in which format."""
+    """Say on stderr which model file was read, and in which format (or which bundled model)."""
     from fer_features.persist import model_format
 
     if path is None or not path.is_file():
         return
-    if path.suffix == config.CHECKPOINT_SUFFIX:
+    if path.parent == config.bundled_models_dir():
+        how = f"the bundled model '{path.stem}'"
+    elif path.suffix == config.CHECKPOINT_SUFFIX:
         how = "CNN checkpoint"
     elif model_format(path) == "skops":
         how = "skops format"
@@ -235,8 +238,12 @@ def open_recognizer(model: Path | None, *, trust_pickle: bool = False, **options
     from fer_features.recognizer import Recognizer
 
     try:
+        if options.get("detector") in config.DLIB_DETECTORS:
+            from fer_features.faces import face_detector
+
+            face_detector(options["detector"])  # dlib: the train extra
         recognizer = Recognizer(model, progress=False, trusted=trust_pickle, **options)
-    except ModelError as exc:
+    except (ModelError, ImportError) as exc:
         fail(str(exc))
     model_note(recognizer.model_path)
     return recognizer

@@ -47,7 +47,7 @@ def train(
     data: DataOpt = config.DEFAULT_DATA, data_format: FormatOpt = DataFormat.auto,
     label_mode: LabelModeOpt = LabelMode.majority, classes: ClassesOpt = 7,
     augment: AugmentOpt = False, augment_shift: ShiftOpt = 0, balance: BalanceOpt = BalanceMode.none,
-    features: SpecOpt = None, clf: ClfOpt = config.DEFAULT_CLASSIFIER, out: OutOpt = config.DEFAULT_MODEL,
+    features: SpecOpt = None, clf: ClfOpt = config.DEFAULT_CLASSIFIER, out: OutOpt = config.DEFAULT_TRAIN_OUT,
     pca: PcaOpt = config.DEFAULT_PCA, class_weight: ClassWeightOpt = ClassWeight.none, n_jobs: NJobsOpt = -1,
     seed: SeedOpt = 0, limit: LimitOpt = 0, skip_bad: SkipBadOpt = False, cache_dir: CacheOpt = None,
     cnn_checkpoint: CheckpointOpt = None, preset: PresetOpt = Preset.small, epochs: EpochsOpt = config.CNN_EPOCHS,

@@ -219,7 +219,8 @@ def create_app(
     model_path : path-like, optional
         Trained pipeline (``.skops``; a pickle only with ``trust_pickle``), loaded once when the
         app starts (its lifespan) by :func:`fer_features.persist.load_model`; defaults to
-        :func:`fer_features.persist.default_model_path`. Its model card, if any, is read for
+        :func:`fer_features.config.default_model_path` (``$FER_MODEL``, else the bundled
+        ``default``); a bundled model's name (``'accurate'``) picks it. Its model card, if any, is read for
         ``/health``.
     model : fitted pipeline, optional
         An already loaded model; ``model_path`` then only names it.
@@ -259,11 +260,12 @@ def create_app(
     from starlette.concurrency import run_in_threadpool
 
     from fer_features import __version__
-    from fer_features.persist import default_model_path, model_format, read_card
+    from fer_features.config import default_model_path, resolve_model
+    from fer_features.persist import model_format, read_card
     from fer_features.recognizer import Recognizer
 
     given = recognizer is not None or model is not None
-    path = Path(model_path) if model_path is not None else (None if given else default_model_path())
+    path = resolve_model(model_path) if model_path is not None else (None if given else default_model_path())
     # dlib's detectors and the pipeline are shared objects: one inference at a time (the
     # machine's cores are used inside it); reading and decoding uploads run in parallel. Requests
     # that arrive while one is classified are classified together in the next model call
