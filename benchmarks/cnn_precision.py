@@ -7,7 +7,7 @@ channels_last layouts. Each cell: 2 warm-up iterations, then the median of ``--r
 runs of ``--steps`` iterations. Prints a Markdown table and the 1-minute load average before
 and after.
 
-    python benchmarks/cnn_precision.py --out benchmarks/cnn_precision.md
+    python benchmarks/cnn_precision.py [--out table.md]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Face detectors compared on FER2013 crops made photo-sized: detection rate, time, accuracy.
 
-Takes ``--n`` PrivateTest crops (the seeded sample of ``benchmarks/data_breadth.py``), makes each
+Takes ``--n`` PrivateTest crops (a seeded random sample of the zip), makes each
 a photo (upscaled 4x, bicubic, centred on a 320x320 canvas of its border's grey: ``crop_as_photo``)
 and runs :func:`fer_features.faces.find_faces` with each detector, in one process. Per detector:
 the share of photos with exactly one face, the median and mean milliseconds per photo
@@ -35,7 +35,7 @@ from fer_features.photo_folders import crop_as_photo
 
 
 def sample_crops(zip_path: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The seeded PrivateTest sample of ``benchmarks/data_breadth.py``: crops and labels."""
+    """A seeded random sample of the zip's PrivateTest crops: crops and labels."""
     with zipfile.ZipFile(zip_path) as zf:
         names = sorted(x for x in zf.namelist() if "/PrivateTest_" in x and x.endswith(".jpg"))
         chosen = sorted(np.random.default_rng(seed).choice(names, size=min(n, len(names)), replace=False))

@@ -7,7 +7,7 @@ int8 (the checkpoint's calibration: ``fer quantize``) predicts the 3,589 Private
 ``--repeats`` calls after a warm-up. Agreement: the share of crops whose top-1 class equals the
 fp32 one. Prints a Markdown table and the 1-minute load average before and after.
 
-    python benchmarks/int8.py models/cnn-compact-kd.pt models/cnn-medium-c4.pt --out benchmarks/int8.md
+    python benchmarks/int8.py models/cnn-compact-stem2-ens.pt models/cnn-compact-ens.pt [--out table.md]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ overconfident one's; the predicted labels do not change.
 Usage::
 
     python benchmarks/model_calibration.py models/fer-default.skops models/fer-accurate.skops \\
-        --data ../shared/data/fer2013.csv.gz --out benchmarks/model_calibration.md
+        --data ../shared/data/fer2013.csv.gz [--out table.md]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/serve.py --model models/fer-default.skops --out benchmarks/serve.md
+    python benchmarks/serve.py --model models/fer-default.skops [--out report.md]
 
 Server: ``fer serve`` is started as a subprocess on a free port of 127.0.0.1; after 10 warm-up
 requests, ``--requests`` POST /predict requests (skimage's astronaut as JPEG, one face) are sent

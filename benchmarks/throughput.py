@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/throughput.py --data ../shared/data/fer2013.zip --n 2000 \
-        --cnn-checkpoint models/cnn-small.pt --out benchmarks/throughput.md
+        --cnn-checkpoint models/cnn-small.pt [--out table.md]
 
 Each extractor is fitted, warmed up on 64 images, then timed on ``--n`` PublicTest crops
 (wall clock, one process unless ``--n-jobs``). Extractors whose inputs are missing (a CNN

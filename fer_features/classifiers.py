@@ -132,9 +132,9 @@ def _stacked_svm(
     ``'auto'``: logistic regression for the Fisher vectors (``sift-fisher``, 40,960 dense
     columns, which liblinear would copy into 16 bytes a value: 19 GB for FER2013's Training),
     the linear SVM for the rest. ``linear_C`` (their C) defaults to 0.2 for the SVM and 1.0 for
-    the logistic regression, the values chosen on PublicTest
-    (benchmarks/sift-bovw-presence.md). ``linear_tol`` is the logistic regression's lbfgs
-    tolerance: 1e-3 instead of scikit-learn's 1e-4 halves its iterations (54 against 98 on
+    the logistic regression, the values chosen on PublicTest (BENCHMARKS.md, section
+    "Hand-crafted features: the search for 0.66"). ``linear_tol`` is the logistic regression's
+    lbfgs tolerance: 1e-3 instead of scikit-learn's 1e-4 halves its iterations (54 against 98 on
     8,000 Training faces' Fisher vectors) for a stacked PublicTest of 0.5860 against 0.5868 there.
 
     With a Fisher-vector branch (or with ``branch_jobs`` given), the branches are one
@@ -174,7 +174,7 @@ def _stacked_svm(
             ("pca", reducer),
             # one-vs-one decision values (21 for 7 classes): the margins themselves, which the
             # final model weighs better than the vote counts of the one-vs-rest shape (PublicTest
-            # 0.6272 against 0.6183 with hog+lbp+landmarks and sift-bovw, benchmarks/sift-bovw-presence.md)
+            # 0.6272 against 0.6183 with hog+lbp+landmarks and sift-bovw; BENCHMARKS.md)
             ("svm", SVC(kernel="rbf", C=C, gamma=gamma, class_weight=class_weight, cache_size=1000,
                         decision_function_shape=decision_function_shape, random_state=random_state)),
         ])))

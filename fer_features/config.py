@@ -60,7 +60,7 @@ DETECTORS: tuple[str, ...] = ("yuface", "hog", "mmod")
 #: The ones of them that are dlib's (no eye points: the 68-point predictor aligns their faces).
 DLIB_DETECTORS: tuple[str, ...] = ("hog", "mmod")
 #: The detector of ``fer predict``, ``fer serve`` and :func:`fer_features.faces.find_faces`,
-#: chosen by measurement (``benchmarks/detectors.md``).
+#: chosen by measurement (BENCHMARKS.md, section "Face detectors and alignment").
 DEFAULT_DETECTOR = "yuface"
 
 #: Torch devices; ``auto`` is CUDA, else Apple MPS, else the CPU.

@@ -526,7 +526,7 @@ def temperature_scale_head(pipe, X, y) -> float:
     loss on ``X, y`` (Guo et al. 2017, "On calibration of modern neural networks", ICML). The
     predicted labels do not change. ``X, y`` must not be the faces the model is scored on:
     ``fer train --calibrate`` gives it PublicTest, the selection split
-    (``benchmarks/model_calibration.md``).
+    (BENCHMARKS.md, section "Probability calibration").
 
     Parameters
     ----------

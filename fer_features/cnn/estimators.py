@@ -344,7 +344,7 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
         batch_size : int, optional
             Images per inference batch. Default for int8: the fastest size measured when the
             checkpoint was calibrated (``"int8"``'s ``"batch_size"``, written by ``fer quantize``),
-            else 256; otherwise 512, the fastest measured here (``benchmarks/int8.md``).
+            else 256; otherwise 512, the fastest measured here (BENCHMARKS.md).
         precision : {'auto', 'bf16', 'fp32', 'int8'}, default='auto'
             Inference arithmetic; ``'int8'`` needs the checkpoint's calibration (``"int8"``:
             written by training, or by ``fer quantize`` for an older checkpoint).
@@ -532,14 +532,14 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
     :class:`~sklearn.ensemble.VotingClassifier` over them would give; it is written here because
     that one validates neither face crops nor pre-trained members. Networks of different sizes
     and training runs err on different faces, so their mean is more accurate than the best of
-    them (Hansen & Salamon 1990; on FER2013: ``benchmarks/gpu_distill.md``, "Ensembles in int8").
+    them (Hansen & Salamon 1990; on FER2013: BENCHMARKS.md, section "CNNs trained on a GPU").
 
     Networks trained with label smoothing or distilled from soft targets give soft
     probabilities, and their mean is softer still: ``make accurate``'s mean top probability was
     0.574 at 0.7297 PrivateTest accuracy. So the mean is temperature-scaled (Guo et al. 2017),
     ``softmax(log(p) / T)``, with ``T`` fitted on a validation split given to :meth:`fit` (the
     selection split, PublicTest, in ``fer train``); the labels do not change
-    (``benchmarks/model_calibration.md``).
+    (BENCHMARKS.md, section "Probability calibration").
 
     Parameters
     ----------

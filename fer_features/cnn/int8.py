@@ -5,7 +5,7 @@ PyTorch's eager-mode static quantization (``torch.ao.quantization``; Jacob et al
 norm, weights are quantized per output channel (symmetric int8) and activations per tensor
 (uint8) with scales calibrated once on Training faces. On x86 the kernels are FBGEMM/oneDNN's
 VNNI int8 GEMMs, several times the bf16 throughput of the same network here
-(``benchmarks/speed.md``).
+(BENCHMARKS.md, section "Int8 inference").
 
 A calibration is a small dict of plain numbers (each quantized activation's scale and zero
 point, by module name), stored in the checkpoint under ``"int8"`` and in a fitted estimator,
@@ -28,7 +28,7 @@ CALIBRATION_FACES = 1024
 #: Inference batch sizes tried by :func:`fastest_batch_size`. On 2 Xeon cores with AMX the large
 #: network alone ran ~4,000 faces/s in batches of 32–64 and 2,500–2,900 in batches of 128–512
 #: (its first stage holds 147 KB of activations a face), while the compact ones were fastest at
-#: 128 (``cnn-compact-ens``) and 512 (``cnn-compact-stem2-ens``) (``benchmarks/int8.md``): no one
+#: 128 (``cnn-compact-ens``) and 512 (``cnn-compact-stem2-ens``) (BENCHMARKS.md): no one
 #: size suits every network.
 BATCH_SIZES = (32, 48, 64, 128, 256, 512)
 

@@ -12,8 +12,8 @@ from fer_features.torch_utils import resolve_device  # noqa: F401  (re-exported:
 #: in about 1.5 hours in bf16 on 2 Zen 4 cores; ``large`` (Khaireddin & Chen's VGG widths with
 #: global pooling) is for a GPU. ``compact`` (small's first two stages, wider last two, two
 #: convs at 6x6: ~74 M multiply-adds a face against small's ~33 M and medium's ~216 M) is sized
-#: for int8 inference at several thousand faces/s on 2 cores (``benchmarks/speed.md``), trained
-#: by distillation from a medium network. Speeds: ``benchmarks/cnn_precision.md``.
+#: for int8 inference at several thousand faces/s on 2 cores (BENCHMARKS.md), trained
+#: by distillation from a medium network. Speeds: BENCHMARKS.md, section "CNNs trained on the CPU".
 PRESETS: dict[str, dict] = {
     "small": {"widths": (32, 64, 128, 256), "convs_per_stage": 1, "embedding_dim": 256, "dropout": 0.3},
     "compact": {"widths": (32, 64, 160, 320), "convs_per_stage": (1, 1, 1, 2), "embedding_dim": 320, "dropout": 0.3},
@@ -45,7 +45,7 @@ class FERNet(nn.Module):
     stem_stride : {1, 2}, default=1
         Stride of the first convolution. 2 computes the first stage at half resolution and
         replaces its max pooling (with one conv in that stage): the 48-pixel stage is the
-        costliest part of int8 inference here (``benchmarks/speed.md``).
+        costliest part of int8 inference here (BENCHMARKS.md, section "Int8 inference").
 
     References
     ----------
