@@ -47,8 +47,9 @@ def evaluate(model, X: np.ndarray, labels: np.ndarray, *, missed=()) -> dict:
     -------
     dict
         ``accuracy``, ``balanced_accuracy`` (:func:`sklearn.metrics.balanced_accuracy_score`:
-        the mean recall over the classes among the true labels) and ``macro_f1`` (floats in
-        0..1), ``n`` (images, ``n_samples + n_missed``), ``predict_seconds`` (wall time of
+        the mean recall over the classes among the true labels) and ``macro_f1`` (the mean F1
+        over the classes among the true or predicted labels, as :func:`sklearn.metrics.f1_score`
+        averages by default: a class that is in neither does not count) (floats in 0..1), ``n`` (images, ``n_samples + n_missed``), ``predict_seconds`` (wall time of
         ``predict``, seconds), ``per_class`` (``{emotion: {precision, recall, f1, support}}``),
         ``confusion_matrix`` (list of lists, rows true, columns predicted, of the
         ``n_samples`` images classified, in :data:`EMOTIONS` order, or :data:`EMOTIONS8` when
@@ -76,12 +77,13 @@ def evaluate(model, X: np.ndarray, labels: np.ndarray, *, missed=()) -> dict:
     with warnings.catch_warnings():  # NO_FACE is a predicted class that is never true: not averaged over
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true", category=UserWarning)
         balanced = balanced_accuracy_score(y_true, y_pred)
+    present = [e for e in order if e in {*y_true.tolist(), *predicted.tolist()}]  # f1_score's default, less NO_FACE
     cm = confusion_matrix(labels, predicted, labels=order) if len(labels) else np.zeros((len(order),) * 2, np.int64)
     return {
         "n": int(len(y_true)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(balanced),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=order, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
         "predict_seconds": round(seconds, 6),
         "per_class": {
             e: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
