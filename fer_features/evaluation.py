@@ -19,6 +19,7 @@ from sklearn.metrics import (
     f1_score,
     precision_recall_fscore_support,
 )
+from sklearn.utils.validation import check_consistent_length
 
 from fer_features.config import ALL_SPLITS, USAGES
 from fer_features.datasets import EMOTIONS, EMOTIONS8
@@ -35,6 +36,7 @@ def evaluate(model, X: np.ndarray, labels: np.ndarray, *, missed=()) -> dict:
     model : fitted Pipeline
         Predicts emotion names from ``(n, 48, 48)`` uint8 crops.
     X : ndarray of shape (n_samples, 48, 48), dtype uint8
+        Or what ``model`` takes instead (a feature matrix, also sparse, for a head alone).
         May be empty when ``missed`` is not.
     labels : ndarray of shape (n_samples,), dtype str
         True emotion names.
@@ -62,12 +64,11 @@ def evaluate(model, X: np.ndarray, labels: np.ndarray, *, missed=()) -> dict:
         If there is no image at all, or ``X`` and ``labels`` differ in length.
     """
     labels, missed = np.asarray(labels, dtype=object), np.asarray(missed, dtype=object).reshape(-1)
-    if len(X) != len(labels):
-        raise ValueError(f"X has {len(X)} images but labels has {len(labels)}")
+    check_consistent_length(X, labels)  # X may also be a (sparse) feature matrix, for a head alone
     if len(labels) + len(missed) == 0:
         raise ValueError("nothing to score: no images")
     start = time.perf_counter()
-    predicted = np.asarray(model.predict(X), dtype=object) if len(X) else np.empty(0, dtype=object)
+    predicted = np.asarray(model.predict(X), dtype=object) if len(labels) else np.empty(0, dtype=object)
     seconds = time.perf_counter() - start
     seen = {*labels.tolist(), *missed.tolist(), *predicted.tolist(), *map(str, getattr(model, "classes_", ()))}
     order = list(EMOTIONS8 if "contempt" in seen else EMOTIONS)
