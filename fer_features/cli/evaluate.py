@@ -14,6 +14,25 @@ from fer_features.cli.common import (
     TrustPickleOpt, app, check_outputs, console, fail, load_data, load_options, read_model,
 )  # fmt: skip
 
+SplitOpt = Annotated[
+    EvalSplit | None,
+    typer.Option(
+        help="Which usage split to score, or all: every image (with FER2013, Training too). Default: all for a folder "
+        "of photos without split folders, else PrivateTest.",
+        show_default=False,
+    ),
+]
+PlotOpt = Annotated[
+    Path | None, typer.Option(help="Also write the confusion matrix as this PNG (none without it).", rich_help_panel=OUTPUT)
+]
+SkipBadOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Leave out unreadable or malformed images instead of stopping (photos: listed, not counted in n).",
+        rich_help_panel=DATA,
+    ),
+]
+
 
 @app.command()
 def evaluate(
@@ -24,25 +43,10 @@ def evaluate(
     data_format: FormatOpt = DataFormat.auto,
     label_mode: LabelModeOpt = LabelMode.majority,
     classes: ClassesOpt = 7,
-    split: Annotated[
-        EvalSplit | None,
-        typer.Option(
-            help="Which usage split to score, or all: every image (with FER2013, Training too). Default: all for a folder "
-            "of photos without split folders, else PrivateTest.",
-            show_default=False,
-        ),
-    ] = None,
+    split: SplitOpt = None,
     json_out: JsonOpt = False,
-    plot: Annotated[
-        Path | None, typer.Option(help="Also write the confusion matrix as this PNG (none without it).", rich_help_panel=OUTPUT)
-    ] = None,
-    skip_bad: Annotated[
-        bool,
-        typer.Option(
-            help="Leave out unreadable or malformed images instead of stopping (photos: listed, not counted in n).",
-            rich_help_panel=DATA,
-        ),
-    ] = False,
+    plot: PlotOpt = None,
+    skip_bad: SkipBadOpt = False,
     seed: Annotated[int, typer.Option(help="Seed of a photo folder's split: the --seed given to fer train.")] = 0,
     tta: Annotated[Tta, typer.Option(help="CNN checkpoint (.pt): test-time augmentation none, flip or ten-crop.", rich_help_panel=CNN)] = Tta.none,
     precision: Annotated[
