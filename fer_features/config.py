@@ -22,6 +22,9 @@ EMOTIONS8: tuple[str, ...] = EMOTIONS + ("contempt",)
 
 #: The three usage splits of the standard protocol: train, select, report.
 USAGES: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
+#: ``fer evaluate --split``: one usage split, or ``all`` (every image of the data).
+ALL_SPLITS = "all"
+EVAL_SPLITS: tuple[str, ...] = (*USAGES, ALL_SPLITS)
 
 #: Side of a FER2013 face crop (and of the crops aligned from photos), in pixels.
 IMAGE_SIZE = 48

@@ -13,7 +13,9 @@ an emotion is an error that lists every such name. Each photo goes through
 :func:`fer_features.faces.find_faces` (dlib detection, 68 landmarks, alignment to FER2013's
 framing), in parallel with joblib; a photo with exactly one face gives one crop. Photos with no
 face, several faces, or that cannot be read are left out and listed in
-``PhotoFolderDataset.problems`` (and a CSV), never stopping the load. Results are cached under
+``PhotoFolderDataset.problems`` (and a CSV), never stopping the load;
+:func:`~fer_features.evaluation.evaluate_split` (``fer evaluate``) scores those without a face as
+wrong and stops on an unreadable one unless told to skip it. Results are cached under
 :func:`~fer_features.datasets.default_cache_dir`, keyed by every file's path, size and
 modification time and the detector settings.
 """
@@ -78,12 +80,46 @@ class PhotoFolderDataset(FERDataset):
         CSV (columns ``path,problem``) of :attr:`problems`, when written.
     split_csv : str or None
         CSV (columns ``path,usage``) of the split made for a folder without split folders.
+    split_folders : bool
+        Whether the folder has split folders (``root/<split>/<emotion>/<photo>``).
     """
 
     problems: list[tuple[str, str]] = field(default_factory=list)
     n_photos: int = 0
     problems_csv: str | None = None
     split_csv: str | None = None
+    split_folders: bool = False
+
+    def left_out(self, split: str = "all") -> list[tuple[str, str, str]]:
+        """The photos of a split that gave no crop, with their class: ``(path, class, problem)``.
+
+        Parameters
+        ----------
+        split : {'all', 'Training', 'PublicTest', 'PrivateTest'}, default='all'
+            ``'all'``: every photo left out. A usage split: those in its split folder; none for
+            a folder without split folders, whose split is made of the faces found only.
+
+        Returns
+        -------
+        list of (str, str, str)
+            Path relative to the root, class name (from the emotion folder) and problem
+            (``'no face'``, ``'N faces'`` or ``'unreadable: …'``, as in :attr:`problems`), in
+            path order.
+
+        Raises
+        ------
+        ValueError
+            If ``split`` is not ``'all'`` or one of :data:`USAGES`.
+        """
+        if split != "all" and split not in USAGES:
+            raise ValueError(f"unknown split {split!r}; expected all or one of {', '.join(USAGES)}")
+        out = []
+        for path, problem in self.problems:
+            parts = path.split("/")
+            usage = _SPLIT_FOLDER_USAGE[parts[-3].lower()] if self.split_folders else None
+            if split == "all" or usage == split:
+                out.append((path, normalise_class(parts[-2]), problem))
+        return out
 
     def summary(self) -> str:
         """One line: faces kept, photos found, and the counts of each problem."""
@@ -298,6 +334,7 @@ def load_photo_folder(
     return PhotoFolderDataset(
         X, y, usage, kept_arr, str(root), _fingerprint(X, y, usage), [], names, None,
         problems=problems, n_photos=len(paths), problems_csv=problems_csv, split_csv=written_split,
+        split_folders=usages[0] is not None,
     )
 
 

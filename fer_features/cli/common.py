@@ -57,6 +57,7 @@ def choices(name: str, values) -> type[Enum]:
 
 
 Split = choices("Split", config.USAGES)
+EvalSplit = choices("EvalSplit", config.EVAL_SPLITS)
 DataFormat = choices("DataFormat", config.DATA_FORMATS)
 LabelMode = choices("LabelMode", config.LABEL_MODES)
 Balance = choices("Balance", config.BALANCE_MODES)

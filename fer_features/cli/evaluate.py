@@ -10,9 +10,28 @@ import typer
 
 from fer_features import config
 from fer_features.cli.common import (
-    CNN, ClassesOpt, DataFormat, DataOpt, FormatOpt, InferencePrecision, JsonOpt, LabelMode, LabelModeOpt, SkipBadOpt, Split, Tta,
+    CNN, DATA, OUTPUT, ClassesOpt, DataFormat, DataOpt, EvalSplit, FormatOpt, InferencePrecision, JsonOpt, LabelMode, LabelModeOpt, Tta,
     TrustPickleOpt, app, check_outputs, console, fail, load_data, load_options, read_model,
 )  # fmt: skip
+
+SplitOpt = Annotated[
+    EvalSplit | None,
+    typer.Option(
+        help="Which usage split to score, or all: every image (with FER2013, Training too). Default: all for a folder "
+        "of photos without split folders, else PrivateTest.",
+        show_default=False,
+    ),
+]
+PlotOpt = Annotated[
+    Path | None, typer.Option(help="Also write the confusion matrix as this PNG (none without it).", rich_help_panel=OUTPUT)
+]
+SkipBadOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Leave out unreadable or malformed images instead of stopping (photos: listed, not counted in n).",
+        rich_help_panel=DATA,
+    ),
+]
 
 
 @app.command()
@@ -24,9 +43,9 @@ def evaluate(
     data_format: FormatOpt = DataFormat.auto,
     label_mode: LabelModeOpt = LabelMode.majority,
     classes: ClassesOpt = 7,
-    split: Annotated[Split, typer.Option(help="Which usage split to score.")] = Split.PrivateTest,
+    split: SplitOpt = None,
     json_out: JsonOpt = False,
-    plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG (default: beside the model).")] = None,
+    plot: PlotOpt = None,
     skip_bad: SkipBadOpt = False,
     seed: Annotated[int, typer.Option(help="Seed of a photo folder's split: the --seed given to fer train.")] = 0,
     tta: Annotated[Tta, typer.Option(help="CNN checkpoint (.pt): test-time augmentation none, flip or ten-crop.", rich_help_panel=CNN)] = Tta.none,
@@ -35,17 +54,24 @@ def evaluate(
     ] = InferencePrecision.auto,
     trust_pickle: TrustPickleOpt = False,
 ) -> None:
-    """Score a trained pipeline on one split: per-class report, accuracy, macro-F1, confusion matrix."""
-    from fer_features.datasets import DataError
-    from fer_features.evaluation import evaluate_split, format_report
+    """Score a trained pipeline on a split, or on every image: per-class report, accuracy,
+    balanced accuracy, macro-F1, and for photos the faces found.
 
-    plot = plot or model.with_suffix(f".{split.value}{config.CONFUSION_SUFFIX}")
+    Photos are detected and aligned first; one with no face (or several) is counted, listed and
+    scored as wrong, so that [bold]--split all[/] scores every photo of a labelled folder (a folder
+    without split folders defaults to it). An unreadable photo stops the command, or with
+    --skip-bad is listed and left out. The confusion-matrix PNG is written only with --plot.
+    """
+    from fer_features.datasets import DataError
+    from fer_features.evaluation import default_split, evaluate_split, format_report
+
     check_outputs((plot, False, "--plot"))
     pipe = read_model(model, trust_pickle=trust_pickle, tta=tta.value, precision=precision.value)
     dataset = load_data(data, data_format, load_options(skip_bad, label_mode, classes, seed=seed))
+    split_name = split.value if split is not None else default_split(dataset)
     try:
-        with console.status(f"scoring {split.value} faces"):
-            metrics = evaluate_split(pipe, dataset, split.value, plot=plot, name=model.stem)
+        with console.status(f"scoring {split_name} images"):
+            metrics = evaluate_split(pipe, dataset, split_name, plot=plot, name=model.stem, skip_bad=skip_bad)
     except DataError as exc:
         fail(str(exc))
     metrics = {"model": str(model), **metrics}
@@ -54,6 +80,8 @@ def evaluate(
     if json_out:
         typer.echo(json.dumps(metrics, indent=2))
         return
-    console.print(f"[bold]{model}[/] on {split.value} ({metrics['n']:,} faces)")
+    what = "photos" if metrics["face_detection"] else "faces"
+    console.print(f"[bold]{model}[/] on {split_name} ({metrics['n']:,} {what})")
     console.print(format_report(metrics), highlight=False)
-    console.print(f"confusion matrix: {plot}")
+    if plot is not None:
+        console.print(f"confusion matrix: {plot}")
