@@ -14,7 +14,7 @@ always gets the quieter moment. Each child measures, in process:
 The 1-minute load average is printed before and after every child: on shared cores only the
 ratios measured in the same run mean anything.
 
-    python benchmarks/speed.py --model models/fer-default.skops --rounds 2
+    python benchmarks/speed.py --model default --rounds 2      # or accurate, or a model file
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def child(cmd: list[str], env: dict | None = None) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--zip", default=str(SHARED / "data/fer2013.zip"))
-    ap.add_argument("--model", default=os.environ.get("FER_MODEL", str(ROOT / "models/fer-default.skops")))
+    ap.add_argument("--model", default=os.environ.get("FER_MODEL", "default"), help="a model file or a bundled model's name")
     ap.add_argument("--photo", default=None, help="default: skimage's astronaut, saved as PNG")
     ap.add_argument("--detector", default=None, help="our face detector (default: the library's)")
     ap.add_argument("--precision", default="auto", help="a CNN checkpoint's inference arithmetic: auto, bf16, fp32, int8")
