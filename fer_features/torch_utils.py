@@ -223,11 +223,28 @@ def device_or_fallback(device: str, what: str):
         return fallback
 
 
+def _compact(array):
+    """A float32 array as float16 when every value is a float16 (no value changes), else as it is.
+
+    Checkpoints are saved in half precision, so the weights of a network loaded from one take
+    half the space in a model file; weights that were trained on (or rounded) otherwise stay
+    float32, exactly.
+    """
+    import numpy as np
+
+    if array.dtype == np.float32:
+        half = array.astype(np.float16)
+        if np.array_equal(half.astype(np.float32), array):
+            return half
+    return array
+
+
 class TorchModuleMixin:
     """Persistence of an estimator holding a torch module in ``module_`` (after skorch).
 
     The state holds the weights as plain numpy arrays on the CPU (``_module_state``, one array
-    per ``state_dict`` entry; bf16 ones as float32), never torch objects, so the estimator saves
+    per ``state_dict`` entry; bf16 ones as float32, and float32 ones whose every value is a
+    float16 as float16, which loses nothing), never torch objects, so the estimator saves
     with :mod:`skops.io` (whose loader builds no torch types) as well as with pickle. Loading
     rebuilds the module (``_make_module()``) on the device named by the estimator's ``device``
     parameter as it resolves on the loading machine (``'auto'``: CUDA, else MPS, else CPU). A
@@ -244,7 +261,7 @@ class TorchModuleMixin:
             weights = {}
             for k, v in module.state_dict().items():
                 v = v.detach().cpu()
-                weights[k] = (v.float() if v.dtype == torch.bfloat16 else v).numpy().copy()
+                weights[k] = _compact((v.float() if v.dtype == torch.bfloat16 else v).numpy().copy())
             state["_module_state"] = weights
             state.pop("device_", None)
         return state

@@ -8,6 +8,7 @@ threads make these small networks 10-20x slower, and results do not depend on th
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import pickle
@@ -180,7 +181,8 @@ def test_embedding_pickle_round_trip(embedder, faces, tmp_path):
     assert state["_module_state"].keys() == embedder.module_.state_dict().keys()
     for k, v in state["_module_state"].items():
         assert type(v) is np.ndarray  # plain arrays, no torch objects: skops can save them
-        assert torch.equal(torch.from_numpy(v), embedder.module_.state_dict()[k].cpu())
+        expected_k = embedder.module_.state_dict()[k].cpu()
+        assert torch.equal(torch.from_numpy(v).to(expected_k.dtype), expected_k)
 
     again = pickle.loads(pickle.dumps(embedder))
     np.testing.assert_array_equal(again.transform(faces), expected)
@@ -209,6 +211,27 @@ def test_embedding_skops_round_trip(embedder, faces):
     np.testing.assert_array_equal(again.transform(faces), embedder.transform(faces))
     assert not again.module_.training and again.device_ == torch.device("cpu")
     assert list(again.get_feature_names_out()) == list(embedder.get_feature_names_out())
+
+
+def test_weights_that_are_float16_values_are_saved_as_float16_and_load_exactly(embedder, faces):
+    """Half-precision checkpoints: their weights take half the space in a model file, and nothing changes."""
+    half = copy.deepcopy(embedder)
+    with torch.no_grad():
+        for p in half.module_.parameters():
+            p.copy_(p.half().float())  # every value now a float16, as in a checkpoint saved in half precision
+    state = half.__getstate__()
+    weights = [v for k, v in state["_module_state"].items() if k.endswith("weight")]
+    assert weights and all(v.dtype == np.float16 for v in weights)
+    full = copy.deepcopy(half)
+    with torch.no_grad():
+        next(full.module_.parameters()).mul_(1 + 2**-20)  # values a float16 cannot hold: kept as float32, exactly
+    kept = full.__getstate__()["_module_state"][next(iter(full.module_.state_dict()))]
+    assert kept.dtype == np.float32
+    np.testing.assert_array_equal(kept, next(full.module_.parameters()).detach().cpu().numpy())
+    again = skops_round_trip(half)
+    for k, v in half.module_.state_dict().items():
+        assert again.module_.state_dict()[k].dtype == v.dtype and torch.equal(again.module_.state_dict()[k], v)
+    np.testing.assert_array_equal(again.transform(faces), half.transform(faces))
 
 
 def test_pickle_of_the_old_format_still_loads(embedder, faces):
