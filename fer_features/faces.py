@@ -288,8 +288,7 @@ def landmarks_in_box(grey: np.ndarray, box, predictor=None) -> np.ndarray:
     landmarks : ndarray of shape (68, 2), dtype float32
         ``(x, y)`` in pixels.
     """
-    import dlib
-
+    dlib = import_optional("dlib", "the 68-point landmark predictor")
     predictor = predictor or shape_predictor()
     shape = predictor(grey, dlib.rectangle(*[int(round(v)) for v in box]))
     return np.array([[p.x, p.y] for p in shape.parts()], np.float32)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from fer_features.config import DEFAULT_DETECTOR, IMAGE_SIZE, resolve_model
+from fer_features.config import DEFAULT_DETECTOR, DLIB_DETECTORS, IMAGE_SIZE, resolve_model
 from fer_features.detectors import list_detectors
 from fer_features.predict import FacePrediction, PhotoResult
 
@@ -75,6 +75,8 @@ class Recognizer:
         skops file with types outside the project's.
     ValueError
         For an unknown detector or a bad batch size.
+    ImportError
+        For dlib's detectors (``'hog'``, ``'mmod'``) without dlib: ``pip install 'fer-features[train]'``.
 
     Examples
     --------
@@ -103,6 +105,10 @@ class Recognizer:
 
         if detector not in list_detectors():
             raise ValueError(f"unknown face detector {detector!r}; expected one of {', '.join(list_detectors())}")
+        if detector in DLIB_DETECTORS:
+            from fer_features.faces import face_detector
+
+            face_detector(detector)  # dlib (the train extra): missing, it fails here, not at the first photo
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
         if model is None or isinstance(model, (str, os.PathLike)):

@@ -53,6 +53,7 @@ def test_default_model_is_the_bundled_default_unless_FER_MODEL_names_another(mon
 
 def test_bundled_default_loads_from_another_folder_and_classifies_crops(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no models/ here
+    monkeypatch.delenv(config.ENV_MODEL, raising=False)
     model = load_model()  # the bundled default
     proba = model.predict_proba(np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8))
     assert proba.shape == (3, len(model.classes_))
@@ -114,19 +115,55 @@ def test_fer_models_lists_bundled_then_local_models(tmp_path, monkeypatch, tiny_
     assert table.exit_code == 0 and "accurate" in table.stdout and "mine" in table.stdout
 
 
-def _card(path, accuracy):
+def _card(path, accuracy, macro_f1=0.6, cpu=None):
     path.with_suffix(".skops").write_bytes(b"PK\x03\x04")
-    metrics = {s: {"accuracy": accuracy, "macro_f1": 0.6} for s in ("PublicTest", "PrivateTest")}
-    path.with_suffix(".json").write_text(json.dumps({"metrics": metrics}))
+    metrics = {s: {"accuracy": accuracy, "macro_f1": macro_f1} for s in ("PublicTest", "PrivateTest")}
+    path.with_suffix(".json").write_text(json.dumps({"metrics": metrics, "machine": {"cpu": cpu}}))
     return path.with_suffix(".skops")
 
 
 def test_compare_says_whether_a_rebuilt_model_scores_the_same(tmp_path):
-    a, b, c = _card(tmp_path / "a", 0.7105), _card(tmp_path / "b", 0.7105 + 0.0003), _card(tmp_path / "c", 0.7000)
-    assert compare_cards(a, b)["same"] and not compare_cards(a, c)["same"]
-    assert [r["difference"] for r in compare_cards(a, c)["rows"]][0] == pytest.approx(0.0105)
+    a = _card(tmp_path / "a", 0.7105, cpu="Intel Xeon")
+    b = _card(tmp_path / "b", 0.7105 + 0.0003)
+    c = _card(tmp_path / "c", 0.7000)
+    d = _card(tmp_path / "d", 0.7105, macro_f1=0.6 - 0.002, cpu="AMD EPYC")  # one metric a few faces off
+    assert [compare_cards(a, x)["verdict"] for x in (b, c, d)] == ["same", "different", "close"]
+    assert compare_cards(a, b)["same"] and not compare_cards(a, d)["same"]
+    assert next(r["difference"] for r in compare_cards(a, c)["rows"]) == pytest.approx(0.0105)
+    assert compare_cards(a, d)["cpus"] == ["Intel Xeon", "AMD EPYC"]
     same = fer("models", "compare", a, str(b))
     assert same.exit_code == 0 and "scores the same as" in same.stdout
     differs = fer("models", "compare", a, str(c))
     assert differs.exit_code == 0 and "does not score the same as" in differs.stdout
+    close = fer("models", "compare", a, str(d))
+    assert close.exit_code == 0 and "within a few faces" in close.stdout and "different CPUs" in close.stdout
     assert_user_error(fer("models", "compare", tmp_path / "nocard.skops", "default"), "no model card")
+
+
+def test_fer_models_lists_checkpoints_and_cardless_files_and_refuses_a_missing_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert [r["source"] for r in list_models("models")] == ["bundled"] * len(config.BUNDLED_MODELS)  # no ./models
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "net.pt").write_bytes(b"weights")
+    (tmp_path / "mine" / "bare.skops").write_bytes(b"PK\x03\x04")
+    (tmp_path / "mine" / "notes.txt").write_text("not a model")
+    rows = {r["name"]: r for r in list_models("mine")}
+    assert {"net", "bare"} <= set(rows) and "notes" not in rows
+    assert rows["bare"]["accuracy"] is None and rows["bare"]["command"] is None
+    listed = fer("models", "--folder", tmp_path / "mine")
+    assert listed.exit_code == 0 and "bare" in listed.stdout and "None" not in listed.stdout
+    assert_user_error(fer("models", "--folder", tmp_path / "absent"), "no such folder")
+
+
+def test_a_missing_extra_is_one_line_naming_it(monkeypatch, tmp_path):
+    import sys
+
+    from fer_features.extras import import_optional
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"the hog face detector needs dlib.*pip install 'fer-features\[train\]'"):
+        import_optional("dlib", "the hog face detector")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    result = fer("evaluate", "default", "--data", tmp_path, "--plot", tmp_path / "cm.png")
+    assert_user_error(result, "matplotlib", "fer-features[train]")
+    assert not (tmp_path / "cm.png").exists()

@@ -15,5 +15,15 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:  # pragma: no cover - console-script shim
-    """Run the ``fer`` command."""
-    app()
+    """Run the ``fer`` command; a missing optional dependency is one line naming its extra, exit code 2."""
+    from rich.markup import escape
+
+    from fer_features.cli.common import err_console
+
+    try:
+        app(prog_name="fer")
+    except ImportError as exc:
+        if "pip install 'fer-features[" not in str(exc):
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None

@@ -1,5 +1,5 @@
 """``python -m fer_features.cli``: the ``fer`` command."""
 
-from fer_features.cli import app
+from fer_features.cli import main
 
-app(prog_name="fer")
+main()

@@ -36,9 +36,21 @@ def _main() -> None:
 
 
 def fail(message: str) -> None:
-    """Print a one-line error and exit with code 2 (a user mistake, no traceback)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print a one-line error and exit with code 2 (a user mistake, no traceback); the message is plain text, not markup."""
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def require_extra(module: str, what: str) -> None:
+    """Exit 2 with the ``pip install 'fer-features[EXTRA]'`` line when an optional dependency is missing, before any work."""
+    from fer_features.extras import import_optional
+
+    try:
+        import_optional(module, what)
+    except ImportError as exc:
+        fail(str(exc))
 
 
 def command_line() -> str:
@@ -229,7 +241,7 @@ def read_model(path: Path, *, trust_pickle: bool = False, **options):
         model = load_model(path, trusted=trust_pickle, **options)
     except ModelError as exc:
         fail(str(exc))
-    model_note(path)
+    model_note(config.resolve_model(path))
     return model
 
 
@@ -239,10 +251,6 @@ def open_recognizer(model: Path | None, *, trust_pickle: bool = False, **options
     from fer_features.recognizer import Recognizer
 
     try:
-        if options.get("detector") in config.DLIB_DETECTORS:
-            from fer_features.faces import face_detector
-
-            face_detector(options["detector"])  # dlib: the train extra
         recognizer = Recognizer(model, progress=False, trusted=trust_pickle, **options)
     except (ModelError, ImportError) as exc:
         fail(str(exc))

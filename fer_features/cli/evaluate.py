@@ -11,7 +11,7 @@ import typer
 from fer_features import config
 from fer_features.cli.common import (
     CNN, DATA, OUTPUT, ClassesOpt, DataFormat, DataOpt, EvalSplit, FormatOpt, InferencePrecision, JsonOpt, LabelMode, LabelModeOpt, Tta,
-    TrustPickleOpt, app, check_outputs, console, fail, load_data, load_options, read_model,
+    TrustPickleOpt, app, check_outputs, console, fail, load_data, load_options, read_model, require_extra,
 )  # fmt: skip
 
 SplitOpt = Annotated[
@@ -37,7 +37,8 @@ SkipBadOpt = Annotated[
 @app.command()
 def evaluate(
     model: Annotated[
-        Path, typer.Argument(help="Trained pipeline (.skops, or .joblib with --trust-pickle), or a CNN checkpoint (.pt) scored directly.")
+        Path, typer.Argument(help="A bundled model's name (default, accurate), a trained pipeline (.skops, or .joblib with "
+                             "--trust-pickle), or a CNN checkpoint (.pt) scored directly.")
     ],
     data: DataOpt = config.DEFAULT_DATA,
     data_format: FormatOpt = DataFormat.auto,
@@ -66,6 +67,8 @@ def evaluate(
     from fer_features.evaluation import default_split, evaluate_split, format_report
 
     check_outputs((plot, False, "--plot"))
+    if plot is not None:
+        require_extra("matplotlib", "--plot (the confusion-matrix PNG)")
     pipe = read_model(model, trust_pickle=trust_pickle, tta=tta.value, precision=precision.value)
     dataset = load_data(data, data_format, load_options(skip_bad, label_mode, classes, seed=seed))
     split_name = split.value if split is not None else default_split(dataset)

@@ -21,7 +21,9 @@ def _fmt(value, spec: str = ".4f") -> str:
 @models_app.callback(invoke_without_command=True)
 def models(
     ctx: typer.Context,
-    folder: Annotated[Path, typer.Option(help="A folder of your models (*.skops, *.joblib) listed after the bundled ones.")] = Path("models"),
+    folder: Annotated[
+        Path, typer.Option(help="A folder of your models (*.skops, *.pt, *.joblib) listed after the bundled ones.")
+    ] = Path("models"),
     json_out: JsonOpt = False,
 ) -> None:
     """List the models shipped in the package and those in ./models: classes, PrivateTest accuracy and macro-F1, crops/s, size, data, command.
@@ -37,6 +39,8 @@ def models(
 
     from fer_features.models import list_models
 
+    if folder != Path("models") and not folder.is_dir():
+        fail(f"--folder {folder}: no such folder")
     rows = list_models(folder)
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
@@ -56,7 +60,8 @@ def models(
         machine = row["machine"] or {}
         where = machine.get("cpu") or machine.get("processor")
         measured = f"; crops/s on {where}, 1-min load {machine.get('load_average_1min', '–')}" if where else ""
-        out.print(f"[bold]{row['name']}[/]: {row['features']} → {row['classifier']}; data {row['data'] or '–'}{measured}", highlight=False)
+        what = f"{row['features'] or '–'} → {row['classifier'] or '–'}"
+        out.print(f"[bold]{row['name']}[/]: {what}; data {row['data'] or '–'}{measured}", highlight=False)
         out.print(f"  {row['command'] or '(no model card)'}", highlight=False, soft_wrap=True)
 
 
@@ -84,5 +89,10 @@ def compare(
             f"  {row['split']:11s} {row['metric']:8s} {row['model']:.4f} (this) vs {row['reference']:.4f} ({reference})"
             f"  {row['difference']:+.4f}", highlight=False,
         )  # fmt: skip
-    verdict = "scores the same as" if result["same"] else "does not score the same as"
-    console.print(f"[bold]{model}[/] {verdict} [bold]{reference}[/] ({result['reference']})", highlight=False, soft_wrap=True)
+    verdict = {"same": "scores the same as", "close": "scores within a few faces of", "different": "does not score the same as"}
+    console.print(f"[bold]{model}[/] {verdict[result['verdict']]} [bold]{reference}[/] ({result['reference']})",
+                  highlight=False, soft_wrap=True)  # fmt: skip
+    mine, theirs = result["cpus"]
+    if result["verdict"] != "same" and mine and theirs and mine != theirs:
+        console.print(f"  the cards name different CPUs ({mine} / {theirs}): int8 arithmetic differs a little between them",
+                      highlight=False, soft_wrap=True)  # fmt: skip

@@ -11,7 +11,7 @@ from fer_features import config
 from fer_features.cli.common import (
     CNN, FEATURES, ClassesOpt, ClfOpt, ClassWeight, ClassWeightOpt, DataFormat, DataOpt, Device, DeviceOpt, EpochsOpt,
     FeatureParamOpt, FormatOpt, InferencePrecision, LabelMode, LabelModeOpt, LimitOpt, NJobsOpt, PcaOpt, PrecisionOpt, Preset,
-    PresetOpt, SeedOpt, SkipBadOpt, app, check_outputs, command_line, console, fail, feature_params, load_options,
+    PresetOpt, SeedOpt, SkipBadOpt, app, check_outputs, command_line, console, fail, feature_params, load_options, require_extra,
 )  # fmt: skip
 from fer_features.cli.common import Balance as BalanceMode
 
@@ -70,6 +70,7 @@ def train(
     from fer_features.training import train as train_model
 
     check_outputs((log_file, False, "--log-file"))  # --out: train() checks it before any data is read
+    require_extra("matplotlib", "fer train (its confusion-matrix PNG)")
     if log_file is not None:
         log_cnn_epochs(log_file)
     try:

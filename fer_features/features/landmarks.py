@@ -225,10 +225,12 @@ class LandmarkFeatures(FaceImageTransformer):
         points : ndarray of shape (n_samples, 68, 2), dtype float32
             ``(x, y)`` per point, iBUG 300-W order.
         """
-        import dlib
         from PIL import Image
 
+        from fer_features.extras import import_optional
         from fer_features.faces import face_detector, shape_predictor
+
+        dlib = import_optional("dlib", "the landmarks feature")
 
         predictor = shape_predictor(self.predictor_path)
         s = int(self.upscale)
