@@ -30,7 +30,7 @@ run: install
 	$(BIN)/fer models compare $(MODEL) default
 
 ## The most accurate pipeline: three committed CNNs (large, two distilled compact ones) in int8, their
-## probabilities averaged (nothing is trained; under a minute). The most accurate hand-crafted + CNN
+## probabilities averaged (nothing is trained; ~30 s on an AMX Xeon, ~4 min on an AVX2-only CPU). The most accurate hand-crafted + CNN
 ## feature pipeline (hog+lbp+landmarks+cnn -> svm) is in BENCHMARKS.md.
 accurate: install
 	$(BIN)/fer train --data $(DATA) --clf cnn-ensemble --cnn-checkpoint $(ACCURATE_CNNS) --precision int8 \
