@@ -43,7 +43,7 @@ def model_info(path: str | os.PathLike, *, name: str | None = None, source: str 
     Returns
     -------
     dict
-        ``name``, ``source``, ``path``, ``size_mb`` (the model file, MiB), ``classes`` (list of
+        ``name``, ``source``, ``path``, ``size_mb`` (the model file, in MB of 10^6 bytes), ``classes`` (list of
         str), ``features`` and ``classifier``; from the PrivateTest metrics ``accuracy``,
         ``macro_f1`` and ``crops_per_second`` (PrivateTest faces over the seconds ``fer train``
         took to classify them, on the machine of ``machine``); ``publictest_accuracy``;
@@ -61,7 +61,7 @@ def model_info(path: str | os.PathLike, *, name: str | None = None, source: str 
         "name": name or path.stem,
         "source": source,
         "path": str(path),
-        "size_mb": round(path.stat().st_size / 2**20, 1) if path.is_file() else None,
+        "size_mb": round(path.stat().st_size / 1e6, 1) if path.is_file() else None,
         "classes": card.get("classes"),
         "features": card.get("features"),
         "classifier": card.get("classifier"),
