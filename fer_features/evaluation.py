@@ -21,7 +21,7 @@ from sklearn.metrics import (
 )
 from sklearn.utils.validation import check_consistent_length
 
-from fer_features.config import ALL_SPLITS, USAGES
+from fer_features.config import ALL_SPLITS, EVAL_SPLITS
 from fer_features.datasets import EMOTIONS, EMOTIONS8
 
 #: The prediction recorded for a photo in which no single face was found: wrong for every class.
@@ -158,8 +158,8 @@ def evaluate_split(
     from fer_features.datasets import DataError
     from fer_features.photo_folders import PhotoFolderDataset
 
-    if split != ALL_SPLITS and split not in USAGES:
-        raise ValueError(f"unknown split {split!r}; expected {ALL_SPLITS} or one of {', '.join(USAGES)}")
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(EVAL_SPLITS)}")
     X, y = (dataset.X, dataset.labels) if split == ALL_SPLITS else dataset.split(split)
     photos = isinstance(dataset, PhotoFolderDataset)
     left = dataset.left_out(split) if photos else []

@@ -11,7 +11,9 @@ import importlib
 from types import ModuleType
 
 #: The extra that installs each optional top-level module.
-EXTRA_OF: dict[str, str] = {"dlib": "train", "matplotlib": "train", "fastapi": "serve", "uvicorn": "serve", "dask": "benchmark"}
+EXTRA_OF: dict[str, str] = {
+    "dlib": "train", "matplotlib": "train", "fastapi": "serve", "uvicorn": "serve", "python_multipart": "serve",
+}  # fmt: skip
 
 
 def import_optional(module: str, what: str) -> ModuleType:

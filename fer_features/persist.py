@@ -269,8 +269,8 @@ def check_writable(path: str | os.PathLike, *, folder: bool = False, option: str
         installed package's bundled models (a run never writes into the package).
     """
     path = Path(path)
-    bundled = bundled_models_dir().resolve()
-    if bundled == path.resolve() or bundled in path.resolve().parents:
+    bundled, target = bundled_models_dir().resolve(), path.resolve()
+    if target == bundled or bundled in target.parents:
         raise OutputError(f"{option} {path}: inside the package's bundled models ({bundled}); write elsewhere, e.g. models/")
     if folder and path.exists() and not path.is_dir():
         raise OutputError(f"{option} {path}: is a file, not a folder")

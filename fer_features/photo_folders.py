@@ -42,6 +42,7 @@ from fer_features.datasets import (
     _fingerprint,
     default_cache_dir,
 )
+from fer_features.config import ALL_SPLITS, EVAL_SPLITS
 from fer_features.detectors import DEFAULT_DETECTOR
 
 #: Accepted emotion-folder names (lower case) → class name.
@@ -111,13 +112,13 @@ class PhotoFolderDataset(FERDataset):
         ValueError
             If ``split`` is not ``'all'`` or one of :data:`USAGES`.
         """
-        if split != "all" and split not in USAGES:
-            raise ValueError(f"unknown split {split!r}; expected all or one of {', '.join(USAGES)}")
+        if split not in EVAL_SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {', '.join(EVAL_SPLITS)}")
         out = []
         for path, problem in self.problems:
             parts = path.split("/")
             usage = _SPLIT_FOLDER_USAGE[parts[-3].lower()] if self.split_folders else None
-            if split == "all" or usage == split:
+            if split == ALL_SPLITS or usage == split:
                 out.append((path, normalise_class(parts[-2]), problem))
         return out
 

@@ -8,7 +8,7 @@ import typer
 
 from fer_features import config
 from fer_features.cli.common import (
-    Detector, DetectorOpt, ModelOpt, TrustPickleOpt, UpsampleOpt, app, console, fail, open_recognizer,
+    Detector, DetectorOpt, ModelOpt, TrustPickleOpt, UpsampleOpt, app, console, fail, open_recognizer, require_extra,
 )  # fmt: skip
 
 
@@ -46,12 +46,12 @@ def serve(
     """
     import socket
 
-    try:
-        import uvicorn
+    for module in ("fastapi", "uvicorn", "python_multipart"):
+        require_extra(module, "fer serve")
+    import uvicorn
 
-        from fer_features.serve import create_app
-    except ImportError as exc:
-        fail(f"fer serve needs fastapi, uvicorn and python-multipart ({exc}): pip install 'fer-features[serve]'")
+    from fer_features.serve import create_app
+
     recognizer = open_recognizer(model, trust_pickle=trust_pickle, detector=detector.value, upsample=upsample, max_pixels=max_pixels)
     try:
         with socket.create_server((host, port)):
