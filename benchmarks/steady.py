@@ -111,7 +111,10 @@ def child_ours(model: str, photo: str, clip: str) -> dict:
         rec.predict(photo)
         times.append(time.perf_counter() - t)
     out = {"crops_per_s": round(crops_s), "photo": percentiles(times)}
-    summary = rec.predict_video(clip, stream=True).run()
+    try:
+        summary = rec.predict_video(clip, stream=True).run()
+    except TypeError:  # a checkout from before streaming (--baseline)
+        summary = rec.predict_video(clip).attrs["summary"]
     out["video_fps"] = summary.fps
     out["serve"] = {f"{n} clients": serve_latency(model, photo, requests=40, concurrency=n) for n in (1, 4)}
     return out
@@ -195,8 +198,9 @@ def rss_mib(pid: int) -> float:
 # --------------------------------------------------------------------------- the three measurements
 
 
-def run_child(python: str, args: list[str]) -> dict:
-    out = subprocess.run([python, __file__, "child", *args], cwd=ROOT, capture_output=True, text=True)
+def run_child(python: str, args: list[str], pythonpath: str | None = None) -> dict:
+    env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
+    out = subprocess.run([python, __file__, "child", *args], cwd=ROOT, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise SystemExit(f"child {' '.join(args)} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -212,10 +216,13 @@ def busy(args) -> list[dict]:
                 hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if condition == "busy" else None
                 try:
                     time.sleep(1.0)
-                    order = [("ours", sys.executable, ["ours", args.model, photo, clip]), ("fer package", args.peer_python, ["peer", photo])]
-                    for who, python, child_args in order if r % 2 == 0 else order[::-1]:
+                    order = [("ours", sys.executable, ["ours", args.model, photo, clip], None),
+                             ("fer package", args.peer_python, ["peer", photo], None)]  # fmt: skip
+                    if args.baseline:  # the same code of an earlier commit, checked out there
+                        order.insert(1, (f"ours at {args.baseline}", sys.executable, ["ours", args.model, photo, clip], args.baseline))
+                    for who, python, child_args, path in order if r % 2 == 0 else order[::-1]:
                         before = load()
-                        result = run_child(python, child_args)
+                        result = run_child(python, child_args, path)
                         row = {"round": r + 1, "condition": condition, "who": who, **result, "load_before": before, "load_after": load()}
                         print(json.dumps(row), flush=True)
                         rows.append(row)
@@ -266,6 +273,7 @@ def main() -> None:
     parser.add_argument("--model", default="default", help="a bundled model's name or a model file")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--peer-python", default="/tmp/peer-venv/bin/python")
+    parser.add_argument("--baseline", help="busy: also measure the fer_features of this checkout (an earlier commit)")
     parser.add_argument("--frames", default="300,9000")
     parser.add_argument("--requests", default="100,5000")
     args = parser.parse_args()

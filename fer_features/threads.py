@@ -16,6 +16,12 @@ The policy, applied when :mod:`fer_features` is imported:
   value already in the environment is left alone.
 * Calls on few images run on one thread (:func:`threads_for`): waking a second thread costs
   more than it saves on a 48x48 crop, and one thread cannot be held up by another process.
+* Large calls run their batches side by side, one torch thread per core
+  (:func:`fer_features.torch_utils.batched_forward`): each thread takes the next batch when it
+  is done, so a core that another process holds slows only the batches it runs. With torch's
+  own intra-op threads, every layer of every batch waited at a barrier for the slower core, and
+  a sleeping thread had to be woken for each layer: on the default model at load 3.5,
+  5.3-5.8k crops/s side by side against 1.8-2.7k (``benchmarks/steady.py``).
 * ``OMP_NUM_THREADS``, when set, wins over both: the user's choice.
 """
 

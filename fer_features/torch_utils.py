@@ -9,6 +9,8 @@ imports torch only inside the functions that need it (:func:`require_torch` work
 from __future__ import annotations
 
 import importlib.util
+import os
+import threading
 import warnings
 from collections.abc import Callable
 
@@ -176,22 +178,54 @@ def batched_forward(
     """
     import torch
 
-    if device.type == "cpu":
-        set_cpu_threads(len(X))
-    was_training = net.training if net is not None else False
-    if net is not None:
-        net.eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(X), batch_size):
+    def one(start: int):
+        with torch.inference_mode():  # thread-local, as autocast: entered in the thread that runs the batch
             xb = X[start : start + batch_size].to(device, non_blocking=True)
             if channels_last and xb.dim() == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(device, precision):
-                out.append(forward(xb).float().cpu())
+                return forward(xb).float().cpu()
+
+    starts = range(0, len(X), batch_size)
+    workers = threads_for(len(X)) if device.type == "cpu" else None
+    was_training = net.training if net is not None else False
     if net is not None:
-        net.train(was_training)
+        net.eval()
+    try:
+        nested = threading.current_thread().name.startswith(_POOL_PREFIX)  # a batch's forward that calls this
+        if workers is not None and workers > 1 and len(starts) > 1 and not nested:
+            out = list(_batch_pool(workers).map(one, starts))  # side by side, one torch thread each
+        else:
+            if device.type == "cpu":
+                set_cpu_threads(len(X))
+            out = [one(start) for start in starts]
+    finally:
+        if net is not None:
+            net.train(was_training)
     return torch.cat(out)
+
+
+_POOLS: dict[tuple[int, int], object] = {}
+_POOL_PREFIX = "fer-batches"
+
+
+def _batch_pool(workers: int):
+    """A process-wide pool of ``workers`` threads that run one torch thread each (created once).
+
+    A large call's batches go to it (:func:`batched_forward`): each thread takes the next batch
+    when it is done, so a core that another process holds slows only the batches it runs, and
+    no parallel loop waits at a barrier for it (:mod:`fer_features.threads`).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    key = (os.getpid(), workers)  # a forked child (a DataLoader worker, a server worker) makes its own
+    pool = _POOLS.get(key)
+    if pool is None:
+        pool = _POOLS.setdefault(key, ThreadPoolExecutor(workers, thread_name_prefix=_POOL_PREFIX,
+                                                         initializer=torch.set_num_threads, initargs=(1,)))  # fmt: skip
+    return pool
 
 
 def device_or_fallback(device: str, what: str):
