@@ -142,7 +142,7 @@ RECIPE = {"ema": 0.998, "batch_size": 128, "lr": 0.05, "distill_temperature": 2.
 
 
 def _config(spec: dict, epochs: int, teacher: str = ""):
-    from fer_features.cnn.net import PRESETS
+    from fer_features.cnn.presets import PRESETS
     from fer_features.cnn.train import TrainConfig
 
     spec = dict(spec)

@@ -11,9 +11,8 @@ from collections.abc import Callable
 
 from sklearn.base import ClassifierMixin
 
-#: Choices of ``class_weight``: ``None`` (every image counts the same) or ``'balanced'``
-#: (weights inversely proportional to class frequency: FER2013's disgust is 1.5% of Training).
-from fer_features.config import CLASS_WEIGHTS  # noqa: E402
+from fer_features.config import CLASS_WEIGHTS
+from fer_features.registry import Registry
 
 
 def _svm(*, class_weight=None, random_state=0, n_jobs=None, C=10.0, gamma="scale", calibration_cv=3):
@@ -228,61 +227,110 @@ def _cnn_ensemble(*, class_weight=None, random_state=0, n_jobs=None, **params):
     return CNNEnsembleClassifier(**params)
 
 
-# name -> (factory, description)
-_REGISTRY: dict[str, tuple[Callable[..., ClassifierMixin], str]] = {
-    "svm": (_svm, "RBF-kernel SVC (libsvm), temperature-scaled probabilities (Cortes & Vapnik 1995)"),
-    "linear-svm": (_linear_svm, "linear SVM (liblinear), temperature-scaled probabilities"),
-    "chi2-svm": (_histogram_svm("chi2"), "linear SVM on the χ² kernel's feature map of L1-normalised histograms (Vedaldi & Zisserman 2012)"),
-    "intersection-svm": (
-        _histogram_svm("intersection"),
-        "linear SVM on the histogram-intersection kernel's feature map (Maji et al. 2008; Vedaldi & Zisserman 2012)",
-    ),
-    "gbm": (_gbm, "histogram gradient boosting (scikit-learn's LightGBM-style trees)"),
-    "logreg": (_logreg, "multinomial logistic regression"),
-    "nystroem": (_nystroem, "fast RBF: Nystroem kernel map (2,000 landmarks) + logistic regression (Williams & Seeger 2000)"),
-    "mlp": (_mlp, "fast: one hidden layer of 512 ReLU units (Adam, early stopping)"),
-    "local-svm": (
-        _local_svm,
-        "local learning: an RBF SVM per face on its 200 nearest Training faces (Bottou & Vapnik 1992; Ionescu et al. 2013)",
-    ),
-    "stacked-svm": (
-        _stacked_svm,
-        "late fusion: a linear SVM on the bag of visual words, an RBF SVM on the other features, stacked by logistic regression",
-    ),
-    "cnn": (_cnn, "the CNN trained end to end on the pixels (the baseline); ignores --features"),
-    "cnn-ensemble": (
-        _cnn_ensemble,
-        "trained CNNs (--cnn-checkpoint a.pt+b.pt) as one: the mean of their probabilities; trains nothing",
-    ),
-}
+#: Probability calibration by temperature scaling (:class:`~sklearn.calibration.CalibratedClassifierCV`,
+#: ``method='temperature'``): the scikit-learn types it leaves in a model file that skops does not
+#: trust by itself (the ``svm`` heads, and ``fer train --calibrate`` on any head).
+CALIBRATION_TYPES = ("sklearn.calibration._CalibratedClassifier", "sklearn.calibration._TemperatureScaling")
+
+#: Tag of the heads that take the face crops themselves rather than extracted features.
+END_TO_END_TAG = "end to end"
+#: Tag of the end-to-end heads made of networks trained already (``--cnn-checkpoint``): fitting loads them.
+CHECKPOINT_TAG = "needs a checkpoint"
+#: Tag of the heads made for histogram features: they take the raw feature blocks (no scaling, no
+#: PCA), normalise each histogram block themselves and need the blocks' sizes (``block_sizes``).
+HISTOGRAM_TAG = "histogram block"
+#: Tag of the heads that split the feature matrix by extractor themselves (scaling and PCA inside
+#: their branches): they need the blocks' names and sizes (``blocks``).
+FEATURE_BLOCK_TAG = "feature block"
+
+#: The classifier heads by name: factory ``(class_weight=..., random_state=..., n_jobs=..., **params)``,
+#: description, tags and the types a fitted head holds (the skops trust list is their union).
+HEADS = Registry("classifier")
+HEADS.register("svm", _svm, "RBF-kernel SVC (libsvm), temperature-scaled probabilities (Cortes & Vapnik 1995)",
+               library_types=CALIBRATION_TYPES)
+HEADS.register("linear-svm", _linear_svm, "linear SVM (liblinear), temperature-scaled probabilities",
+               library_types=CALIBRATION_TYPES)
+HEADS.register(
+    "chi2-svm", _histogram_svm("chi2"),
+    "linear SVM on the χ² kernel's feature map of L1-normalised histograms (Vedaldi & Zisserman 2012)",
+    tags=(HISTOGRAM_TAG,), types=("fer_features.kernels.HistogramKernelMap",), library_types=CALIBRATION_TYPES,
+)
+HEADS.register(
+    "intersection-svm", _histogram_svm("intersection"),
+    "linear SVM on the histogram-intersection kernel's feature map (Maji et al. 2008; Vedaldi & Zisserman 2012)",
+    tags=(HISTOGRAM_TAG,), types=("fer_features.kernels.HistogramKernelMap",), library_types=CALIBRATION_TYPES,
+)
+HEADS.register("gbm", _gbm, "histogram gradient boosting (scikit-learn's LightGBM-style trees)",
+               library_types=("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",))
+HEADS.register("logreg", _logreg, "multinomial logistic regression")
+HEADS.register(
+    "nystroem", _nystroem, "fast RBF: Nystroem kernel map (2,000 landmarks) + logistic regression (Williams & Seeger 2000)",
+    types=("fer_features.heads.NystroemClassifier",), library_types=CALIBRATION_TYPES,  # linear='svm' is calibrated
+)
+HEADS.register(
+    "mlp", _mlp, "fast: one hidden layer of 512 ReLU units (Adam, early stopping)",
+    types=("fer_features.heads.MLPHead",), library_types=("sklearn.neural_network._stochastic_optimizers.AdamOptimizer",),
+)
+HEADS.register(
+    "local-svm", _local_svm,
+    "local learning: an RBF SVM per face on its 200 nearest Training faces (Bottou & Vapnik 1992; Ionescu et al. 2013)",
+    types=("fer_features.heads.LocalSVMClassifier",),
+    # its NearestNeighbors builds a k-d tree on 15 columns or fewer (PCA to few components)
+    library_types=("sklearn.neighbors._kd_tree.KDTree", "sklearn.metrics._dist_metrics.EuclideanDistance64"),
+)
+HEADS.register(
+    "stacked-svm", _stacked_svm,
+    "late fusion: a linear SVM on the bag of visual words, an RBF SVM on the other features, stacked by logistic regression",
+    tags=(FEATURE_BLOCK_TAG,), types=("fer_features.heads.BranchUnion",),
+    library_types=("sklearn.utils._bunch.Bunch",),  # StackingClassifier.named_estimators_ (a dict)
+)
+HEADS.register(
+    "cnn", _cnn, "the CNN trained end to end on the pixels (the baseline); ignores --features",
+    tags=(END_TO_END_TAG,), types=("fer_features.cnn.estimators.CNNClassifier",),
+)
+HEADS.register(
+    "cnn-ensemble", _cnn_ensemble,
+    "trained CNNs (--cnn-checkpoint a.pt+b.pt) as one: the mean of their probabilities; trains nothing",
+    tags=(END_TO_END_TAG, CHECKPOINT_TAG),
+    types=("fer_features.cnn.estimators.CNNEnsembleClassifier", "fer_features.cnn.estimators.CNNClassifier"),
+)
 
 #: Heads that take the face crops themselves rather than extracted features.
-END_TO_END = {"cnn", "cnn-ensemble"}
+END_TO_END = HEADS.tagged(END_TO_END_TAG)
 
 #: End-to-end heads made of networks trained already (``--cnn-checkpoint``): fitting loads them.
-PRETRAINED = {"cnn-ensemble"}
+PRETRAINED = HEADS.tagged(CHECKPOINT_TAG)
 
-#: Heads made for histogram features: they take the raw feature blocks (no scaling, no PCA),
-#: normalise each histogram block themselves and need the blocks' sizes (``block_sizes``).
-HISTOGRAM_HEADS = {"chi2-svm", "intersection-svm"}
+#: Heads made for histogram features (:data:`HISTOGRAM_TAG`).
+HISTOGRAM_HEADS = HEADS.tagged(HISTOGRAM_TAG)
 
-#: Heads that split the feature matrix by extractor themselves (scaling and PCA inside their
-#: branches): they need the blocks' names and sizes (``blocks``).
-BLOCK_HEADS = {"stacked-svm"}
+#: Heads that split the feature matrix by extractor themselves (:data:`FEATURE_BLOCK_TAG`).
+BLOCK_HEADS = HEADS.tagged(FEATURE_BLOCK_TAG)
 
 
 def list_classifiers() -> dict[str, str]:
     """Registered classifier names and their one-line descriptions."""
-    return {name: desc for name, (_, desc) in _REGISTRY.items()}
+    return HEADS.describe()
 
 
-def register_classifier(name: str, factory: Callable[..., ClassifierMixin], description: str) -> None:
+def register_classifier(
+    name: str,
+    factory: Callable[..., ClassifierMixin],
+    description: str,
+    *,
+    tags: tuple[str, ...] = (),
+    types: tuple[str, ...] = (),
+    library_types: tuple[str, ...] = (),
+) -> None:
     """Make a classifier head available by name (``fer train --clf NAME``).
 
     ``factory`` is called as ``factory(class_weight=..., random_state=..., n_jobs=..., **params)``
-    and must return an unfitted scikit-learn classifier with ``predict_proba``.
+    and must return an unfitted scikit-learn classifier with ``predict_proba``. ``types`` and
+    ``library_types`` name the types its fitted head holds beyond those skops trusts (they join
+    the trust list of :func:`fer_features.persist.load_model`); ``tags`` its kinds, e.g.
+    :data:`END_TO_END_TAG`.
     """
-    _REGISTRY[name] = (factory, description)
+    HEADS.register(name, factory, description, tags=tags, types=types, library_types=library_types)
 
 
 def make_classifier(
@@ -314,11 +362,9 @@ def make_classifier(
     ValueError
         If the name or ``class_weight`` is unknown, or a parameter does not apply.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown classifier {name!r}; valid names: {', '.join(_REGISTRY)}")
+    factory = HEADS[name].load()  # an unknown name: ValueError listing the valid ones
     if class_weight not in CLASS_WEIGHTS:
         raise ValueError(f"class_weight must be None or 'balanced', got {class_weight!r}")
-    factory = _REGISTRY[name][0]
     try:
         return factory(class_weight=class_weight, random_state=random_state, n_jobs=n_jobs, **params)
     except TypeError as exc:

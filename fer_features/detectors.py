@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fer_features.config import DEFAULT_DETECTOR  # the default, chosen by measurement
+from fer_features.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -208,22 +209,24 @@ def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
 
 
-# name -> (factory, one-line description)
-_REGISTRY: dict[str, tuple[Callable[[], FaceDetector], str]] = {
-    "yuface": (YuFaceDetector, "libfacedetection's YuNet CNN (yuface): boxes and 5 landmarks, fast"),
-    "hog": (DlibHOGDetector, "dlib's frontal HOG + linear SVM detector"),
-    "mmod": (DlibMMODDetector, "dlib's MMOD CNN detector: robust to pose, slow on a CPU"),
-}
+#: Tag of the detectors that are dlib's: no eye points, so the 68-point predictor aligns their faces.
+DLIB_TAG = "dlib"
+
+#: The face detectors by name: factory ``() -> FaceDetector``, description and tags.
+DETECTORS = Registry("face detector")
+DETECTORS.register("yuface", YuFaceDetector, "libfacedetection's YuNet CNN (yuface): boxes and 5 landmarks, fast")
+DETECTORS.register("hog", DlibHOGDetector, "dlib's frontal HOG + linear SVM detector", tags=(DLIB_TAG,))
+DETECTORS.register("mmod", DlibMMODDetector, "dlib's MMOD CNN detector: robust to pose, slow on a CPU", tags=(DLIB_TAG,))
 
 
 def list_detectors() -> dict[str, str]:
     """Registered detector names and their one-line descriptions."""
-    return {name: desc for name, (_, desc) in _REGISTRY.items()}
+    return DETECTORS.describe()
 
 
-def register_detector(name: str, factory: Callable[[], FaceDetector], description: str) -> None:
-    """Make a face detector available by name (``fer predict --detector NAME``)."""
-    _REGISTRY[name] = (factory, description)
+def register_detector(name: str, factory: Callable[[], FaceDetector], description: str, *, tags: tuple[str, ...] = ()) -> None:
+    """Make a face detector available by name (``fer predict --detector NAME``); tag a dlib one :data:`DLIB_TAG`."""
+    DETECTORS.register(name, factory, description, tags=tags)
     get_detector.cache_clear()
 
 
@@ -236,6 +239,4 @@ def get_detector(name: str = DEFAULT_DETECTOR) -> FaceDetector:
     ValueError
         If the name is unknown; the message lists the valid ones.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown face detector {name!r}; valid names: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name][0]()
+    return DETECTORS.create(name)

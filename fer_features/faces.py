@@ -49,9 +49,6 @@ DLIB_MODELS = {
     "resnet": "dlib_face_recognition_resnet_model_v1.dat",
 }
 
-#: Face detectors by name (:data:`fer_features.config.DETECTORS`); the dlib ones of them.
-from fer_features.config import DETECTORS, DLIB_DETECTORS  # noqa: E402, F401
-
 # 68-point iBUG indices of the two eyes (image-left first).
 LEFT_EYE = slice(36, 42)
 RIGHT_EYE = slice(42, 48)
@@ -131,7 +128,7 @@ def face_detector(kind: str = "hog", path: str | os.PathLike | None = None):
         return dlib.get_frontal_face_detector()
     if kind == "mmod":
         return dlib.cnn_face_detection_model_v1(str(path or dlib_model_path("mmod")))
-    raise ValueError(f"unknown dlib face detector {kind!r}; expected one of {', '.join(DLIB_DETECTORS)}")
+    raise ValueError(f"unknown dlib face detector {kind!r}; expected 'hog' or 'mmod'")
 
 
 def load_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:

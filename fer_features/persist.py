@@ -3,8 +3,8 @@
 Two formats, chosen by the file's suffix when saving and by its content when loading:
 
 * ``.skops`` (the default; :mod:`skops.io`): a zip of JSON and numpy arrays. Loading builds
-  only the types listed in :data:`TRUSTED_TYPES` (the project's estimators and the
-  scikit-learn and numpy types its pipelines use) and refuses a file naming any other type,
+  only the types of :func:`trusted_types` (the project's estimators and the scikit-learn
+  types its pipelines use, taken from the registries of features and heads) and refuses a file naming any other type,
   so a model file from elsewhere cannot run code.
 * ``.joblib`` (or ``.pkl``): a pickle. Loading a pickle runs whatever code its author put in
   it, so :func:`load_model` refuses one unless ``trusted=True`` (``--trust-pickle``): only for
@@ -41,35 +41,25 @@ from fer_features.config import (  # noqa: F401  (DEFAULT_MODEL, default_model_p
 #: Suffixes saved as pickles with joblib; every other suffix is saved with skops.
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
-#: The project's own estimator types a model file may hold (fully qualified names).
-PROJECT_TYPES: tuple[str, ...] = (
-    "fer_features.features.hog.HOGFeatures",
-    "fer_features.features.lbp.LBPFeatures",
-    "fer_features.features.landmarks.LandmarkFeatures",
-    "fer_features.features.dlib_resnet.DlibResNetEmbedding",
-    "fer_features.features.vgg16.VGG16Features",
-    "fer_features.cnn.estimators.CNNEmbedding",
-    "fer_features.cnn.estimators.CNNClassifier",
-    "fer_features.cnn.estimators.CNNEnsembleClassifier",
-    "fer_features.heads.NystroemClassifier",
-    "fer_features.heads.MLPHead",
-    "fer_features.heads.BranchUnion",
-    "fer_features.features.sift_bovw.SIFTBoVW",
-    "fer_features.features.sift_fisher.SIFTFisherVector",
-    "fer_features.kernels.HistogramKernelMap",
-)
+def trusted_types() -> frozenset[str]:
+    """Every type :func:`load_model` builds from a skops file beyond what skops trusts by itself.
 
-#: scikit-learn types in the project's pipelines that skops does not trust by itself (it trusts numpy arrays)
-#: (found by saving every feature x head pipeline: tests/test_persist.py checks the list).
-LIBRARY_TYPES: tuple[str, ...] = (
-    "sklearn.calibration._CalibratedClassifier",
-    "sklearn.calibration._TemperatureScaling",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.utils._bunch.Bunch",  # StackingClassifier.named_estimators_ (a dict)
-)
+    Derived from the registries, never written by hand: the project types and other libraries'
+    types that each registered feature extractor (:data:`fer_features.features.FEATURES`) and
+    classifier head (:data:`fer_features.classifiers.HEADS`) holds when fitted, and those of
+    probability calibration (``fer train --calibrate``). A head registered with its types is
+    trusted at once, so ``fer train`` never writes a file that ``fer predict`` refuses.
 
-#: Every type :func:`load_model` builds from a skops file beyond what skops trusts by default.
-TRUSTED_TYPES: frozenset[str] = frozenset(PROJECT_TYPES + LIBRARY_TYPES)
+    Returns
+    -------
+    frozenset of str
+        Fully qualified type names.
+    """
+    from fer_features.classifiers import CALIBRATION_TYPES, HEADS
+    from fer_features.features import FEATURES
+
+    return HEADS.types() | HEADS.library_types() | FEATURES.types() | FEATURES.library_types() | frozenset(CALIBRATION_TYPES)
+
 
 _LIBRARIES = ("fer-features", "numpy", "scikit-learn", "scikit-image", "dlib-bin", "torch", "joblib", "skops", "pillow")
 
@@ -389,7 +379,7 @@ def load_model(path: str | Path | None = None, *, trusted: bool = False, tta=Fal
     ------
     UnsafeModelError
         For a pickle without ``trusted=True`` (the message says why and what to do), or a skops
-        file holding types outside :data:`TRUSTED_TYPES` (the message names them).
+        file holding types outside :func:`trusted_types` (the message names them).
     ModelError
         If the file is missing (the message says how to train one), unreadable, or holds
         something that is not a fer-features pipeline (see :func:`check_pipeline`).
@@ -433,7 +423,7 @@ def _load_skops(path: Path):
         found = sio.get_untrusted_types(file=path)
     except Exception as exc:  # a broken zip or schema
         raise ModelError(f"{path}: not a readable skops model file ({exc.__class__.__name__}: {exc})") from None
-    unknown = sorted(set(found) - TRUSTED_TYPES)
+    unknown = sorted(set(found) - trusted_types())
     if unknown:
         raise UnsafeModelError(
             f"{path}: refused: it holds types that are neither fer-features' nor the scikit-learn/numpy ones its "

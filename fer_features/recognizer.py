@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from fer_features.config import DEFAULT_DETECTOR, DLIB_DETECTORS, IMAGE_SIZE, resolve_model
-from fer_features.detectors import list_detectors
+from fer_features.config import DEFAULT_DETECTOR, IMAGE_SIZE, resolve_model
+from fer_features.detectors import DETECTORS, DLIB_TAG
 from fer_features.predict import FacePrediction, PhotoResult
 
 #: Images (photos, or crops) read and classified per model call by default.
@@ -103,9 +103,7 @@ class Recognizer:
         from fer_features.persist import load_model
         from fer_features.torch_utils import move_model
 
-        if detector not in list_detectors():
-            raise ValueError(f"unknown face detector {detector!r}; expected one of {', '.join(list_detectors())}")
-        if detector in DLIB_DETECTORS:
+        if DLIB_TAG in DETECTORS[detector].tags:  # an unknown name: ValueError listing the valid ones
             from fer_features.faces import face_detector
 
             face_detector(detector)  # dlib (the train extra): missing, it fails here, not at the first photo

@@ -24,7 +24,9 @@ torch = pytest.importorskip("torch")
 import fer_features.cnn.train as train_mod  # noqa: E402
 import fer_features.torch_utils as torch_utils  # noqa: E402
 from fer_features.cnn.estimators import CNNClassifier, CNNEmbedding  # noqa: E402
-from fer_features.cnn.net import PRESETS, build_net, resolve_device  # noqa: E402
+from fer_features.cnn.net import build_net  # noqa: E402
+from fer_features.cnn.presets import PRESETS  # noqa: E402
+from fer_features.torch_utils import resolve_device  # noqa: E402
 from fer_features.cnn.train import (  # noqa: E402
     CHECKPOINT_FORMAT,
     TrainConfig,
@@ -197,11 +199,11 @@ def skops_round_trip(obj):
     """``obj`` through skops.io, trusting exactly what fer_features.persist trusts."""
     import skops.io as sio
 
-    from fer_features.persist import TRUSTED_TYPES
+    from fer_features.persist import trusted_types
 
     data = sio.dumps(obj)
     untrusted = sio.get_untrusted_types(data=data)
-    assert set(untrusted) <= TRUSTED_TYPES, untrusted
+    assert set(untrusted) <= trusted_types(), untrusted
     assert not [t for t in untrusted if t.startswith("torch")]
     return sio.loads(data, trusted=untrusted)
 

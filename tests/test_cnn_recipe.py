@@ -11,7 +11,8 @@ torch = pytest.importorskip("torch")
 import fer_features.cnn.train as train_mod  # noqa: E402
 import fer_features.torch_utils as torch_utils  # noqa: E402  (native_bf16 lives there)
 from fer_features.cnn.estimators import CNNClassifier, CNNEmbedding  # noqa: E402
-from fer_features.cnn.net import PRESETS, build_net  # noqa: E402
+from fer_features.cnn.net import build_net  # noqa: E402
+from fer_features.cnn.presets import PRESETS  # noqa: E402
 from fer_features.cnn.train import (  # noqa: E402
     TrainConfig,
     mix_batch,

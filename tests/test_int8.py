@@ -196,7 +196,7 @@ def test_fer_quantize_cli(tmp_path, faces):
 
 
 def test_fit_calibrates_int8_on_its_training_faces(faces, monkeypatch):
-    from fer_features.cnn.net import PRESETS
+    from fer_features.cnn.presets import PRESETS
 
     monkeypatch.setitem(PRESETS, "tiny", dict(TINY))
     labels = np.asarray(sorted(EMOTIONS))[np.arange(200) % 7]

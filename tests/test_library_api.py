@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from fer_features import config
+from fer_features.detectors import DETECTORS
 from fer_features.datasets import DataError, FERDataset
 from fer_features.training import ModelCard, TrainSettings, class_weight_for, cross_validate_pipeline, train
 
@@ -136,7 +137,7 @@ def test_cli_choices_are_the_library_tuples():
     assert [e.value for e in common.Split] == list(config.USAGES)
     assert [e.value for e in common.DataFormat] == list(config.DATA_FORMATS)
     assert [e.value for e in common.Device] == list(config.DEVICES)
-    assert [e.value for e in common.Detector] == list(config.DETECTORS)
+    assert [e.value for e in common.Detector] == list(DETECTORS)
     assert [e.value for e in common.Balance] == list(config.BALANCE_MODES)
 
 
@@ -147,16 +148,19 @@ def test_library_modules_share_the_config_tuples():
     assert predict.IMAGE_SUFFIXES is config.IMAGE_SUFFIXES and video.VIDEO_SUFFIXES is config.VIDEO_SUFFIXES
     assert sources.FORMATS is config.DATA_FORMATS and ferplus.LABEL_MODES is config.LABEL_MODES
     assert augment.BALANCE_MODES is config.BALANCE_MODES and classifiers.CLASS_WEIGHTS is config.CLASS_WEIGHTS
-    assert faces.DETECTORS is config.DETECTORS and faces.CROP_SIZE == config.IMAGE_SIZE
+    assert faces.CROP_SIZE == config.IMAGE_SIZE
     assert pipelines.DEFAULT_PCA == config.DEFAULT_PCA and persist.DEFAULT_MODEL == config.DEFAULT_MODEL
 
 
-def test_cnn_presets_match_the_network():
+def test_cnn_presets_are_the_choices_and_build():
     pytest.importorskip("torch")
-    from fer_features.cnn.net import PRESETS
+    from fer_features.cli import common
+    from fer_features.cnn.net import build_net
+    from fer_features.cnn.presets import PRESETS
 
-    assert tuple(k for k in PRESETS if k in config.CNN_PRESETS) == config.CNN_PRESETS
-    assert set(config.CNN_PRESETS) <= set(PRESETS)
+    assert [e.value for e in common.Preset] == list(PRESETS)
+    for name, preset in PRESETS.items():
+        assert build_net({**preset, "n_classes": 7}) is not None, name
 
 
 def test_cache_dir_and_model_path_from_the_environment(monkeypatch, tmp_path):

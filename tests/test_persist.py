@@ -15,9 +15,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from fer_features.persist import (
-    LIBRARY_TYPES,
-    PROJECT_TYPES,
-    TRUSTED_TYPES,
     ModelError,
     OutputError,
     UnsafeModelError,
@@ -31,6 +28,7 @@ from fer_features.persist import (
     load_model,
     read_card,
     save_model,
+    trusted_types,
 )
 
 
@@ -241,34 +239,36 @@ def test_a_pipeline_for_other_crop_sizes_is_refused(tmp_path):
         load_model(path)
 
 
-def test_project_types_cover_every_registered_extractor():
-    """Every extractor the registry builds from fer_features is trusted: a new one must be added to PROJECT_TYPES."""
-    from fer_features.features import _REGISTRY, _factory
+def test_trusted_types_are_the_registries():
+    """The trust list is derived: every registered extractor's own type is in it, and nothing else of the project's."""
+    from fer_features.classifiers import HEADS
+    from fer_features.features import FEATURES
 
-    for name in _REGISTRY:
-        cls = type(_factory(name)())
+    for name in FEATURES:
+        cls = type(FEATURES.create(name))
         qualified = f"{cls.__module__}.{cls.__qualname__}"
         if cls.__module__.startswith("fer_features."):
-            assert qualified in PROJECT_TYPES, f"add {qualified} (feature {name!r}) to persist.PROJECT_TYPES"
-    assert all(t.startswith("fer_features.") for t in PROJECT_TYPES)
-    assert TRUSTED_TYPES == frozenset(PROJECT_TYPES) | frozenset(LIBRARY_TYPES)
+            assert qualified in FEATURES[name].types and qualified in trusted_types(), name
+    ours = {t for t in trusted_types() if t.startswith("fer_features.")}
+    assert ours == FEATURES.types() | HEADS.types()
 
 
 def test_library_types_are_exactly_what_the_heads_need(tmp_path):
-    """Each head's pipeline saves and loads; the scikit-learn types trusted are the ones they use, no more."""
+    """Each head's pipeline saves and loads; the scikit-learn types it holds are those its registry entry names."""
     import skops.io as sio
     from conftest import pattern_images
 
+    from fer_features.classifiers import CALIBRATION_TYPES, HEADS
     from fer_features.pipelines import build_pipeline
 
     X, y = pattern_images(per_class=12)
-    needed = set()
     for clf, params in (("svm", None), ("linear-svm", None), ("gbm", {"max_iter": 3}), ("logreg", None), ("stacked-svm", None)):
         pipe = build_pipeline("hog", clf, pca=5, n_jobs=1, clf_params=params).fit(X, y)
         path = save_model(pipe, tmp_path / f"{clf}.skops")
-        needed |= {t for t in sio.get_untrusted_types(file=path) if not t.startswith("fer_features.")}
+        needed = {t for t in sio.get_untrusted_types(file=path) if not t.startswith("fer_features.")}
+        assert needed == set(HEADS[clf].library_types), clf
         np.testing.assert_array_equal(load_model(path).predict_proba(X[::7]), pipe.predict_proba(X[::7]))
-    assert needed == set(LIBRARY_TYPES)
+    assert set(CALIBRATION_TYPES) <= trusted_types()
 
 
 # --------------------------------------------------------------------------- outputs checked first, written together

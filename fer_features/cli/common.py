@@ -1,7 +1,7 @@
 """What the commands share: the typer app, consoles, one-line errors, choices and option types.
 
-Choices are generated from the library's tuples (:mod:`fer_features.config`), so a new preset or
-data format needs no change here. Nothing heavy is imported: ``fer --help`` stays instant.
+Choices are generated from the library's tuples (:mod:`fer_features.config`) and registries
+(:mod:`fer_features.registry`), so a new preset, detector or data format needs no change here. Nothing heavy is imported: ``fer --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 
 from fer_features import config
+from fer_features.cnn.presets import PRESETS
+from fer_features.detectors import DETECTORS
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -74,9 +76,9 @@ DataFormat = choices("DataFormat", config.DATA_FORMATS)
 LabelMode = choices("LabelMode", config.LABEL_MODES)
 Balance = choices("Balance", config.BALANCE_MODES)
 ClassWeight = choices("ClassWeight", ("none", *config.CLASS_WEIGHTS))
-Detector = choices("Detector", config.DETECTORS)
+Detector = choices("Detector", DETECTORS)
 Device = choices("Device", config.DEVICES)
-Preset = choices("Preset", config.CNN_PRESETS)
+Preset = choices("Preset", PRESETS)
 Backend = choices("Backend", config.BACKENDS)
 Tta = choices("Tta", config.TTA_MODES)
 Precision = choices("Precision", config.PRECISIONS)

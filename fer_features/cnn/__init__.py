@@ -10,7 +10,7 @@ from fer_features.torch_utils import require_torch, resolve_device  # noqa: F401
 def __getattr__(name):  # lazy: `from fer_features.cnn import CNNEmbedding` imports torch then
     import importlib
 
-    for sub in ("estimators", "net", "train"):
+    for sub in ("presets", "estimators", "net", "train"):
         module = importlib.import_module(f"{__name__}.{sub}")
         if name in vars(module):
             return vars(module)[name]

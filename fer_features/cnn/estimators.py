@@ -222,7 +222,7 @@ class CNNClassifier(_CNNModuleMixin, ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     preset : {'small', 'medium', 'large'}, default='small'
-        Network size (:data:`~fer_features.cnn.net.PRESETS`); ``small`` and ``medium`` suit 2 CPU
+        Network size (:data:`~fer_features.cnn.presets.PRESETS`); ``small`` and ``medium`` suit 2 CPU
         cores, ``large`` a GPU.
     epochs : int, default=25
         Most epochs; training stops after ``patience`` epochs without a better PublicTest score.

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from fer_features.cnn.net import PRESETS, build_net
+from fer_features.cnn.net import build_net
+from fer_features.cnn.presets import PRESETS
 from fer_features.config import CNN_EPOCHS
 from fer_features.torch_utils import (  # noqa: F401  (re-exported: their home is torch_utils)
     PRECISIONS,
@@ -51,7 +52,7 @@ class TrainConfig:
     Attributes
     ----------
     preset : {'small', 'large'}
-        Network size (:data:`fer_features.cnn.net.PRESETS`).
+        Network size (:data:`fer_features.cnn.presets.PRESETS`).
     epochs : int
         Maximum epochs; early stopping may end sooner.
     batch_size : int
