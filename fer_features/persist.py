@@ -95,6 +95,45 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def skops_io():
+    """:mod:`skops.io`, imported without importing torch.
+
+    Importing skops walks every scikit-learn module to list the estimators it trusts, and one of
+    them (``sklearn.externals.array_api_compat.torch``) imports torch when it is installed: ~2 s
+    and several hundred MB for a pipeline that has no CNN. While skops is first imported, torch
+    is hidden, so that module is skipped (the walk ignores modules that fail to import); a later
+    ``import torch`` is unaffected.
+
+    Returns
+    -------
+    module
+        :mod:`skops.io`.
+    """
+    import importlib.abc
+    import sys
+
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        import skops.io
+
+        return skops.io
+
+    class _HideTorch(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ModuleNotFoundError(f"No module named {name!r} (hidden while skops is imported)", name=name)
+            return None
+
+    hider = _HideTorch()
+    sys.meta_path.insert(0, hider)
+    try:
+        import skops.io
+    finally:
+        sys.meta_path.remove(hider)
+        for name in [n for n in sys.modules if n.startswith("sklearn.externals.array_api_compat.torch")]:
+            del sys.modules[name]  # a half-imported stub would shadow the real one later
+    return skops.io
+
+
 def card_path(model_path: str | Path) -> Path:
     """The model card of a model file: same name, ``.json``."""
     return Path(model_path).with_suffix(CARD_SUFFIX)
@@ -331,8 +370,7 @@ def save_model(model, path: str | Path, card=None, *, extras: dict | None = None
     with staged_outputs() as stage:
         tmp = stage.path(path)
         if fmt == "skops":
-            import skops.io as sio
-
+            sio = skops_io()
             sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
         else:
             import joblib
@@ -417,8 +455,7 @@ def load_model(path: str | Path | None = None, *, trusted: bool = False, tta=Fal
 
 
 def _load_skops(path: Path):
-    import skops.io as sio
-
+    sio = skops_io()
     try:
         found = sio.get_untrusted_types(file=path)
     except Exception as exc:  # a broken zip or schema

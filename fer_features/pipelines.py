@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import clone
 from sklearn.decomposition import PCA
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from fer_features.classifiers import BLOCK_HEADS, END_TO_END, HISTOGRAM_HEADS, make_classifier
@@ -25,8 +25,13 @@ def block_dims(spec: str, image_size: int = IMAGE_SIZE, feature_params: dict | N
     -------
     list of int
     """
+    return union_block_dims(make_features(spec, params=feature_params), image_size)
+
+
+def union_block_dims(union: FeatureUnion, image_size: int = IMAGE_SIZE) -> list[int]:
+    """:func:`block_dims` of a feature union built already (its spec is not parsed again)."""
     out = []
-    for _, step in make_features(spec, params=feature_params).transformer_list:
+    for _, step in union.transformer_list:
         if hasattr(step, "feature_dims"):
             out.append(int(step.feature_dims((image_size, image_size))))
         else:
@@ -113,12 +118,13 @@ def build_pipeline(
             raise ValueError(f"the {clf} classifier learns from the pixels: give no features (got {features!r})")
         head = make_classifier(clf, class_weight=class_weight, random_state=random_state, **(clf_params or {}))
         return Pipeline([("clf", head)], memory=memory)
-    union = make_features(features, n_jobs=n_jobs, params=feature_params)
+    union = make_features(features, n_jobs=n_jobs, params=feature_params)  # the spec, parsed once
+    blocks = union_block_dims(union) if pca is not None or clf in HISTOGRAM_HEADS | BLOCK_HEADS else None
     head = build_head(
         clf,
-        n_features=feature_dims(features, feature_params=feature_params) if pca is not None else None,
-        block_sizes=block_dims(features, feature_params=feature_params) if clf in HISTOGRAM_HEADS | BLOCK_HEADS else None,
-        block_names=features.split("+") if clf in BLOCK_HEADS else None,
+        n_features=sum(blocks) if pca is not None else None,
+        block_sizes=blocks if clf in HISTOGRAM_HEADS | BLOCK_HEADS else None,
+        block_names=[name for name, _ in union.transformer_list] if clf in BLOCK_HEADS else None,
         pca=pca,
         class_weight=class_weight,
         n_jobs=n_jobs,

@@ -343,18 +343,12 @@ class TrainSettings:
         FileNotFoundError
             For a missing CNN checkpoint or weights file.
         """
-        from sklearn.base import clone
-
-        from fer_features.classifiers import list_classifiers, make_classifier
+        from fer_features.classifiers import HEADS, make_classifier
         from fer_features.features import make_features
         from fer_features.pipelines import build_pipeline
 
-        checked = getattr(self, "_checked", None)
-        if checked is not None and checked[0] == (str(out), dataclasses.astuple(self)):
-            return None if checked[1] is None else clone(checked[1])  # checked already: no second look at the files
         uses_cnn = self.uses_cnn
-        if self.clf not in list_classifiers():
-            raise ValueError(f"unknown classifier {self.clf!r}; valid names: {', '.join(list_classifiers())}")
+        HEADS[self.clf]  # an unknown name: ValueError listing the valid ones
         if self.end_to_end or uses_cnn:
             from fer_features.torch_utils import resolve_device
 
@@ -386,8 +380,30 @@ class TrainSettings:
                 _check_extractors(pipe.named_steps["features"])
             if self.pretrained:  # its networks load, carry what the precision needs and agree on the classes
                 pipe.named_steps["clf"].load_members()
-        self._checked = ((str(out), dataclasses.astuple(self)), None if pipe is None else clone(pipe))
         return pipe
+
+    def plan(self, out: str | os.PathLike | None = None) -> TrainPlan:
+        """Check the options once (:meth:`check`) and keep what was built: the plan :func:`train` runs.
+
+        Parameters
+        ----------
+        out : path-like, optional
+            Where the model goes.
+
+        Returns
+        -------
+        TrainPlan
+
+        Raises
+        ------
+        ValueError, FileNotFoundError
+            As :meth:`check`.
+        """
+        return TrainPlan(self, self.check(out), None if out is None else Path(out))
+
+    def plan_cv(self) -> TrainPlan:
+        """:meth:`plan` for cross-validation (:meth:`check_cv`): what :func:`cross_validate_pipeline` runs."""
+        return TrainPlan(self, self.check_cv())
 
     def checkpoints(self) -> list[str]:
         """The CNN checkpoints given: ``cnn_checkpoint``, split at ``+`` for a pretrained head."""
@@ -440,6 +456,27 @@ class TrainSettings:
             feature_params=feature_params,
             clf_params=clf_params,
         )
+
+
+@dataclass
+class TrainPlan:
+    """A training run's options, checked once, and the unfitted pipeline they give.
+
+    Made by :meth:`TrainSettings.plan`; ``fer train`` checks its options into a plan before any
+    data is read and hands the plan to :func:`train`, which runs it without checking again.
+
+    Attributes
+    ----------
+    settings : TrainSettings
+    pipeline : Pipeline or None
+        Unfitted; None for the ``cnn`` feature without a checkpoint (that CNN is trained first).
+    out : Path or None
+        Where the model goes.
+    """
+
+    settings: TrainSettings
+    pipeline: object
+    out: Path | None = None
 
 
 def _check_extractors(union) -> None:
@@ -597,6 +634,8 @@ def parse_cnn_params(items: list[str]) -> dict:
     """
     import json
 
+    if not items:
+        return {}  # no CNN parameter: torch is not imported
     from fer_features.cnn.train import TrainConfig
 
     valid = sorted(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("net", "preset", "epochs", "precision", "seed"))
@@ -715,6 +754,7 @@ def train(
     clf: str = DEFAULT_CLASSIFIER,
     *,
     settings: TrainSettings | None = None,
+    plan: TrainPlan | None = None,
     out: str | os.PathLike | None = None,
     data_format: str = "auto",
     load_options: dict | None = None,
@@ -733,6 +773,9 @@ def train(
     clf : str, default='svm'
     settings : TrainSettings, optional
         All options at once, in place of ``features``, ``clf`` and ``**options``.
+    plan : TrainPlan, optional
+        Options checked already (:meth:`TrainSettings.plan`), in place of ``settings``; its
+        ``out`` is the model's path.
     out : path-like, optional
         Save the model here (:func:`fer_features.persist.save_model`: skops, or a pickle for a
         ``.joblib`` name), its card beside it as ``.json`` and the PrivateTest confusion matrix
@@ -771,13 +814,15 @@ def train(
     from fer_features.persist import check_writable, machine_info, save_model
 
     t0 = time.perf_counter()
-    if settings is None:
-        settings = TrainSettings(features=features, clf=clf, **options)
-    elif features is not None or options:
-        raise TypeError("give either settings or features, clf and options, not both")
+    if (settings is not None or plan is not None) and (features is not None or options):
+        raise TypeError("give either settings (or a plan) or features, clf and options, not both")
+    if plan is not None and (settings is not None or (out is not None and Path(out) != plan.out)):
+        raise TypeError("a plan carries its settings and out: give neither again")
+    if plan is None:
+        settings = settings or TrainSettings(features=features, clf=clf, **options)
+        plan = settings.plan(out)
+    settings, pipe, out = plan.settings, plan.pipeline, plan.out
     emit = on_event or _no_events
-    out = Path(out) if out is not None else None
-    pipe = settings.check(out)
     if out is not None:
         check_writable(out)  # before any work: a run is not lost to an unwritable --out
     load_options = {"seed": settings.seed, "n_jobs": settings.n_jobs, **(load_options or {})}
@@ -930,6 +975,7 @@ def cross_validate_pipeline(
     clf: str = DEFAULT_CLASSIFIER,
     *,
     settings: TrainSettings | None = None,
+    plan: TrainPlan | None = None,
     folds: int = 5,
     data_format: str = "auto",
     load_options: dict | None = None,
@@ -950,6 +996,8 @@ def cross_validate_pipeline(
         A feature-pipeline head (not ``cnn``).
     settings : TrainSettings, optional
         All options at once, in place of ``features``, ``clf`` and ``**options``.
+    plan : TrainPlan, optional
+        Options checked already (:meth:`TrainSettings.plan_cv`), in place of ``settings``.
     folds : int, default=5
     data_format, load_options, on_event
         As in :func:`train` (events ``load-start``, ``loaded``, ``cv-start``).
@@ -975,9 +1023,10 @@ def cross_validate_pipeline(
 
     from fer_features.pipelines import cap_pca
 
-    settings = settings or TrainSettings(features=features, clf=clf, **options)
+    if plan is None:
+        plan = (settings or TrainSettings(features=features, clf=clf, **options)).plan_cv()
+    settings, pipe = plan.settings, plan.pipeline
     features, clf = settings.features, settings.clf
-    pipe = settings.check_cv()
     emit = on_event or _no_events
     load_options = {"seed": settings.seed, "n_jobs": settings.n_jobs, **(load_options or {})}
     dataset = limit_dataset(load_data(data, data_format, on_event=emit, **load_options), settings.limit, settings.seed)

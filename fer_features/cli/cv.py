@@ -56,12 +56,12 @@ def cv(
             features=features, clf=clf, pca=pca, class_weight=class_weight.value, balance=balance.value,
             augment=augment, n_jobs=n_jobs, seed=seed, limit=limit, feature_params=feature_params(feature_param),
         )  # fmt: skip
-        settings.check_cv()
+        plan = settings.plan_cv()  # checked once, before any data is read
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     with Reporter() as report:
         try:
-            result = cross_validate_pipeline(data, settings=settings, folds=folds, data_format=data_format.value,
+            result = cross_validate_pipeline(data, plan=plan, folds=folds, data_format=data_format.value,
                                              load_options=load_options(skip_bad, label_mode, classes), on_event=report)  # fmt: skip
         except DataError as exc:
             fail(str(exc))

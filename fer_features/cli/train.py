@@ -82,12 +82,12 @@ def train(
             cnn_checkpoint=cnn_checkpoint, cnn_params=cnn_params, feature_params=feature_params(feature_param),
             calibrate=calibrate,
         )  # fmt: skip
-        settings.check(out)
+        plan = settings.plan(out)  # checked once, before any data is read
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     with Reporter() as report:
         try:
-            _, card = train_model(data, settings=settings, out=out, data_format=data_format.value, command=command_line(),
+            _, card = train_model(data, plan=plan, data_format=data_format.value, command=command_line(),
                                   load_options=load_options(skip_bad, label_mode, classes), on_event=report)  # fmt: skip
         except (DataError, OutputError) as exc:
             fail(str(exc))
