@@ -21,7 +21,8 @@ import torch
 
 from fer_features.cnn.net import build_net
 from fer_features.cnn.presets import PRESETS
-from fer_features.cnn.train import autocast, native_bf16, set_cpu_threads, soft_cross_entropy, to_channels_last
+from fer_features.cnn.recipe import soft_cross_entropy
+from fer_features.torch_utils import autocast, native_bf16, set_cpu_threads, to_channels_last
 
 
 def measure(config: dict, precision: str, channels_last: bool, *, train: bool, batch: int, steps: int, repeats: int) -> float:

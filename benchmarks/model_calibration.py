@@ -50,8 +50,8 @@ def main() -> None:
     parser.add_argument("--out", help="also write the table here (Markdown)")
     args = parser.parse_args()
 
-    from fer_features.datasets import load_fer2013
-    from fer_features.persist import load_model
+    from fer_features.data.fer2013 import load_fer2013
+    from fer_features.persist.files import load_model
 
     data = load_fer2013(args.data)
     splits = {s: data.split(s) for s in ("PublicTest", "PrivateTest")}

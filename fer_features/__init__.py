@@ -15,7 +15,7 @@ from fer_features.config import EMOTIONS, USAGES
 
 __version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it)
 
-_LAZY = {"Recognizer": "fer_features.recognizer", "train": "fer_features.training", "ModelCard": "fer_features.training"}
+_LAZY = {"Recognizer": "fer_features.inference.recognizer", "train": "fer_features.training.run", "ModelCard": "fer_features.persist.cards"}
 
 
 def __getattr__(name):  # PEP 562: `from fer_features import Recognizer` imports it then

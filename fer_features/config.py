@@ -59,7 +59,7 @@ BALANCE_MODES: tuple[str, ...] = ("none", "weights", "oversample")
 #: ``class_weight`` of the heads: every image the same (``None``), or inverse class frequency.
 CLASS_WEIGHTS: tuple[str | None, ...] = (None, "balanced")
 
-#: The detector of ``fer predict``, ``fer serve`` and :func:`fer_features.faces.find_faces`,
+#: The detector of ``fer predict``, ``fer serve`` and :func:`fer_features.faces.alignment.find_faces`,
 #: chosen by measurement (BENCHMARKS.md, section "Face detectors and alignment").
 DEFAULT_DETECTOR = "yuface"
 
@@ -155,7 +155,7 @@ def resolve_model(model: str | os.PathLike | None = None) -> Path:
 
     A path to an existing file is that file; otherwise a bundled model's name (``'default'``,
     ``'accurate'``) picks the bundled model, and any other value is taken as a path (which
-    :func:`fer_features.persist.load_model` then reports missing).
+    :func:`fer_features.persist.files.load_model` then reports missing).
 
     Parameters
     ----------

@@ -4,7 +4,7 @@ A :class:`Registry` maps a name to an :class:`Entry`: a factory, a one-line desc
 tags (``"histogram block"``, ``"end to end"``, ``"needs a checkpoint"`` …) and the fully
 qualified names of the project's own types that a fitted estimator of that entry puts in a
 model file. Everything else is derived from the registries, never copied: the CLI's choices,
-``fer list``, the skops trust list (:func:`fer_features.persist.trusted_types`) and the
+``fer list``, the skops trust list (:func:`fer_features.persist.trust.trusted_types`) and the
 error message for an unknown name, which lists the valid ones.
 
 Importing this module is free: it needs nothing beyond the standard library.

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_features.datasets import EMOTIONS, USAGES
+from fer_features.config import EMOTIONS, USAGES
 
 #: The shared data set, beside the repository (``../shared/data`` from the repo root).
 REAL_ZIP = Path(__file__).parents[1].parent / "shared/data/fer2013.zip"
@@ -66,7 +66,7 @@ def real_zip() -> Path:
 @pytest.fixture(scope="session")
 def real_data(real_zip):
     """The real zip decoded once per session (through the session's private cache)."""
-    from fer_features.datasets import load_fer2013
+    from fer_features.data.fer2013 import load_fer2013
 
     return load_fer2013(real_zip)
 
@@ -215,7 +215,7 @@ def patterns():
 @pytest.fixture(scope="session")
 def tiny_model(patterns):
     """A fitted HOG -> logistic-regression pipeline on the synthetic patterns (no real data)."""
-    from fer_features.pipelines import build_pipeline
+    from fer_features.training.pipelines import build_pipeline
 
     X, labels = patterns
     return build_pipeline("hog", "logreg", pca=20, n_jobs=1).fit(X, labels)
@@ -302,7 +302,7 @@ def assert_user_error(result, *fragments):
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory, tiny_model) -> Path:
     """:func:`tiny_model` saved as a model file with a card (needs no real data)."""
-    from fer_features.persist import save_model
+    from fer_features.persist.files import save_model
 
     return save_model(tiny_model, tmp_path_factory.mktemp("serve-model") / "tiny.skops", {"features": "hog", "classifier": "logreg"})
 

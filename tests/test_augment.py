@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_user_error, fer
 from sklearn.base import clone
 
-from conftest import assert_user_error, fer
-from fer_features.augment import TrainingResampler, augment, oversample, resample_training, shift_images
+from fer_features.data.resampling import TrainingResampler, augment, oversample, resample_training, shift_images
 
 
 def test_augment_mirrors_and_shifts():
@@ -48,7 +48,7 @@ def test_oversample_balances_classes():
 def test_resampler_in_cross_validation(patterns):
     from sklearn.model_selection import cross_val_score
 
-    from fer_features.pipelines import build_pipeline
+    from fer_features.training.pipelines import build_pipeline
 
     X, labels = patterns
     est = TrainingResampler(build_pipeline("hog", "logreg", pca=20, n_jobs=1), augment_flip=True, balance="oversample")

@@ -12,14 +12,22 @@ import os
 
 import numpy as np
 import pytest
+from conftest import assert_user_error, fer
 from threadpoolctl import threadpool_limits
 
-from conftest import assert_user_error, fer
-from fer_features.benchmark import BenchmarkCache, Cell, Grid, load_grid, run_benchmark, write_benchmarks_md, write_results
+from fer_features.benchmark import (
+    BenchmarkCache,
+    Cell,
+    Grid,
+    load_grid,
+    run_benchmark,
+    write_benchmarks_md,
+    write_results,
+)
 from fer_features.benchmark import run as run_mod
 from fer_features.benchmark.report import COLUMNS, reading, results_frame
-from fer_features.training import limit_dataset
-from fer_features.pipelines import build_pipeline
+from fer_features.data.sources import limit_dataset
+from fer_features.training.pipelines import build_pipeline
 
 LIMIT = 40
 
@@ -173,7 +181,7 @@ def test_cnn_feature_and_baseline_from_a_checkpoint(tiny_real, tmp_path):
     pytest.importorskip("torch")
     from test_cnn import make_checkpoint
 
-    from fer_features.cnn.train import save_checkpoint
+    from fer_features.cnn.checkpoints import save_checkpoint
 
     ckpt = make_checkpoint()
     ckpt["classes"] = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]

@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from fer_features.heads import BranchUnion
+from fer_features.heads.estimators import BranchUnion
 
 #: (branch tag, rows, start, end, BLAS threads) of every Recorder fit, in the order they ended.
 FITS: list[tuple[str, int, float, float, list[int]]] = []
@@ -97,7 +97,7 @@ def test_one_after_another_without_n_jobs():
 @pytest.mark.parametrize("n_jobs", [2, -1])
 def test_stacked_head_predicts_as_a_stacking_of_the_branches(n_jobs):
     """The head's real branches (scaled PCA + RBF SVC, logistic regression) in the union or not: the same model."""
-    from fer_features.pipelines import build_head
+    from fer_features.training.pipelines import build_head
 
     X, y = data(n=90, d=50)
     head = build_head("stacked-svm", block_names=["hog", "sift-fisher"], block_sizes=[20, 30], pca=5, n_jobs=n_jobs)

@@ -11,7 +11,9 @@ from conftest import assert_user_error, fer
 
 from fer_features import config
 from fer_features.models import compare_cards, list_models, model_info
-from fer_features.persist import OutputError, check_writable, load_model, read_card
+from fer_features.persist.cards import read_card
+from fer_features.persist.files import load_model
+from fer_features.persist.outputs import OutputError, check_writable
 
 
 @pytest.mark.parametrize("name", config.BUNDLED_MODELS)
@@ -62,7 +64,7 @@ def test_bundled_default_loads_from_another_folder_and_classifies_crops(tmp_path
 
 
 def test_missing_model_names_the_bundled_ones(tmp_path):
-    from fer_features.persist import ModelError
+    from fer_features.persist.files import ModelError
 
     with pytest.raises(ModelError, match="bundled models are default, accurate"):
         load_model(tmp_path / "absent.skops")

@@ -10,16 +10,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import assert_user_error, fer  # noqa: E402
 from PIL import Image
 
-from fer_features.training import limit_dataset
-from fer_features.datasets import EMOTIONS, FERDataset
-from conftest import assert_user_error, fer  # noqa: E402
-
-
-
-
-
+from fer_features.config import EMOTIONS
+from fer_features.data.fer2013 import FERDataset
+from fer_features.data.sources import limit_dataset
 
 
 def train_args(data, out, *extra):
@@ -40,7 +36,7 @@ def trained(real_zip, tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_model_file(tmp_path_factory, tiny_model):
     """The synthetic-pattern pipeline saved as a model file (needs no real data)."""
-    from fer_features.persist import save_model
+    from fer_features.persist.files import save_model
 
     return save_model(tiny_model, tmp_path_factory.mktemp("tiny") / "tiny.skops", {"features": "hog"})
 
@@ -95,7 +91,7 @@ def test_saved_model_predicts_in_a_plain_script(trained, real_zip):
         import io, json, zipfile
         import numpy as np
         from PIL import Image
-        from fer_features.persist import load_model
+        from fer_features.persist.files import load_model
         with zipfile.ZipFile({str(real_zip)!r}) as zf:
             names = sorted(n for n in zf.namelist() if "/PrivateTest_" in n)[:6]
             faces = np.stack([np.asarray(Image.open(io.BytesIO(zf.read(n))).convert("L")) for n in names])
@@ -281,8 +277,8 @@ def test_limit_is_the_same_in_every_process():
     script = textwrap.dedent(
         """
         import numpy as np
-        from fer_features.training import limit_dataset
-        from fer_features.datasets import FERDataset
+        from fer_features.data.sources import limit_dataset
+        from fer_features.data.fer2013 import FERDataset
         rng = np.random.default_rng(0)
         n = 400
         y = rng.integers(0, 7, n)

@@ -21,22 +21,19 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-import fer_features.cnn.train as train_mod  # noqa: E402
+from conftest import assert_user_error, fer  # noqa: E402
+
+import fer_features.cnn.loop as train_mod  # noqa: E402
 import fer_features.torch_utils as torch_utils  # noqa: E402
-from fer_features.cnn.estimators import CNNClassifier, CNNEmbedding  # noqa: E402
+from fer_features.cnn.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from fer_features.cnn.classifier import CNNClassifier  # noqa: E402
+from fer_features.cnn.loop import train_cnn
 from fer_features.cnn.net import build_net  # noqa: E402
 from fer_features.cnn.presets import PRESETS  # noqa: E402
+from fer_features.cnn.recipe import TrainConfig, augment
+from fer_features.config import EMOTIONS  # noqa: E402
+from fer_features.features.cnn import CNNEmbedding
 from fer_features.torch_utils import resolve_device  # noqa: E402
-from fer_features.cnn.train import (  # noqa: E402
-    CHECKPOINT_FORMAT,
-    TrainConfig,
-    augment,
-    load_checkpoint,
-    save_checkpoint,
-    train_cnn,
-)
-from fer_features.datasets import EMOTIONS  # noqa: E402
-from conftest import assert_user_error, fer  # noqa: E402
 
 #: A network small enough to train in a fraction of a second on 100 images.
 TINY = {"widths": (4, 8, 8, 8), "convs_per_stage": 1, "embedding_dim": 16, "dropout": 0.0}
@@ -196,10 +193,10 @@ def test_embedding_pickle_round_trip(embedder, faces, tmp_path):
 
 @no_gpu
 def skops_round_trip(obj):
-    """``obj`` through skops.io, trusting exactly what fer_features.persist trusts."""
+    """``obj`` through skops.io, trusting exactly what fer_features.persist.files trusts."""
     import skops.io as sio
 
-    from fer_features.persist import trusted_types
+    from fer_features.persist.trust import trusted_types
 
     data = sio.dumps(obj)
     untrusted = sio.get_untrusted_types(data=data)
@@ -344,7 +341,7 @@ def test_hog_plus_cnn_feature_union(ckpt_path, patterns, embedder):
     from sklearn.pipeline import FeatureUnion
 
     from fer_features.features import make_features
-    from fer_features.pipelines import feature_dims
+    from fer_features.training.pipelines import feature_dims
 
     params = {"cnn": {"checkpoint": str(ckpt_path), "device": "cpu", "precision": "fp32"}}
     union = make_features("hog+cnn", params=params)
@@ -360,7 +357,7 @@ def test_hog_plus_cnn_feature_union(ckpt_path, patterns, embedder):
 
 
 def test_hog_plus_cnn_pipeline_fits_and_predicts(ckpt_path, patterns):
-    from fer_features.pipelines import build_pipeline
+    from fer_features.training.pipelines import build_pipeline
 
     X, labels = patterns
     pipe = build_pipeline("hog+cnn", "logreg", pca=20, feature_params={"cnn": {"checkpoint": str(ckpt_path)}})
@@ -376,8 +373,8 @@ def test_hog_plus_cnn_pipeline_fits_and_predicts(ckpt_path, patterns):
 @no_gpu
 def test_hog_plus_cnn_pipeline_skops_round_trip(ckpt_path, patterns, tmp_path):
     """A CNN-based pipeline saved as .skops loads (checked as a fer-features pipeline) and predicts the same."""
-    from fer_features.persist import load_model, model_format, save_model
-    from fer_features.pipelines import build_pipeline
+    from fer_features.persist.files import load_model, model_format, save_model
+    from fer_features.training.pipelines import build_pipeline
 
     X, labels = patterns
     copy = tmp_path / "cnn.pt"
@@ -392,8 +389,8 @@ def test_hog_plus_cnn_pipeline_skops_round_trip(ckpt_path, patterns, tmp_path):
 
 
 def test_cnn_head_takes_no_features():
-    from fer_features.classifiers import make_classifier
-    from fer_features.pipelines import build_pipeline
+    from fer_features.heads.registry import make_classifier
+    from fer_features.training.pipelines import build_pipeline
 
     pipe = build_pipeline(None, "cnn", clf_params={"preset": "small", "epochs": 1})
     assert [name for name, _ in pipe.steps] == ["clf"]
@@ -867,7 +864,7 @@ def test_cli_train_cnn_writes_model_checkpoint_and_card(cnn_model):
 
 
 def test_cli_cnn_model_loads_and_predicts(cnn_model, real_faces):
-    from fer_features.persist import load_model
+    from fer_features.persist.files import load_model
 
     pipe = load_model(cnn_model)
     clf = pipe.named_steps["clf"]

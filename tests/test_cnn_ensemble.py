@@ -13,12 +13,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from fer_features.cnn.estimators import CNNClassifier, CNNEnsembleClassifier  # noqa: E402
-from fer_features.cnn.int8 import calibrate_checkpoint  # noqa: E402
-from fer_features.cnn.train import save_checkpoint  # noqa: E402
-from fer_features.datasets import EMOTIONS  # noqa: E402
 from conftest import assert_user_error, fer, pixel_string, write_csv  # noqa: E402
 from test_cnn import TINY, _one_torch_thread, make_checkpoint, random_faces, skops_round_trip  # noqa: E402, F401  (one torch thread: test_cnn's autouse fixture)
+
+from fer_features.cnn.checkpoints import save_checkpoint  # noqa: E402
+from fer_features.cnn.classifier import CNNClassifier  # noqa: E402
+from fer_features.cnn.ensemble import CNNEnsembleClassifier
+from fer_features.cnn.int8 import calibrate_checkpoint  # noqa: E402
+from fer_features.config import EMOTIONS  # noqa: E402
 
 CLASSES = sorted(EMOTIONS)
 
@@ -168,7 +170,7 @@ def test_fit_refuses_bad_members(members, faces, tmp_path):
 
 
 def test_fer_train_cnn_ensemble_cli(members, faces, tmp_path):
-    from fer_features.persist import load_model
+    from fer_features.persist.files import load_model
 
     usage = ["Training"] * 60 + ["PublicTest"] * 30 + ["PrivateTest"] * 30
     rows = [(i % 7, pixel_string(face), u) for i, (face, u) in enumerate(zip(faces, usage))]

@@ -8,21 +8,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import fer_features.cnn.train as train_mod  # noqa: E402
-import fer_features.torch_utils as torch_utils  # noqa: E402  (native_bf16 lives there)
-from fer_features.cnn.estimators import CNNClassifier, CNNEmbedding  # noqa: E402
-from fer_features.cnn.net import build_net  # noqa: E402
-from fer_features.cnn.presets import PRESETS  # noqa: E402
-from fer_features.cnn.train import (  # noqa: E402
-    TrainConfig,
-    mix_batch,
-    predict_logits,
-    save_checkpoint,
-    soft_cross_entropy,
-    train_cnn,
-    tta_views,
-    use_bf16,
-)
 from test_cnn import (  # noqa: E402, F401 - _one_torch_thread: the same autouse fixture here
     TINY,
     _one_torch_thread,
@@ -32,6 +17,25 @@ from test_cnn import (  # noqa: E402, F401 - _one_torch_thread: the same autouse
     tiny_config,
 )
 
+import fer_features.torch_utils as torch_utils  # noqa: E402  (native_bf16 lives there)
+from fer_features.cnn.checkpoints import (
+    net_from_checkpoint,  # noqa: E402
+    save_checkpoint,
+)
+from fer_features.cnn.classifier import CNNClassifier  # noqa: E402
+from fer_features.cnn.loop import train_cnn
+from fer_features.cnn.net import build_net  # noqa: E402
+from fer_features.cnn.presets import PRESETS  # noqa: E402
+from fer_features.cnn.recipe import (
+    TrainConfig,
+    mix_batch,
+    predict_logits,
+    soft_cross_entropy,
+    to_tensor,  # noqa: E402
+    tta_views,
+)
+from fer_features.features.cnn import CNNEmbedding
+from fer_features.torch_utils import use_bf16
 
 CPU = torch.device("cpu")
 
@@ -63,17 +67,17 @@ def test_native_bf16_reads_the_cpu_flags(monkeypatch, tmp_path):
 
     monkeypatch.setattr(builtins, "open", fake_open)
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512bw\n")
-    assert train_mod.native_bf16()
+    assert torch_utils.native_bf16()
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
-    assert not train_mod.native_bf16()
+    assert not torch_utils.native_bf16()
 
 
 def test_bf16_logits_agree_with_fp32():
     ckpt = make_checkpoint(seed=3)
-    net = train_mod.net_from_checkpoint(ckpt, CPU)
-    X = train_mod.to_tensor(random_faces(200, seed=8), ckpt["mean"], ckpt["std"])
+    net = net_from_checkpoint(ckpt, CPU)
+    X = to_tensor(random_faces(200, seed=8), ckpt["mean"], ckpt["std"])
     fp32 = predict_logits(net, X, CPU, precision="fp32", channels_last=False)
-    bf16 = predict_logits(train_mod.to_channels_last(net), X, CPU, precision="bf16")
+    bf16 = predict_logits(torch_utils.to_channels_last(net), X, CPU, precision="bf16")
     assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape
     assert not torch.equal(bf16, fp32), "bf16 was not used"
     scale = fp32.abs().max()
@@ -84,9 +88,9 @@ def test_bf16_logits_agree_with_fp32():
 
 def test_channels_last_changes_layout_not_results():
     ckpt = make_checkpoint(seed=4)
-    X = train_mod.to_tensor(random_faces(64, seed=9), ckpt["mean"], ckpt["std"])
-    nchw = predict_logits(train_mod.net_from_checkpoint(ckpt, CPU), X, CPU, precision="fp32", channels_last=False)
-    net_cl = train_mod.to_channels_last(train_mod.net_from_checkpoint(ckpt, CPU))
+    X = to_tensor(random_faces(64, seed=9), ckpt["mean"], ckpt["std"])
+    nchw = predict_logits(net_from_checkpoint(ckpt, CPU), X, CPU, precision="fp32", channels_last=False)
+    net_cl = torch_utils.to_channels_last(net_from_checkpoint(ckpt, CPU))
     assert net_cl.features[0].weight.is_contiguous(memory_format=torch.channels_last)
     cl = predict_logits(net_cl, X, CPU, precision="fp32", channels_last=True)
     torch.testing.assert_close(cl, nchw, rtol=1e-4, atol=1e-5)
@@ -121,8 +125,8 @@ def test_tta_views():
 
 def test_ten_crop_tta_averages_the_ten_views():
     ckpt = make_checkpoint(seed=6)
-    net = train_mod.net_from_checkpoint(ckpt, CPU)
-    X = train_mod.to_tensor(random_faces(20, seed=11), ckpt["mean"], ckpt["std"])
+    net = net_from_checkpoint(ckpt, CPU)
+    X = to_tensor(random_faces(20, seed=11), ckpt["mean"], ckpt["std"])
     got = predict_logits(net, X, CPU, tta="ten-crop", precision="fp32", channels_last=False)
     with torch.no_grad():
         expected = sum(net(v) for v in tta_views(X, "ten-crop")) / 10
@@ -222,7 +226,7 @@ def test_classifier_params_are_the_train_config():
 
 
 def test_classifier_fits_vote_distributions_in_its_class_order(monkeypatch):
-    from fer_features.datasets import EMOTIONS8
+    from fer_features.config import EMOTIONS8
 
     monkeypatch.setitem(PRESETS, "tiny", dict(TINY))
     rng = np.random.default_rng(0)

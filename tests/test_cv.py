@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_user_error, fer
 from sklearn.model_selection import StratifiedKFold, cross_validate
 
-from conftest import assert_user_error, fer
-from fer_features.training import limit_dataset
-from fer_features.datasets import load_fer2013
-from fer_features.pipelines import build_pipeline
+from fer_features.data.fer2013 import load_fer2013
+from fer_features.data.sources import limit_dataset
+from fer_features.training.pipelines import build_pipeline
 
 
 def test_cv_matches_sklearn_cross_validate(real_zip):

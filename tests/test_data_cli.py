@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_user_error, fer, pattern_images, pixel_string, write_csv
 from PIL import Image
 
-from conftest import assert_user_error, fer, pattern_images, pixel_string, write_csv
-from fer_features.datasets import EMOTIONS
-from fer_features.ferplus import FERPLUS_COLUMNS
+from fer_features.config import EMOTIONS
+from fer_features.data.ferplus import FERPLUS_COLUMNS
 
 
 def ferplus_pair(folder, per_class=4):
@@ -48,8 +48,8 @@ def test_train_and_evaluate_on_ferplus_8_classes(tmp_path):
 
 
 def test_fer2013_inputs_unchanged(make_fer):
-    from fer_features.training import load_data
-    from fer_features.datasets import load_fer2013
+    from fer_features.data.fer2013 import load_fer2013
+    from fer_features.data.sources import load_data
 
     src = make_fer(per_class=1)
     for path in (src.zip, src.folder, src.csv):

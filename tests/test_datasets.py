@@ -1,4 +1,4 @@
-"""fer_features.datasets.load_fer2013 on small sources built here, and on the real zip."""
+"""fer_features.data.fer2013.load_fer2013 on small sources built here, and on the real zip."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from conftest import pixel_string, write_csv
 
-from fer_features import datasets
-from fer_features.datasets import EMOTIONS, USAGES, DataError, FERDataset, load_fer2013
+from fer_features.config import EMOTIONS, USAGES
+from fer_features.data import fer2013 as datasets
+from fer_features.data.fer2013 import DataError, FERDataset, load_fer2013
 
 
 def png(image) -> bytes:
@@ -339,7 +340,7 @@ def test_compressed_csv_is_read_by_its_suffix(make_fer, tmp_path, suffix):
     packed = tmp_path / f"fer2013{suffix}"
     pd.read_csv(src.csv, dtype=str).to_csv(packed, index=False)  # pandas compresses by the suffix
     assert packed.read_bytes()[:4] != src.csv.read_bytes()[:4]  # really compressed
-    from fer_features.sources import load_dataset
+    from fer_features.data.sources import load_dataset
 
     assert_same_data(load_dataset(packed, cache=False), load_fer2013(src.csv, cache=False))
 

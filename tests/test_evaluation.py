@@ -1,4 +1,4 @@
-"""``fer evaluate`` and :func:`fer_features.evaluation.evaluate_split` on folders of photos and FER2013:
+"""``fer evaluate`` and :func:`fer_features.training.evaluation.evaluate_split` on folders of photos and FER2013:
 every photo scored (no face: wrong), balanced accuracy, faces found, the PNG only with --plot."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_user_error, fer  # noqa: E402
 from PIL import Image
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from conftest import assert_user_error, fer  # noqa: E402
-from fer_features.evaluation import NO_FACE, default_split, evaluate, evaluate_split, format_report
-from fer_features.photo_folders import load_photo_folder, normalise_class
+from fer_features.data.photos import load_photo_folder, normalise_class
+from fer_features.training.evaluation import NO_FACE, default_split, evaluate, evaluate_split, format_report
 
 # the tests' own sklearn calls see the "no face" prediction, a class that is never true
 pytestmark = pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
@@ -80,8 +80,8 @@ def face_model(flat_data, tmp_path_factory):
 
     Returns ``(pipeline, path)``.
     """
-    from fer_features.persist import save_model
-    from fer_features.pipelines import build_pipeline
+    from fer_features.persist.files import save_model
+    from fer_features.training.pipelines import build_pipeline
 
     assert len(flat_data) == 3, flat_data.summary()  # the three astronaut photos; the grey square and the brick wall have none
     pipe = build_pipeline("hog", "logreg", pca=None, n_jobs=1).fit(flat_data.X, flat_data.labels)
@@ -176,7 +176,7 @@ def test_split_folders_score_one_split_or_all(tmp_path, face_model):
 
 
 def test_a_fer2013_split_all_is_every_face(make_fer, tiny_model):
-    from fer_features.datasets import load_fer2013
+    from fer_features.data.fer2013 import load_fer2013
 
     data = load_fer2013(make_fer(per_class=1).zip)
     assert default_split(data) == "PrivateTest"

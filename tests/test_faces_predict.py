@@ -1,4 +1,4 @@
-"""fer_features.faces (reading photos, detection, alignment) and fer_features.predict."""
+"""fer_features.faces.alignment (reading photos, detection, alignment) and fer_features.inference.photos."""
 
 from __future__ import annotations
 
@@ -6,21 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_features.datasets import EMOTIONS
-from fer_features.detectors import DEFAULT_DETECTOR, get_detector, list_detectors
-from fer_features.faces import (
-    FER2013_EYES,
-    ImageError,
-    align_eyes,
-    align_face,
-    detect_faces,
-    dlib_model_path,
-    find_faces,
-    load_image,
-    to_grey,
-    to_rgb,
-)
-from fer_features.predict import annotate, expand_paths, predict_paths, predict_photos
+from fer_features.config import DEFAULT_DETECTOR, EMOTIONS
+from fer_features.faces.alignment import FER2013_EYES, align_eyes, align_face, detect_faces, find_faces
+from fer_features.faces.detectors import get_detector, list_detectors
+from fer_features.faces.dlib_models import dlib_model_path
+from fer_features.faces.images import ImageError, decode_image, to_grey, to_rgb
+from fer_features.inference.photos import annotate, expand_paths, predict_photos
 
 # Where the face is in skimage's astronaut (512x512), loosely: (left, top, right, bottom).
 ASTRONAUT_FACE = (140, 30, 270, 175)
@@ -206,7 +197,7 @@ def test_load_rgba_png_composited_on_white(tmp_path):
     rgba[..., 0] = 200
     rgba[:, :10, 3] = 255  # left half opaque red, right half transparent
     Image.fromarray(rgba).save(tmp_path / "a.png")
-    out = load_image(tmp_path / "a.png")
+    out = decode_image(tmp_path / "a.png")
     assert out.shape == (10, 20, 3) and out.dtype == np.uint8
     assert (out[:, :10] == [200, 0, 0]).all()
     assert (out[:, 10:] == 255).all()
@@ -215,7 +206,7 @@ def test_load_rgba_png_composited_on_white(tmp_path):
 def test_load_16bit_grey_png(tmp_path):
     values = (np.arange(32 * 64).reshape(32, 64) * 32).astype(np.uint16)  # 0..65504
     Image.fromarray(values).save(tmp_path / "g16.png")
-    out = load_image(tmp_path / "g16.png")
+    out = decode_image(tmp_path / "g16.png")
     assert out.shape == (32, 64, 3) and out.dtype == np.uint8
     np.testing.assert_allclose(out[..., 0], values / 257, atol=1)
     assert (out[..., 0] == out[..., 2]).all()
@@ -225,13 +216,13 @@ def test_load_dark_16bit_grey_png_is_scaled_too(tmp_path):
     # a 16-bit image whose values happen to be small is still 16-bit data: 200/65535 is black
     values = (np.arange(32 * 64).reshape(32, 64) % 201).astype(np.uint16)
     Image.fromarray(values).save(tmp_path / "dark16.png")
-    out = load_image(tmp_path / "dark16.png")
+    out = decode_image(tmp_path / "dark16.png")
     np.testing.assert_allclose(out[..., 0], values / 257, atol=1)
 
 
 def test_load_grey_jpeg(tmp_path):
     Image.fromarray(np.full((30, 50), 90, np.uint8)).save(tmp_path / "g.jpg")
-    out = load_image(tmp_path / "g.jpg")
+    out = decode_image(tmp_path / "g.jpg")
     assert out.shape == (30, 50, 3) and out.dtype == np.uint8
     assert np.abs(out.astype(int) - 90).max() <= 2
 
@@ -243,7 +234,7 @@ def test_load_exif_rotated_jpeg(tmp_path):
     exif = im.getexif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
     im.save(tmp_path / "rot.jpg", exif=exif, quality=95)
-    out = load_image(tmp_path / "rot.jpg")
+    out = decode_image(tmp_path / "rot.jpg")
     assert out.shape == (60, 30, 3)
     assert out[:10].mean() > 200 and out[-10:].mean() < 50  # the left band is now at the top
 
@@ -252,15 +243,15 @@ def test_unreadable_files(tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is not a picture")
     with pytest.raises(ImageError, match="notes.png"):
-        load_image(bad)
+        decode_image(bad)
     good = tmp_path / "cut.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(good)
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(good.read_bytes()[:200])
     with pytest.raises(ImageError, match="truncated.png"):
-        load_image(truncated)
+        decode_image(truncated)
     with pytest.raises(FileNotFoundError, match="missing.png"):
-        load_image(tmp_path / "missing.png")
+        decode_image(tmp_path / "missing.png")
 
 
 def test_to_rgb_arrays():
@@ -309,12 +300,14 @@ def test_predict_photos_astronaut(tiny_model, astronaut):
         assert face.detection_score is not None
 
 
-def test_predict_paths_reports_bad_files_and_goes_on(tiny_model, patterns, tmp_path):
+def test_predict_results_reports_bad_files_and_goes_on(tiny_model, patterns, tmp_path):
+    from fer_features.inference.recognizer import Recognizer
+
     good = tmp_path / "crop.png"
     Image.fromarray(patterns[0][5]).save(good)
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"nope")
-    results = predict_paths(tiny_model, [bad, good])
+    results = Recognizer(tiny_model, progress=False).predict_results([bad, good])
     assert [r.path for r in results] == [str(bad), str(good)]
     assert results[0].error and "bad.jpg" in results[0].error and results[0].faces == []
     assert results[1].error is None and len(results[1].faces) == 1

@@ -6,10 +6,9 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import BAD_IMAGES
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-
-from conftest import BAD_IMAGES
 
 from fer_features.features import HOGFeatures, LandmarkFeatures, LBPFeatures
 from fer_features.features.landmarks import GEOMETRY_NAMES, geometry, normalise_landmarks

@@ -6,10 +6,11 @@ import csv
 
 import numpy as np
 import pytest
-
 from conftest import assert_user_error, fer, pixel_string, write_csv
-from fer_features.datasets import EMOTIONS, EMOTIONS8, DataError
-from fer_features.ferplus import FERPLUS_COLUMNS, ferplus_labels, find_ferplus_pair, load_ferplus
+
+from fer_features.config import EMOTIONS, EMOTIONS8
+from fer_features.data.fer2013 import DataError
+from fer_features.data.ferplus import FERPLUS_COLUMNS, ferplus_labels, find_ferplus_pair, load_ferplus
 
 # votes in FERPLUS_COLUMNS order: neutral happiness surprise sadness anger disgust fear contempt unknown NF
 ROWS = [
@@ -119,7 +120,7 @@ def test_detection_of_the_pair(tmp_path):
 def test_pixels_from_a_gzipped_challenge_csv(tmp_path):
     import pandas as pd
 
-    from fer_features.sources import detect_format, load_dataset
+    from fer_features.data.sources import detect_format, load_dataset
 
     path, images = write_pair(tmp_path / "d")
     plain = load_ferplus(path, cache=False)
@@ -134,7 +135,6 @@ def test_pixels_from_a_gzipped_challenge_csv(tmp_path):
 
 
 def test_missing_pixel_file_is_one_clear_line_in_the_cli(tmp_path):
-    from conftest import assert_user_error, fer
 
     path, _ = write_pair(tmp_path / "d")
     path.with_name("fer2013.csv").unlink()

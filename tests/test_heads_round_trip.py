@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from conftest import pattern_images
 
-from fer_features.classifiers import END_TO_END, HEADS, PRETRAINED
 from fer_features.config import EMOTIONS
-from fer_features.persist import load_model, save_model, trusted_types
-from fer_features.pipelines import build_pipeline
+from fer_features.heads.registry import END_TO_END, HEADS, PRETRAINED
+from fer_features.persist.files import load_model, save_model
+from fer_features.persist.trust import trusted_types
+from fer_features.training.pipelines import build_pipeline
 
 #: Small settings per head, so that each trains in seconds.
 FAST = {
@@ -36,8 +37,8 @@ def tiny_cnn(tmp_path_factory):
     pytest.importorskip("torch")
     from test_cnn import TINY, make_checkpoint
 
+    from fer_features.cnn.checkpoints import save_checkpoint
     from fer_features.cnn.presets import PRESETS
-    from fer_features.cnn.train import save_checkpoint
 
     folder = tmp_path_factory.mktemp("ensemble")
     paths = []

@@ -1,4 +1,4 @@
-"""fer_features.images: the one decoding path, its pixel limit, and property-based tests of it.
+"""fer_features.faces.images: the one decoding path, its pixel limit, and property-based tests of it.
 
 The properties: for any bytes (random, or a real JPEG/PNG with bytes flipped, cut, inserted or
 its header's size fields rewritten), :func:`decode_image` either returns a well-formed uint8
@@ -14,12 +14,12 @@ import struct
 
 import numpy as np
 import pytest
+from conftest import png_claiming
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import png_claiming
-from fer_features.images import (
+from fer_features.faces.images import (
     DEFAULT_MAX_PIXELS,
     CorruptImageError,
     EmptyImageError,

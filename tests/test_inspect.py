@@ -6,11 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_user_error, fer
 from PIL import Image
 
-from conftest import assert_user_error, fer
-from fer_features.datasets import EMOTIONS, load_fer2013
-from fer_features.inspect import exact_duplicate_groups, inspect_dataset, near_duplicate_groups, write_plots
+from fer_features.config import EMOTIONS
+from fer_features.data.fer2013 import load_fer2013
+from fer_features.data.inspection import exact_duplicate_groups, inspect_dataset, near_duplicate_groups, write_plots
 
 
 @pytest.fixture

@@ -13,8 +13,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import assert_user_error, fer, pixel_string, write_csv  # noqa: E402
+from test_cnn import TINY, make_checkpoint, random_faces, skops_round_trip  # noqa: E402
+
 import fer_features.torch_utils as torch_utils  # noqa: E402
-from fer_features.cnn.estimators import CNNClassifier, CNNEmbedding  # noqa: E402
+from fer_features.cnn.checkpoints import load_checkpoint, net_from_checkpoint, save_checkpoint  # noqa: E402
+from fer_features.cnn.classifier import CNNClassifier  # noqa: E402
 from fer_features.cnn.int8 import (  # noqa: E402
     add_int8_calibration,
     calibrate_checkpoint,
@@ -23,10 +27,9 @@ from fer_features.cnn.int8 import (  # noqa: E402
     fastest_batch_size,
     int8_network,
 )
-from fer_features.cnn.train import load_checkpoint, net_from_checkpoint, save_checkpoint, to_tensor  # noqa: E402
-from fer_features.datasets import EMOTIONS  # noqa: E402
-from conftest import assert_user_error, fer, write_csv, pixel_string  # noqa: E402
-from test_cnn import TINY, make_checkpoint, random_faces, skops_round_trip  # noqa: E402
+from fer_features.cnn.recipe import to_tensor
+from fer_features.config import EMOTIONS  # noqa: E402
+from fer_features.features.cnn import CNNEmbedding
 
 #: Wider than test_cnn's TINY so int8 rounding is small against the spread of the logits.
 NET = {"widths": (8, 16, 16, 32), "convs_per_stage": (1, 1, 1, 2), "embedding_dim": 32, "dropout": 0.0}

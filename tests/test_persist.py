@@ -1,4 +1,4 @@
-"""fer_features.persist: skops and joblib files, refusing pickles and strangers' types, model checks,
+"""fer_features.persist.files: skops and joblib files, refusing pickles and strangers' types, model checks,
 output checks, staged outputs of one run, cards."""
 
 from __future__ import annotations
@@ -14,29 +14,18 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fer_features.persist import (
-    ModelError,
-    OutputError,
-    UnsafeModelError,
-    atomic_path,
-    check_writable,
-    model_format,
-    staged_outputs,
-    card_path,
-    default_model_path,
-    library_versions,
-    load_model,
-    read_card,
-    save_model,
-    trusted_types,
-)
+from fer_features.config import default_model_path
+from fer_features.persist.cards import card_path, library_versions, read_card
+from fer_features.persist.files import ModelError, UnsafeModelError, load_model, model_format, save_model
+from fer_features.persist.outputs import OutputError, atomic_path, check_writable, staged_outputs
+from fer_features.persist.trust import trusted_types
 
 
 def small_model(seed=0):
     """A fitted fer-features pipeline (HOG → PCA → logistic regression) on synthetic patterns, and its input."""
     from conftest import pattern_images
 
-    from fer_features.pipelines import build_pipeline
+    from fer_features.training.pipelines import build_pipeline
 
     X, y = pattern_images(per_class=4, seed=seed)
     return build_pipeline("hog", "logreg", pca=5, n_jobs=1).fit(X, y), X
@@ -219,7 +208,7 @@ def test_another_sklearn_classifier_is_refused_at_load(tmp_path, fmt):
 def test_unknown_classes_are_refused(tmp_path):
     from conftest import pattern_images
 
-    from fer_features.pipelines import build_pipeline
+    from fer_features.training.pipelines import build_pipeline
 
     X, y = pattern_images(per_class=3)
     animals = np.where(y == "happy", "cat", "dog")
@@ -231,7 +220,7 @@ def test_unknown_classes_are_refused(tmp_path):
 def test_a_pipeline_for_other_crop_sizes_is_refused(tmp_path):
     from conftest import pattern_images
 
-    from fer_features.pipelines import build_pipeline
+    from fer_features.training.pipelines import build_pipeline
 
     X, y = pattern_images(per_class=3, size=64)
     path = save_model(build_pipeline("hog", "logreg", pca=3, n_jobs=1).fit(X, y), tmp_path / "64px.skops")
@@ -241,8 +230,8 @@ def test_a_pipeline_for_other_crop_sizes_is_refused(tmp_path):
 
 def test_trusted_types_are_the_registries():
     """The trust list is derived: every registered extractor's own type is in it, and nothing else of the project's."""
-    from fer_features.classifiers import HEADS
     from fer_features.features import FEATURES
+    from fer_features.heads.registry import HEADS
 
     for name in FEATURES:
         cls = type(FEATURES.create(name))
@@ -258,8 +247,8 @@ def test_library_types_are_exactly_what_the_heads_need(tmp_path):
     import skops.io as sio
     from conftest import pattern_images
 
-    from fer_features.classifiers import CALIBRATION_TYPES, HEADS
-    from fer_features.pipelines import build_pipeline
+    from fer_features.heads.registry import CALIBRATION_TYPES, HEADS
+    from fer_features.training.pipelines import build_pipeline
 
     X, y = pattern_images(per_class=12)
     for clf, params in (("svm", None), ("linear-svm", None), ("gbm", {"max_iter": 3}), ("logreg", None), ("stacked-svm", None)):

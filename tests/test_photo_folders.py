@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_features.datasets import EMOTIONS, DataError
-from fer_features.photo_folders import (
+from fer_features.config import EMOTIONS
+from fer_features.data.fer2013 import DataError
+from fer_features.data.photos import (
     PhotoFolderDataset,
     crop_as_photo,
     load_photo_folder,
@@ -19,7 +20,7 @@ from fer_features.photo_folders import (
     scan_photo_folder,
     stratified_split,
 )
-from fer_features.sources import detect_format, load_dataset
+from fer_features.data.sources import detect_format, load_dataset
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 
 from fer_features import Recognizer
-from fer_features.datasets import EMOTIONS
-from fer_features.predict import FRAME_COLUMNS, predict_paths
+from fer_features.config import EMOTIONS
+from fer_features.faces.images import decode_image
+from fer_features.inference.photos import FRAME_COLUMNS, predict_photos
 
 P_COLUMNS = [f"p_{c}" for c in sorted(EMOTIONS)]
 
@@ -50,11 +51,11 @@ def test_the_readme_example_prints_a_dataframe(tiny_model_path, astronaut_png, m
 def test_a_photo_gives_one_row_per_face(rec, astronaut_png, tiny_model):
     frame = rec.predict(astronaut_png)
     check_columns(frame)
-    (expected,) = predict_paths(tiny_model, [astronaut_png])
-    assert len(frame) == len(expected.faces) >= 1
+    (faces,) = predict_photos(tiny_model, [decode_image(astronaut_png)])
+    assert len(frame) == len(faces) >= 1
     first = frame.iloc[0]
     assert first["path"] == str(astronaut_png) and first["face"] == 0 and pd.isna(first["error"])
-    face = expected.faces[0]
+    face = faces[0]
     assert (first["left"], first["top"], first["right"], first["bottom"]) == face.box
     assert first["label"] == face.label and first["detection_score"] == pytest.approx(face.detection_score)
     assert [first[f"p_{c}"] for c in sorted(EMOTIONS)] == pytest.approx([face.probabilities[c] for c in sorted(EMOTIONS)])
@@ -125,7 +126,7 @@ def test_bad_inputs_say_what_is_expected(rec, tiny_model_path):
 
 
 def test_a_loaded_model_and_a_missing_one(tiny_model, tmp_path):
-    from fer_features.persist import ModelError
+    from fer_features.persist.files import ModelError
 
     assert Recognizer(tiny_model).classes == sorted(EMOTIONS)
     with pytest.raises(ModelError, match="fer train"):

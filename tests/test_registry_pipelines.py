@@ -10,10 +10,10 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fer_features.classifiers import BLOCK_HEADS, END_TO_END, HISTOGRAM_HEADS, list_classifiers, make_classifier
-from fer_features.datasets import EMOTIONS
+from fer_features.config import EMOTIONS
 from fer_features.features import HOGFeatures, LBPFeatures, list_features, make_features, parse_spec
-from fer_features.pipelines import build_pipeline, feature_dims
+from fer_features.heads.registry import BLOCK_HEADS, END_TO_END, HISTOGRAM_HEADS, list_classifiers, make_classifier
+from fer_features.training.pipelines import build_pipeline, feature_dims
 
 
 def crops(n=4, seed=0):
@@ -242,7 +242,7 @@ def test_fast_heads_contract(clf):
 
 
 def test_nystroem_gamma_scale_is_the_svms():
-    from fer_features.heads import NystroemClassifier
+    from fer_features.heads.estimators import NystroemClassifier
 
     X = np.random.default_rng(0).normal(size=(60, 4)) * 2
     y = np.tile([0, 1], 30)
@@ -258,7 +258,7 @@ def test_local_svm_is_an_svm_fitted_on_the_neighbours():
     from sklearn.neighbors import NearestNeighbors
     from sklearn.svm import SVC
 
-    from fer_features.heads import LocalSVMClassifier
+    from fer_features.heads.estimators import LocalSVMClassifier
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(150, 5))
@@ -283,7 +283,7 @@ def test_local_svm_is_an_svm_fitted_on_the_neighbours():
 
 
 def test_local_svm_rejects_bad_parameters():
-    from fer_features.heads import LocalSVMClassifier
+    from fer_features.heads.estimators import LocalSVMClassifier
 
     X, y = np.random.default_rng(0).normal(size=(20, 3)), np.tile([0, 1], 10)
     with pytest.raises(ValueError, match="kernel"):

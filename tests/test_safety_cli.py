@@ -13,12 +13,11 @@ import signal
 import joblib
 import numpy as np
 import pytest
+from conftest import assert_user_error, fer, png_claiming
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-
-from conftest import assert_user_error, fer, png_claiming
 
 
 def bomb_png(width=20000, height=20000) -> bytes:
@@ -184,7 +183,7 @@ def test_predict_refuses_a_pickle_that_runs_code(crop_png, tmp_path, tiny_model)
 
 
 def test_trust_pickle_reads_your_own_joblib_and_says_so(crop_png, tmp_path, tiny_model):
-    from fer_features.persist import save_model
+    from fer_features.persist.files import save_model
 
     path = save_model(tiny_model, tmp_path / "mine.joblib")
     assert_user_error(fer("predict", crop_png, "--model", path), "--trust-pickle")
@@ -207,7 +206,7 @@ def test_another_sklearn_classifier_is_refused_with_one_line(crop_png, tmp_path)
 
 
 def test_serve_refuses_a_pickle_by_default(tmp_path, tiny_model):
-    from fer_features.persist import save_model
+    from fer_features.persist.files import save_model
 
     path = save_model(tiny_model, tmp_path / "mine.joblib")
     assert_user_error(fer("serve", "--model", path, "--port", 1), "--trust-pickle")

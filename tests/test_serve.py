@@ -23,7 +23,7 @@ with warnings.catch_warnings():  # starlette 1.x suggests httpx2 for its TestCli
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient  # noqa: E402
 
-from fer_features.datasets import EMOTIONS  # noqa: E402
+from fer_features.config import EMOTIONS  # noqa: E402
 from fer_features.serve import create_app, decode_upload  # noqa: E402
 from fer_features.serve.app import STATIC_DIR, UploadError  # noqa: E402
 
@@ -85,8 +85,7 @@ def test_predict_multipart_astronaut(client, astronaut_jpeg, tiny_model):
     body = response.json()
     check_astronaut(body)
     # the same probabilities as the library's own predict path
-    from fer_features.predict import predict_photos
-
+    from fer_features.inference.photos import predict_photos
     from fer_features.serve import decode_upload as decode
 
     (faces,) = predict_photos(tiny_model, [decode(astronaut_jpeg)])
@@ -217,7 +216,7 @@ def test_decode_upload_direct(astronaut_jpeg):
 
 
 def test_missing_model_fails_at_start_up(tmp_path):
-    from fer_features.persist import ModelError
+    from fer_features.persist.files import ModelError
 
     app = create_app(tmp_path / "none.skops")
     with pytest.raises(ModelError, match="none.skops"):

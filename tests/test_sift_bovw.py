@@ -7,15 +7,14 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import BAD_IMAGES
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-
-from conftest import BAD_IMAGES
 
 from fer_features.features import SIFTBoVW, make_features
 from fer_features.features.base import learns_from_data
 from fer_features.features.sift_bovw import dense_sift
-from fer_features.kernels import HistogramKernelMap, additive_kernel_map
+from fer_features.heads.kernels import HistogramKernelMap, additive_kernel_map
 
 
 def faces(n=6, size=48, seed=0):
@@ -254,7 +253,7 @@ def test_histogram_map_blocks_normalise_and_standardise():
 
 @pytest.mark.parametrize("clf", ["chi2-svm", "intersection-svm"])
 def test_histogram_heads_fit_and_predict_proba(clf):
-    from fer_features.pipelines import build_pipeline
+    from fer_features.training.pipelines import build_pipeline
 
     X = faces(42, seed=4)
     y = np.asarray(["happy", "sad", "angry"] * 14)
@@ -314,7 +313,7 @@ def test_bad_norm_raises_at_fit(crops):
 
 
 def test_stacked_head_gives_the_bag_of_words_a_linear_branch():
-    from fer_features.pipelines import build_pipeline, cap_pca
+    from fer_features.training.pipelines import build_pipeline, cap_pca
 
     X = faces(60, seed=4)
     y = np.asarray(["happy", "sad", "angry"] * 20)
@@ -339,7 +338,7 @@ def test_stacked_head_gives_the_bag_of_words_a_linear_branch():
 
 
 def test_stacked_head_needs_the_blocks():
-    from fer_features.pipelines import build_head
+    from fer_features.training.pipelines import build_head
 
     with pytest.raises(ValueError, match="name and size of each feature block"):
         build_head("stacked-svm", block_sizes=[10, 20])

@@ -6,14 +6,13 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import BAD_IMAGES
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-
-from conftest import BAD_IMAGES
+from test_sift_bovw import faces
 
 from fer_features.features import SIFTBoVW, SIFTFisherVector, make_features
 from fer_features.features.base import learns_from_data
-from test_sift_bovw import faces
 
 SMALL = {"n_components": 3, "pca_components": 5, "pyramid": (1, 2), "n_train_descriptors": 2000}
 
@@ -96,8 +95,8 @@ def test_pickle_round_trip_gives_identical_output(fitted, crops):
 
 
 def test_skops_round_trip_of_a_pipeline(tmp_path, crops):
-    from fer_features.persist import load_model, save_model
-    from fer_features.pipelines import build_pipeline, cap_pca
+    from fer_features.persist.files import load_model, save_model
+    from fer_features.training.pipelines import build_pipeline, cap_pca
 
     X = faces(30, seed=2)
     y = np.asarray(["happy", "sad", "angry"] * 10)
@@ -190,7 +189,7 @@ def test_parallel_matches_serial():
 
 
 def test_registered_and_given_a_logistic_branch_in_the_stacked_head():
-    from fer_features.pipelines import build_pipeline, cap_pca
+    from fer_features.training.pipelines import build_pipeline, cap_pca
 
     X = faces(60, seed=4)
     y = np.asarray(["happy", "sad", "angry"] * 20)
@@ -211,20 +210,20 @@ def test_registered_and_given_a_logistic_branch_in_the_stacked_head():
 
 
 def test_stacked_head_with_fisher_vectors_saves_and_loads_with_skops(tmp_path):
-    from fer_features.persist import load_model, save_model
-    from fer_features.pipelines import build_pipeline, cap_pca
+    from fer_features.persist.files import load_model, save_model
+    from fer_features.training.pipelines import build_pipeline, cap_pca
 
     X = faces(30, seed=5)
     y = np.asarray(["happy", "sad", "angry"] * 10)
     pipe = build_pipeline("hog+sift-fisher", "stacked-svm", feature_params={"sift-fisher": SMALL}, n_jobs=2)
     pipe = cap_pca(pipe, len(X)).fit(X, y)
-    again = load_model(save_model(pipe, tmp_path / "stacked.skops"))  # trusts fer_features.heads.BranchUnion
+    again = load_model(save_model(pipe, tmp_path / "stacked.skops"))  # trusts fer_features.heads.estimators.BranchUnion
     # not bit for bit: a reloaded float32 PCA's transform differs in the last digits (as after pickle)
     np.testing.assert_allclose(again.predict_proba(X[:5]), pipe.predict_proba(X[:5]), rtol=1e-5, atol=1e-6)
 
 
 def test_stacked_head_picks_the_linear_model_by_feature():
-    from fer_features.pipelines import build_head
+    from fer_features.training.pipelines import build_head
 
     head = build_head("stacked-svm", block_names=["hog", "sift-bovw", "sift-fisher"], block_sizes=[10, 20, 30])
     [(_, union)] = head.named_steps["clf"].estimators
@@ -244,8 +243,8 @@ def test_stacked_head_picks_the_linear_model_by_feature():
 def test_stacked_head_fits_the_fisher_branch_beside_the_rbf_one_one_fold_at_a_time():
     from sklearn.ensemble import StackingClassifier
 
-    from fer_features.heads import BranchUnion
-    from fer_features.pipelines import build_head
+    from fer_features.heads.estimators import BranchUnion
+    from fer_features.training.pipelines import build_head
 
     def stacking(blocks, **kw):
         head = build_head("stacked-svm", block_names=list(blocks), block_sizes=[10] * len(blocks), **kw)
@@ -266,7 +265,7 @@ def test_stacked_head_fits_the_fisher_branch_beside_the_rbf_one_one_fold_at_a_ti
 
 
 def test_stacked_head_rejects_an_unknown_linear_model():
-    from fer_features.pipelines import build_head
+    from fer_features.training.pipelines import build_head
 
     with pytest.raises(ValueError, match="linear_model must be 'auto', 'svm' or 'logreg'"):
         build_head("stacked-svm", block_names=["hog", "sift-fisher"], block_sizes=[10, 20], clf_params={"linear_model": "ridge"})

@@ -13,8 +13,8 @@ cv2 = pytest.importorskip("cv2")
 
 from conftest import assert_user_error, fer  # noqa: E402
 
-from fer_features.datasets import EMOTIONS  # noqa: E402
-from fer_features.video import CSV_COLUMNS, iter_predictions, open_capture, predict_video  # noqa: E402
+from fer_features.config import EMOTIONS  # noqa: E402
+from fer_features.inference.video import CSV_COLUMNS, iter_predictions, open_capture, predict_video  # noqa: E402
 
 N_FACE, N_BLANK, SIDE = 24, 6, 320
 
@@ -96,7 +96,7 @@ def test_every_kth_frame(clip, tiny_model_path, tmp_path):
 
 def test_video_matches_photo_prediction(clip, tiny_model):
     """Batched frames give the same faces as predict_photos on each frame alone."""
-    from fer_features.predict import predict_photos
+    from fer_features.inference.photos import predict_photos
 
     cap = open_capture(clip)
     got = [(i, frame, faces) for i, frame, faces in iter_predictions(tiny_model, cap, batch_size=4) if i < 6]
@@ -136,7 +136,7 @@ def crop_png_path(tmp_path, patterns):
 
 def test_webcam_loop_shows_frames_and_stops_on_q(clip, tiny_model, monkeypatch, tmp_path):
     """run_webcam's loop with the clip standing in for the camera and the window calls recorded."""
-    import fer_features.video as video
+    import fer_features.inference.video as video
 
     shown, keys = [], iter([-1, -1, -1, ord("q")])
     monkeypatch.setattr(video, "check_display", lambda: None)

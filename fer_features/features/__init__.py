@@ -192,7 +192,7 @@ register_feature(
     requires="torch",
 )  # fmt: skip
 register_feature(
-    "cnn", "fer_features.cnn.estimators:CNNEmbedding",
+    "cnn", "fer_features.features.cnn:CNNEmbedding",
     "embedding (penultimate layer) of a CNN trained on FER2013 (needs its checkpoint)",
     tags=("needs a checkpoint",), requires="torch",
 )  # fmt: skip
