@@ -204,7 +204,7 @@ def test_cli_commands_are_thin():
 
 
 def test_tests_import_nothing_private_from_the_cli():
-    for path in Path(__file__).parent.glob("test_*.py"):
+    for path in Path(__file__).parent.rglob("test_*.py"):
         for module in _imports(path):
             assert not module.startswith("fer_features.cli.") or module == "fer_features.cli.common", (path.name, module)
         assert "from fer_features.cli import " + "_" not in path.read_text()

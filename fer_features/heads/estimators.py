@@ -30,6 +30,7 @@ import numpy as np
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import VotingClassifier
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 _DTYPES = [np.float64, np.float32]
@@ -52,7 +53,8 @@ class _ProbabilisticHead(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """Most probable class of each sample; ndarray of shape (n_samples,)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # checks it is fitted first
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 class NystroemClassifier(_ProbabilisticHead):
@@ -85,6 +87,8 @@ class NystroemClassifier(_ProbabilisticHead):
         The RBF width used.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
+    n_iter_ : int
+        Iterations of the logistic regression's solver (0 for the calibrated linear SVM).
 
     Notes
     -----
@@ -124,6 +128,7 @@ class NystroemClassifier(_ProbabilisticHead):
         ).fit(X)
         self.linear_ = self._linear_model().fit(self.feature_map_.transform(X), y)
         self.classes_ = self.linear_.classes_
+        self.n_iter_ = int(np.max(getattr(self.linear_, "n_iter_", 0)))  # the linear model's solver iterations
         return self
 
     def _linear_model(self):
@@ -173,6 +178,8 @@ class MLPHead(_ProbabilisticHead):
     mlp_ : sklearn.neural_network.MLPClassifier
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
+    n_iter_ : int
+        Epochs run (early stopping may end it before ``max_iter``).
     """
 
     def __init__(self, *, hidden_layer_sizes=(512,), alpha=1e-3, max_iter=200, class_weight=None, random_state=0):
@@ -188,6 +195,9 @@ class MLPHead(_ProbabilisticHead):
         from sklearn.utils.class_weight import compute_sample_weight
 
         X, y = validate_data(self, X, y, dtype=_DTYPES)
+        check_classification_targets(y)
+        if len(np.unique(y)) < 2:
+            raise ValueError("MLPHead needs at least 2 classes to learn from; y has 1 class")
         weights = None if self.class_weight is None else compute_sample_weight(self.class_weight, y)
         self.mlp_ = MLPClassifier(
             hidden_layer_sizes=tuple(self.hidden_layer_sizes),
@@ -199,6 +209,7 @@ class MLPHead(_ProbabilisticHead):
             random_state=self.random_state,
         ).fit(X, y, sample_weight=weights)
         self.classes_ = self.mlp_.classes_
+        self.n_iter_ = int(self.mlp_.n_iter_)
         return self
 
     def predict_proba(self, X):
@@ -307,6 +318,7 @@ class LocalSVMClassifier(_ProbabilisticHead):
         from sklearn.neighbors import NearestNeighbors
 
         X, y = validate_data(self, X, y, dtype=_DTYPES)
+        check_classification_targets(y)
         if self.kernel not in ("rbf", "linear"):
             raise ValueError(f"kernel must be 'rbf' or 'linear', got {self.kernel!r}")
         if int(self.n_neighbors) < 2:

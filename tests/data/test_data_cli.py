@@ -20,7 +20,7 @@ def ferplus_pair(folder, per_class=4):
     X, labels = pattern_images(per_class=per_class * 3, seed=2)
     folder.mkdir(parents=True)
     usages = np.tile(["Training", "Training", "PublicTest", "PrivateTest"], len(X) // 4 + 1)[: len(X)]
-    write_csv(folder / "fer2013.csv", [(EMOTIONS.index(l), pixel_string(x), u) for x, l, u in zip(X, labels, usages)])
+    write_csv(folder / "fer2013.csv", [(EMOTIONS.index(label), pixel_string(x), u) for x, label, u in zip(X, labels, usages)])
     column = {"angry": "anger", "happy": "happiness", "sad": "sadness"}
     with open(folder / "fer2013new.csv", "w", newline="") as fh:
         w = csv.writer(fh)

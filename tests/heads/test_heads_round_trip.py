@@ -35,7 +35,7 @@ def faces():
 def tiny_cnn(tmp_path_factory):
     """A ``tiny`` CNN preset while this module runs, and two tiny checkpoints for ``cnn-ensemble``."""
     pytest.importorskip("torch")
-    from test_cnn import TINY, make_checkpoint
+    from conftest import TINY, make_checkpoint
 
     from fer_features.cnn.checkpoints import save_checkpoint
     from fer_features.cnn.presets import PRESETS

@@ -298,7 +298,9 @@ def test_mirror_is_the_mean_of_both_sides_and_left_right_invariant(crops, sparse
     plain = SIFTBoVW(**PRESENCE, sparse_output=sparse_output).fit(crops)
     mirrored = clone(plain).set_params(mirror=True).fit(crops)
     np.testing.assert_array_equal(mirrored.vocabulary_, plain.vocabulary_)  # learned as without it
-    dense = lambda a: a.toarray() if sp.issparse(a) else a
+    def dense(a):
+        return a.toarray() if sp.issparse(a) else a
+
     flipped = np.ascontiguousarray(crops[:, :, ::-1])
     out = mirrored.transform(crops)
     assert sp.issparse(out) == sparse_output and out.dtype == np.float32 and out.shape == plain.transform(crops).shape

@@ -356,3 +356,44 @@ def test_save_model_writes_extras_with_the_model_or_not_at_all(tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         save_model(small_model(1)[0], path, {"v": 2}, extras={tmp_path / "m.confusion.png": broken_plot})
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_skops_file_saved_before_the_sub_packages_still_loads(tmp_path):
+    """Type paths of fer-features 0.2.0 (fer_features.heads.MLPHead, …) are renamed on read, then trusted."""
+    import io
+    import zipfile
+
+    from conftest import pattern_images
+
+    from fer_features.persist.trust import OLD_TYPE_PATHS
+    from fer_features.training.pipelines import build_pipeline
+
+    X, y = pattern_images(per_class=12)
+    pipe = build_pipeline("hog", "mlp", pca=5, n_jobs=1, clf_params={"hidden_layer_sizes": (8,), "max_iter": 20}).fit(X, y)
+    path = save_model(pipe, tmp_path / "new.skops")
+    new_to_old = {new: old for old, new in OLD_TYPE_PATHS.items()}
+    with zipfile.ZipFile(path) as zf:
+        members = {info.filename: zf.read(info) for info in zf.infolist()}
+
+    def to_old(node):
+        if isinstance(node, dict):
+            name = f"{node.get('__module__')}.{node.get('__class__')}"
+            if name in new_to_old:
+                node["__module__"], _, node["__class__"] = new_to_old[name].rpartition(".")
+            for value in node.values():
+                to_old(value)
+        elif isinstance(node, list):
+            for value in node:
+                to_old(value)
+
+    tree = json.loads(members["schema.json"])
+    to_old(tree)
+    schema = json.dumps(tree)
+    assert "fer_features.heads.estimators" not in schema and "fer_features.heads" in schema  # the old module
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, schema if name == "schema.json" else content)
+    old = tmp_path / "old.skops"
+    old.write_bytes(buf.getvalue())
+    np.testing.assert_array_equal(load_model(old).predict_proba(X[::7]), pipe.predict_proba(X[::7]))

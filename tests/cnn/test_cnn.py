@@ -12,7 +12,6 @@ import copy
 import json
 import os
 import pickle
-from dataclasses import asdict
 
 import joblib
 import numpy as np
@@ -21,7 +20,7 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from conftest import assert_user_error, fer  # noqa: E402
+from conftest import TINY, assert_user_error, fer, make_checkpoint
 
 import fer_features.cnn.loop as train_mod  # noqa: E402
 import fer_features.torch_utils as torch_utils  # noqa: E402
@@ -35,8 +34,6 @@ from fer_features.config import EMOTIONS  # noqa: E402
 from fer_features.features.cnn import CNNEmbedding
 from fer_features.torch_utils import resolve_device  # noqa: E402
 
-#: A network small enough to train in a fraction of a second on 100 images.
-TINY = {"widths": (4, 8, 8, 8), "convs_per_stage": 1, "embedding_dim": 16, "dropout": 0.0}
 EMBED_DIM = TINY["embedding_dim"]
 HOG_DIM = 1764  # HOG of a 48x48 crop: 9 orientations, 6x6 cells, 3x3 blocks
 
@@ -65,30 +62,6 @@ def random_labels(n: int, seed: int = 0) -> np.ndarray:
     y = np.random.default_rng(seed + 100).integers(0, 7, n)
     y[:7] = np.arange(7)
     return y
-
-
-def make_checkpoint(seed: int = 0, net: dict = TINY, mean: float = 0.45, std: float = 0.25) -> dict:
-    """A randomly initialised network in the checkpoint format of :func:`train_cnn`."""
-    torch.manual_seed(seed)
-    model = build_net({**net, "n_classes": 7})
-    with torch.no_grad():  # batch-norm statistics that are not the identity, so eval mode matters
-        for m in model.modules():
-            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "config": asdict(TrainConfig(net=dict(net))),
-        "state_dict": {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()},
-        "mean": mean,
-        "std": std,
-        "n_classes": 7,
-        "history": [],
-        "best_epoch": 0,
-        "val_accuracy": 0.0,
-        "device": "cpu",
-        "train_seconds": 0.0,
-    }
 
 
 def tiny_config(**kwargs) -> TrainConfig:

@@ -179,7 +179,7 @@ def test_unreachable_scheduler_is_a_clear_error(tiny_real, tmp_path):
 
 def test_cnn_feature_and_baseline_from_a_checkpoint(tiny_real, tmp_path):
     pytest.importorskip("torch")
-    from test_cnn import make_checkpoint
+    from conftest import make_checkpoint
 
     from fer_features.cnn.checkpoints import save_checkpoint
 

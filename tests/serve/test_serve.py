@@ -68,8 +68,8 @@ def check_astronaut(body: dict) -> None:
     assert body["classes"] == sorted(EMOTIONS)
     assert len(body["faces"]) == 1, body["faces"]
     face = body["faces"][0]
-    l, t, r, b = face["box"]
-    assert l >= ASTRONAUT_FACE[0] and t >= ASTRONAUT_FACE[1] and r <= ASTRONAUT_FACE[2] and b <= ASTRONAUT_FACE[3]
+    left, t, r, b = face["box"]
+    assert left >= ASTRONAUT_FACE[0] and t >= ASTRONAUT_FACE[1] and r <= ASTRONAUT_FACE[2] and b <= ASTRONAUT_FACE[3]
     assert set(face["probabilities"]) == set(EMOTIONS)
     assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
     assert face["label"] == max(face["probabilities"], key=face["probabilities"].get)
@@ -141,7 +141,7 @@ def test_static_files_are_package_data():
     assert STATIC_DIR.is_dir()
     import tomllib
 
-    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     globs = pyproject["tool"]["setuptools"]["package-data"]["fer_features.serve"]
     assert {"static/*.html", "static/*.js", "static/*.css"} <= set(globs)
 
@@ -322,7 +322,7 @@ def test_fer_serve_runs_and_answers(tiny_model_path, astronaut_jpeg, workers):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    repo = Path(__file__).parents[1]
+    repo = Path(__file__).parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "fer_features.cli", "serve", "--model", str(tiny_model_path), "--port", str(port)]
     cmd += ["--log-level", "warning", "--workers", str(workers)]
