@@ -85,7 +85,7 @@ def load_test(model: str, side: int, requests: int, concurrency: int, workers: i
                 break
             except httpx.TransportError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"fer serve did not start: {' '.join(cmd)}")
+                    raise SystemExit(f"fer serve did not start: {' '.join(cmd)}") from None
                 time.sleep(0.2)
 
         def one(client):

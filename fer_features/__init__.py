@@ -26,4 +26,4 @@ def __getattr__(name):  # PEP 562: `from fer_features import Recognizer` imports
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["EMOTIONS", "USAGES", "ModelCard", "Recognizer", "__version__", "train"]  # noqa: F822
+__all__ = ["EMOTIONS", "USAGES", "ModelCard", "Recognizer", "__version__", "train"]

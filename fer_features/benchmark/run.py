@@ -460,7 +460,7 @@ def run_benchmark(
         threads = max(1, cpu // max(1, workers)) if backend == "local" else 1
 
         def tasks():
-            for i, (cell, key, base) in enumerate(todo):
+            for i, (cell, _key, base) in enumerate(todo):
                 if cell.is_baseline:
                     args = (run_baseline_cell, str(cnn_checkpoint), dataset.X, labels, index, device, threads)
                 else:

@@ -21,7 +21,7 @@ import numpy as np
 #: 24 MP. ``$FER_MAX_PIXELS`` or the commands' ``--max-pixels`` raise (or lower) it.
 DEFAULT_MAX_PIXELS = 25_000_000
 
-#: What Pillow's decoders raise for malformed data (seen in the fuzz tests of tests/test_images.py).
+#: What Pillow's decoders raise for malformed data (seen in the fuzz tests of tests/faces/test_images.py).
 _DECODE_ERRORS = (
     OSError,
     SyntaxError,

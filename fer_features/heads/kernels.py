@@ -37,7 +37,7 @@ def _spectrum(kernel: str, lam: np.ndarray) -> np.ndarray:
 #: scikit-learn's AdditiveChi2Sampler uses. Intersection: measured here on random 50-bin
 #: histograms (its spectrum decays slowly, so few samples approximate it coarsely: with 2 or 3
 #: steps and L = 0.6 the mean error of the kernel is 2-4% of its largest value, against about
-#: 1% for χ²; tests/test_sift_bovw.py checks both).
+#: 1% for χ²; tests/features/test_sift_bovw.py checks both).
 _DEFAULT_INTERVAL = {"chi2": {1: 0.8, 2: 0.5, 3: 0.4}, "intersection": {1: 1.0, 2: 0.6, 3: 0.6}}
 
 
