@@ -61,14 +61,19 @@ def trace(argv: list[str]) -> dict:
         if callee is None:
             return
         back = frame.f_back
+        while back is not None and back.f_code.co_filename.startswith("<"):
+            back = back.f_back  # generated code (a dataclass's __init__): its caller made the call
         caller = mod(back.f_code) if back is not None else None
         if caller is None or caller == callee or back.f_code.co_name == "<module>":
             return  # called by another library (a model's internals, run by scikit-learn or skops), or at import
         seen_library = False
         while back is not None:  # inside a model's method, run by another library: not the command's own walk
+            if back.f_code.co_filename.startswith("<"):
+                back = back.f_back
+                continue
             inside = mod(back.f_code) is not None
-            if inside and seen_library:
-                return
+            if inside and (seen_library or back.f_code.co_name == "<module>"):
+                return  # under another library's call, or while a module is being imported
             seen_library = seen_library or not inside
             back = back.f_back
         key = (caller, callee, frame.f_code.co_name)

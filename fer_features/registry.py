@@ -160,6 +160,16 @@ class Registry:
         """Names and their one-line descriptions (``fer list``)."""
         return {n: e.description for n, e in self._entries.items()}
 
+    def factory(self, name: str) -> Callable[..., Any]:
+        """The factory of ``name``, imported if it was registered as ``"module:attribute"`` (:meth:`Entry.load`).
+
+        Raises
+        ------
+        ValueError
+            For an unknown name; the message lists the valid ones.
+        """
+        return self[name].load()
+
     def create(self, name: str, /, *args, **kwargs) -> Any:
         """Call the factory of ``name`` with the arguments given.
 
@@ -168,12 +178,15 @@ class Registry:
         ValueError
             For an unknown name.
         """
-        return self[name].load()(*args, **kwargs)
+        return self.factory(name)(*args, **kwargs)
 
-    def types(self) -> frozenset[str]:
-        """Every project type the entries' objects may hold (:attr:`Entry.types`)."""
-        return frozenset(t for e in self._entries.values() for t in e.types)
+    def types(self, *, library: bool = False) -> frozenset[str]:
+        """Every project type the entries' objects may hold (:attr:`Entry.types`).
 
-    def library_types(self) -> frozenset[str]:
-        """Every other library's type the entries' objects may hold (:attr:`Entry.library_types`)."""
-        return frozenset(t for e in self._entries.values() for t in e.library_types)
+        Parameters
+        ----------
+        library : bool, default=False
+            Add the other libraries' types they hold (:attr:`Entry.library_types`): everything a
+            model file of these entries may name beyond what skops trusts by itself.
+        """
+        return frozenset(t for e in self._entries.values() for t in (*e.types, *(e.library_types if library else ())))

@@ -149,7 +149,7 @@ def run_grid(
     """
     from fer_features.benchmark.report import write_benchmarks_md, write_results
     from fer_features.benchmark.run import run_benchmark
-    from fer_features.data.sources import limit_dataset, load_data
+    from fer_features.data.sources import load_data
     from fer_features.persist.cards import library_versions, machine_info
     from fer_features.training.cnn import train_cnn_checkpoint
 
@@ -159,7 +159,7 @@ def run_grid(
     device = cnn_params.get("device", "auto")
     check_run(grid, backend=backend, scheduler=scheduler, device=device)
     load_options = {"seed": grid.seed, **(load_options or {})}
-    dataset = limit_dataset(load_data(data, data_format, on_event=emit, **load_options), limit, grid.seed)
+    dataset = load_data(data, data_format, on_event=emit, limit=limit, **load_options)
     cnn_checkpoint = Path(cnn_checkpoint)
     if grid.needs_cnn and not cnn_checkpoint.is_file():
         X_train, y_train = dataset.split("Training")

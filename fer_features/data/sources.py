@@ -150,6 +150,7 @@ def load_data(
     data_format: str = "auto",
     *,
     on_event: EventCallback | None = None,
+    limit: int | None = None,
     **options,
 ) -> FERDataset:
     """A data set as given, or loaded from a path with :func:`fer_features.data.sources.load_dataset`.
@@ -160,6 +161,9 @@ def load_data(
     data_format : {'auto', 'fer2013', 'ferplus', 'photos'}, default='auto'
     on_event : callable, optional
         Gets ``("load-start", {"path"})`` and ``("loaded", {"dataset"})``.
+    limit : int, optional
+        At most this many images per usage split (:func:`limit_dataset`, seeded with
+        ``options['seed']``); ``0`` or None keeps everything.
     **options
         ``skip_bad``, ``label_mode``, ``classes``, ``seed``, ``n_jobs`` of ``load_dataset``.
 
@@ -173,7 +177,7 @@ def load_data(
         For a missing, unreadable or malformed source (the message names it).
     """
     if isinstance(data, FERDataset):
-        return data
+        return limit_dataset(data, limit, options.get("seed", 0))
     emit = on_event or no_events
     emit("load-start", {"path": str(data)})
     try:
@@ -183,4 +187,4 @@ def load_data(
     except (FileNotFoundError, ValueError) as exc:
         raise DataError(str(exc)) from exc
     emit("loaded", {"dataset": dataset})
-    return dataset
+    return limit_dataset(dataset, limit, options.get("seed", 0))

@@ -136,10 +136,9 @@ class YuFaceDetector(FaceDetector):
         import yuface  # noqa: F401  (fail early, with the package's name)
         from threadpoolctl import ThreadpoolController
 
-        # The wheel's own OpenMP runtime (yuface.libs/libgomp-*) on one thread: on the
-        # astronaut photo (320-pixel working copy) two threads took 17 ms against 21 ms on one,
-        # for 1.9x the CPU time (CPU/wall 1.94 against 1.06; 2026-12-02, the 2 cores here), so
-        # one thread leaves the other core to the rest of the work (fer serve's other requests).
+        # The wheel's own OpenMP runtime (yuface.libs/libgomp-*) on one thread: a second one buys
+        # little for twice the CPU time, which one thread leaves to the rest of the work (fer
+        # serve's other requests; BENCHMARKS.md, "Measurements behind defaults in the code").
         controller = ThreadpoolController()
         own = [lib.filepath for lib in controller.lib_controllers if "yuface" in lib.filepath]
         self._omp = controller.select(filepath=own) if own else None
@@ -239,4 +238,4 @@ def get_detector(name: str = DEFAULT_DETECTOR) -> FaceDetector:
     ValueError
         If the name is unknown; the message lists the valid ones.
     """
-    return DETECTORS.create(name)
+    return DETECTORS.factory(name)()

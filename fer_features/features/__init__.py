@@ -12,7 +12,7 @@ adding one needs no change elsewhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sklearn.base import TransformerMixin
 from sklearn.pipeline import FeatureUnion
@@ -97,13 +97,14 @@ def parse_spec(spec: str) -> list[str]:
     return names
 
 
-def make_features(spec: str, *, n_jobs: int | None = None, params: dict[str, dict] | None = None) -> FeatureUnion:
+def make_features(spec: str | Sequence[str], *, n_jobs: int | None = None, params: dict[str, dict] | None = None) -> FeatureUnion:
     """Build the feature extractor for a spec.
 
     Parameters
     ----------
-    spec : str
-        Registered names joined by ``+``, e.g. ``"hog+lbp+landmarks"``.
+    spec : str or sequence of str
+        Registered names joined by ``+``, e.g. ``"hog+lbp+landmarks"``; or the names
+        :func:`parse_spec` gave for it (not parsed again).
     n_jobs : int, optional
         Passed to each extractor (parallel over images); ``-1`` uses all cores.
     params : dict of {name: dict}, optional
@@ -120,14 +121,14 @@ def make_features(spec: str, *, n_jobs: int | None = None, params: dict[str, dic
     ValueError
         See :func:`parse_spec`; also if ``params`` names a feature not in the spec.
     """
-    names = parse_spec(spec)
+    names = parse_spec(spec) if isinstance(spec, str) else list(spec)
     params = dict(params or {})
     extra = set(params) - set(names)
     if extra:
-        raise ValueError(f"parameters given for {', '.join(sorted(extra))}, which is not in {spec!r}")
+        raise ValueError(f"parameters given for {', '.join(sorted(extra))}, which is not in {'+'.join(names)!r}")
     steps = []
     for n in names:
-        factory = FEATURES[n].load()
+        factory = FEATURES.factory(n)
         try:
             steps.append((n, factory(n_jobs=n_jobs, **params.get(n, {}))))
         except TypeError as exc:  # an unknown keyword: name the feature and its valid parameters

@@ -57,7 +57,7 @@ class CNNEmbedding(CNNModuleMixin, FaceImageTransformer):
 
     _feature_prefix = "cnn"
     _min_size = 16
-    # torch's threads use the cores; in worker processes 3,589 crops took 13.0 s against 7.0 s
+    # torch's threads use the cores: worker processes are slower (BENCHMARKS.md, "Measurements behind defaults in the code")
     _process_parallel = False
 
     def __init__(self, *, checkpoint=None, batch_size=256, device="auto", precision="auto", tta="none", n_jobs=None):

@@ -22,10 +22,9 @@ def _svm(*, class_weight=None, random_state=0, n_jobs=None, C=10.0, gamma="scale
     svc = SVC(kernel="rbf", C=C, gamma=gamma, class_weight=class_weight, cache_size=1000, random_state=random_state)
     # Probabilities by temperature scaling (softmax of the decision values / T) fitted on
     # cross-validated decision values: it keeps the SVC's ranking of classes, so accuracy is
-    # the plain SVC's (per-class sigmoids cost 1.6 points of PrivateTest accuracy on HOG). With
-    # ensemble=False the final SVC is fitted once on all the data; the fold fits only provide
-    # calibration data. On HOG features: 222 s against 88 s for one plain fit
-    # (benchmarks/svm_calibration.py).
+    # the plain SVC's (per-class sigmoids cost accuracy). With ensemble=False the final SVC is
+    # fitted once on all the data; the fold fits only provide calibration data (its cost:
+    # BENCHMARKS.md, "Measurements behind defaults in the code").
     return CalibratedClassifierCV(svc, method="temperature", cv=calibration_cv, ensemble=False, n_jobs=n_jobs)
 
 
@@ -362,7 +361,7 @@ def make_classifier(
     ValueError
         If the name or ``class_weight`` is unknown, or a parameter does not apply.
     """
-    factory = HEADS[name].load()  # an unknown name: ValueError listing the valid ones
+    factory = HEADS.factory(name)  # an unknown name: ValueError listing the valid ones
     if class_weight not in CLASS_WEIGHTS:
         raise ValueError(f"class_weight must be None or 'balanced', got {class_weight!r}")
     try:

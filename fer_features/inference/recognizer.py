@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from fer_features.config import DEFAULT_DETECTOR, IMAGE_SIZE, resolve_model
-from fer_features.faces.detectors import DETECTORS, DLIB_TAG
+from fer_features.faces.detectors import get_detector
 from fer_features.inference.photos import FacePrediction, PhotoResult
 
 #: Images (photos, or crops) read and classified per model call by default.
@@ -103,10 +103,7 @@ class Recognizer:
         from fer_features.persist.files import load_model
         from fer_features.torch_utils import move_model
 
-        if DLIB_TAG in DETECTORS[detector].tags:  # an unknown name: ValueError listing the valid ones
-            from fer_features.faces.dlib_models import face_detector
-
-            face_detector(detector)  # dlib (the train extra): missing, it fails here, not at the first photo
+        get_detector(detector)  # built once: an unknown name or a missing dlib (the train extra) fails here, not at the first photo
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
         if model is None or isinstance(model, (str, os.PathLike)):

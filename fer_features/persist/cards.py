@@ -109,6 +109,22 @@ class ModelCard:
         return out
 
     @classmethod
+    def for_run(cls, **fields) -> ModelCard:
+        """The card of a run that ends now: ``machine`` (:func:`machine_info`) and ``peak_memory_mb``
+        (:func:`peak_memory_mb`) are measured here, the other fields given.
+
+        Parameters
+        ----------
+        **fields
+            The card's other attributes (``name``, ``features``, ``classifier``, …).
+
+        Returns
+        -------
+        ModelCard
+        """
+        return cls(**fields, machine=machine_info(), peak_memory_mb=peak_memory_mb())
+
+    @classmethod
     def from_dict(cls, card: dict) -> ModelCard:
         """A card read back from its JSON (unknown keys are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}

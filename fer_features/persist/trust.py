@@ -35,7 +35,7 @@ def trusted_types() -> frozenset[str]:
     from fer_features.features import FEATURES
     from fer_features.heads.registry import CALIBRATION_TYPES, HEADS
 
-    return HEADS.types() | HEADS.library_types() | FEATURES.types() | FEATURES.library_types() | frozenset(CALIBRATION_TYPES)
+    return HEADS.types(library=True) | FEATURES.types(library=True) | frozenset(CALIBRATION_TYPES)
 
 
 def skops_io():

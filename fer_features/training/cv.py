@@ -11,7 +11,7 @@ from fer_features.config import (
     DEFAULT_FEATURES,
 )
 from fer_features.data.fer2013 import DataError, FERDataset
-from fer_features.data.sources import limit_dataset, load_data
+from fer_features.data.sources import load_data
 from fer_features.events import EventCallback, no_events
 from fer_features.training.settings import TrainPlan, TrainSettings
 
@@ -101,7 +101,7 @@ def cross_validate_pipeline(
     features, clf = settings.features, settings.clf
     emit = on_event or no_events
     load_options = {"seed": settings.seed, "n_jobs": settings.n_jobs, **(load_options or {})}
-    dataset = limit_dataset(load_data(data, data_format, on_event=emit, **load_options), settings.limit, settings.seed)
+    dataset = load_data(data, data_format, on_event=emit, limit=settings.limit, **load_options)
     X, y = dataset.split("Training")
     if len(X) < folds:
         raise DataError(f"{dataset.source if isinstance(data, FERDataset) else data}: {len(X)} Training images cannot make {folds} folds")

@@ -27,9 +27,9 @@ from fer_features.config import (
     TTA_REPORTS,
 )
 from fer_features.data.fer2013 import DataError, FERDataset
-from fer_features.data.sources import limit_dataset, load_data
+from fer_features.data.sources import load_data
 from fer_features.events import EventCallback, no_events
-from fer_features.persist.cards import ModelCard, peak_memory_mb, simple_params
+from fer_features.persist.cards import ModelCard, simple_params
 from fer_features.training.cnn import cnn_card, ensemble_card, soft_targets, train_cnn_checkpoint
 from fer_features.training.settings import TrainPlan, TrainSettings
 
@@ -210,7 +210,6 @@ def train(
     DataError
         For data that cannot be read, or lacks the Training (or, for a CNN, PublicTest) split.
     """
-    from fer_features.persist.cards import machine_info
     from fer_features.persist.files import save_model
     from fer_features.persist.outputs import check_writable
 
@@ -227,7 +226,7 @@ def train(
     if out is not None:
         check_writable(out)  # before any work: a run is not lost to an unwritable --out
     load_options = {"seed": settings.seed, "n_jobs": settings.n_jobs, **(load_options or {})}
-    dataset = limit_dataset(load_data(data, data_format, on_event=emit, **load_options), settings.limit, settings.seed)
+    dataset = load_data(data, data_format, on_event=emit, limit=settings.limit, **load_options)
     timings: dict[str, float] = {"load_seconds": round(time.perf_counter() - t0, 2)}
     X_train, y_train = dataset.split("Training")
     X_val, y_val = dataset.split("PublicTest")
@@ -306,8 +305,15 @@ def train(
     timings["evaluate_seconds"] = round(time.perf_counter() - t, 2)
     emit("evaluate-done", {"metrics": metrics, "title": name})
 
+    if out is not None and "PrivateTest" in metrics:
+        from fer_features.training.evaluation import plot_confusion_matrix
+
+        private = metrics["PrivateTest"]
+        title = f"{name}, PrivateTest (acc {private['accuracy']:.3f})"
+        extras[out.with_suffix(CONFUSION_SUFFIX)] = lambda p: plot_confusion_matrix(private["confusion_matrix"], p, title=title)
+    timings["total_seconds"] = round(time.perf_counter() - t0, 2)
     source = dataset.source if isinstance(data, FERDataset) else str(data)
-    card = ModelCard(
+    card = ModelCard.for_run(
         name=out.stem if out is not None else "model",
         command=command,
         features=settings.features or "pixels",
@@ -326,17 +332,8 @@ def train(
         },
         metrics=metrics,
         timings=timings,
-        machine=machine_info(),
         cnn=cnn_info if settings.pretrained else {"checkpoint": str(checkpoint), **cnn_info} if cnn_info else None,
     )
-    if out is not None and "PrivateTest" in metrics:
-        from fer_features.training.evaluation import plot_confusion_matrix
-
-        private = metrics["PrivateTest"]
-        title = f"{name}, PrivateTest (acc {private['accuracy']:.3f})"
-        extras[out.with_suffix(CONFUSION_SUFFIX)] = lambda p: plot_confusion_matrix(private["confusion_matrix"], p, title=title)
-    timings["total_seconds"] = round(time.perf_counter() - t0, 2)
-    card.peak_memory_mb = peak_memory_mb()
     if out is not None:  # model, card, confusion matrix and checkpoint change together or not at all
         save_model(pipe, out, card, extras=extras)
     return pipe, card

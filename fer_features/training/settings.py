@@ -95,15 +95,17 @@ class TrainSettings:
         self.pretrained = self.clf in PRETRAINED  # networks trained already: fit loads them
         if self.features is None and not self.end_to_end:
             self.features = DEFAULT_FEATURES
+        from fer_features.features import parse_spec
+
+        # the spec, parsed once: an unknown or repeated name is a ValueError here, before anything else
+        self.feature_names = tuple(parse_spec(self.features)) if self.features not in (None, "pixels") else ()
         self.pca = self.pca or None
         self.cnn_params = {"epochs": CNN_EPOCHS, **self.cnn_params}
 
     @property
     def uses_cnn(self) -> bool:
         """Whether the feature spec has the ``cnn`` feature."""
-        from fer_features.features import parse_spec
-
-        return self.features is not None and "cnn" in parse_spec(self.features)
+        return "cnn" in self.feature_names
 
     @property
     def head_class_weight(self) -> str | None:
@@ -132,11 +134,10 @@ class TrainSettings:
             For a missing CNN checkpoint or weights file.
         """
         from fer_features.features import make_features
-        from fer_features.heads.registry import HEADS, make_classifier
+        from fer_features.heads.registry import make_classifier
         from fer_features.training.pipelines import build_pipeline, feature_pipeline
 
-        uses_cnn = self.uses_cnn
-        HEADS[self.clf]  # an unknown name: ValueError listing the valid ones
+        uses_cnn = self.uses_cnn  # an unknown classifier: make_classifier's ValueError below, listing the valid ones
         if self.end_to_end or uses_cnn:
             from fer_features.torch_utils import resolve_device
 
@@ -159,7 +160,7 @@ class TrainSettings:
                 "--precision int8 is for --clf cnn and cnn-ensemble; for the cnn feature give --feature-param cnn.precision=int8"
             )
         if uses_cnn and not self.cnn_checkpoint:
-            make_features(self.features, params=self.feature_params)
+            make_features(self.feature_names, params=self.feature_params)
             make_classifier(self.clf, class_weight=self.head_class_weight)
             pipe = None
         else:
@@ -167,7 +168,7 @@ class TrainSettings:
             if self.end_to_end:
                 pipe = build_pipeline(self.features, self.clf, **options)
             else:  # the union once: its extractors' copies fitted on a blank crop check them and give their widths
-                union = make_features(self.features, n_jobs=options.pop("n_jobs"), params=options.pop("feature_params"))
+                union = make_features(self.feature_names, n_jobs=options.pop("n_jobs"), params=options.pop("feature_params"))
                 pipe = feature_pipeline(union, self.clf, block_dims=_check_extractors(union), n_jobs=self.n_jobs, **options)
             if self.pretrained:  # its networks load, carry what the precision needs and agree on the classes
                 pipe.named_steps["clf"].load_members()
@@ -289,11 +290,11 @@ def _check_extractors(union) -> list[int]:
     from fer_features.config import IMAGE_SIZE
 
     blank = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted_union = clone(union).fit(blank)
     widths = []
-    for _, extractor in union.transformer_list:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fitted = clone(extractor).fit(blank)
+    for _, fitted in fitted_union.transformer_list:
         if hasattr(fitted, "feature_dims"):
             widths.append(int(fitted.feature_dims((IMAGE_SIZE, IMAGE_SIZE))))
         else:
