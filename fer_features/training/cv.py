@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -94,6 +95,7 @@ def cross_validate_pipeline(
     from sklearn.model_selection import StratifiedKFold, cross_validate
 
     from fer_features.training.pipelines import cap_pca
+    from fer_features.training.small_data import check_cv_folds, fit_to_class_counts
 
     if plan is None:
         plan = (settings or TrainSettings(features=features, clf=clf, **options)).plan_cv()
@@ -105,6 +107,9 @@ def cross_validate_pipeline(
     X, y = dataset.split("Training")
     if len(X) < folds:
         raise DataError(f"{dataset.source if isinstance(data, FERDataset) else data}: {len(X)} Training images cannot make {folds} folds")
+    notes = check_cv_folds(y, folds, source=str(dataset.source))
+    for note in notes + fit_to_class_counts(pipe, y, head=settings.clf, source=str(dataset.source), folds=folds):
+        emit("message", {"text": f"warning: {note}"})
     cap_pca(pipe, len(X) * (folds - 1) // folds)  # the smallest training fold
     if settings.augment or settings.balance == "oversample":
         from fer_features.data.resampling import TrainingResampler
@@ -112,7 +117,9 @@ def cross_validate_pipeline(
         pipe = TrainingResampler(pipe, augment_flip=settings.augment, balance=settings.balance, seed=settings.seed)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=settings.seed)
     emit("cv-start", {"text": f"{folds}-fold cross-validation of {features} → {clf} on {len(X):,} Training faces"})
-    scores = cross_validate(pipe, X, y, cv=splitter, scoring=CV_SCORING)
+    with warnings.catch_warnings():  # a class of fewer faces than folds: said above, in one line
+        warnings.filterwarnings("ignore", message="The least populated class in y has only")
+        scores = cross_validate(pipe, X, y, cv=splitter, scoring=CV_SCORING)
     per_fold = [
         {
             "fold": i + 1,

@@ -263,8 +263,11 @@ def train(
         timings["cnn_train_seconds"] = cnn_info["train_seconds"]
         pipe = settings.pipeline(checkpoint, out)
     from fer_features.training.pipelines import cap_pca
+    from fer_features.training.small_data import fit_to_class_counts
 
-    cap_pca(pipe, len(X_train))
+    for note in fit_to_class_counts(pipe, y_train, head=settings.clf, source=str(dataset.source)):  # classes of 1-2 faces, before any work
+        emit("message", {"text": f"warning: {note}"})
+    cap_pca(pipe, len(X_train))  # after: fewer stacking folds leave its branches more faces
     name = f"{settings.features or 'pixels'} → {settings.clf}"
     emit("message", {"text": f"training {name} on {len(X_train):,} Training faces"})
     fit_params = {}
