@@ -169,3 +169,12 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch, tmp_path):
     result = fer("evaluate", "default", "--data", tmp_path, "--plot", tmp_path / "cm.png")
     assert_user_error(result, "matplotlib", "fer-features[train]")
     assert not (tmp_path / "cm.png").exists()
+
+
+@pytest.mark.parametrize("name", config.BUNDLED_MODELS)
+def test_bundled_models_name_todays_type_paths(name):
+    """Re-saved with the sub-packages' paths: they load without the renaming of old files."""
+    from fer_features.persist.trust import OLD_TYPE_PATHS, skops_io, trusted_types
+
+    found = set(skops_io().get_untrusted_types(file=config.bundled_model_path(name)))
+    assert found <= trusted_types() and not found & set(OLD_TYPE_PATHS)
