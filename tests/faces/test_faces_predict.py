@@ -132,9 +132,12 @@ def test_yuface_and_hog_crops_frame_the_face_alike(astronaut):
 def test_yuface_upsample_sets_the_working_size(astronaut, monkeypatch):
     import yuface
 
+    from fer_features.faces import detectors
+
     seen = []
-    real = yuface.c_detect
-    monkeypatch.setattr(yuface, "c_detect", lambda bgr: seen.append(bgr.shape) or real(bgr))
+    real, real_buffer = yuface.c_detect, detectors._detect_into_buffer
+    monkeypatch.setattr(yuface, "c_detect", lambda bgr: seen.append(bgr.shape) or real(bgr))  # the fallback
+    monkeypatch.setattr(detectors, "_detect_into_buffer", lambda fn, bgr: seen.append(bgr.shape) or real_buffer(fn, bgr))
     detect_faces(astronaut, detector="yuface")  # 512 px shrunk to 320
     detect_faces(astronaut, detector="yuface", upsample=1)  # 640 > 512: used as it is
     detect_faces(astronaut[:100, :150], detector="yuface")  # small photos are never enlarged
@@ -330,3 +333,31 @@ def test_annotate_keeps_size(tiny_model, astronaut):
     assert canvas.size == (astronaut.shape[1], astronaut.shape[0]) and canvas.mode == "RGB"
     assert (np.asarray(canvas) != astronaut).any()  # something was drawn
     assert (astronaut == np.asarray(canvas)).mean() > 0.8  # but only boxes and labels
+
+
+def test_yuface_gives_c_detects_results_without_its_leak(astronaut_png):
+    """yuface's c_detect leaks its 36 KiB result buffer per call; ours calls libfacedetection directly."""
+    from pathlib import Path
+
+    from PIL import Image
+    from yuface import c_detect
+
+    from fer_features.faces.detectors import _detect_into_buffer, _facedetect_cnn
+
+    fn = _facedetect_cnn()
+    assert fn is not None  # the wheel's library and symbol are found
+    photo = np.asarray(Image.open(astronaut_png).convert("RGB"))
+    for bgr in (photo[::2, ::2, ::-1], photo[100:400, 50:300, ::-1], np.zeros((64, 80, 3), np.uint8)):
+        bgr = np.ascontiguousarray(bgr)
+        ours, theirs = _detect_into_buffer(fn, bgr), c_detect(bgr)
+        assert ours.shape == theirs.shape and np.array_equal(ours[:, :15], theirs[:, :15])
+
+    def rss_kib() -> int:
+        return next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmRSS"))
+
+    small = np.ascontiguousarray(photo[::4, ::4, ::-1])
+    _detect_into_buffer(fn, small)
+    before = rss_kib()
+    for _ in range(1000):
+        _detect_into_buffer(fn, small)
+    assert rss_kib() - before < 8 * 1024  # c_detect: 36 MiB more after 1,000 calls
