@@ -38,7 +38,7 @@ def ours(zip_path: str, model_path: str, photo: str, detector: str | None, preci
     import numpy as np
 
     from fer_features.data.fer2013 import load_fer2013
-    from fer_features.faces.images import decode_image as load_image
+    from fer_features.faces.images import decode_image
     from fer_features.inference.photos import predict_photos
     from fer_features.persist.files import load_model
 
@@ -49,7 +49,7 @@ def ours(zip_path: str, model_path: str, photo: str, detector: str | None, preci
     proba = model.predict_proba(X)
     seconds = time.perf_counter() - t
     pred = np.asarray(model.classes_)[proba.argmax(1)]
-    image = load_image(photo)
+    image = decode_image(photo)
     options = {} if detector is None else {"detector": detector}
     (faces,) = predict_photos(model, [image], **options)
     times = []

@@ -214,7 +214,7 @@ def find_faces(
     Parameters
     ----------
     image : ndarray of shape (height, width, 3) or (height, width), dtype uint8
-        RGB or grey photo (see :func:`load_image`).
+        RGB or grey photo (see :func:`~fer_features.faces.images.decode_image`).
     detector : {'yuface', 'hog', 'mmod'} or a registered name, default='yuface'
         See :mod:`fer_features.faces.detectors`.
     upsample : int, optional
