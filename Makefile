@@ -8,7 +8,7 @@ CNN    ?= models/cnn-compact-stem2-ens.pt
 ACCURATE_CNNS  ?= models/cnn-large.pt+models/cnn-compact-ens.pt+models/cnn-compact-stem2-ens.pt
 ACCURATE_MODEL ?= models/fer-accurate.skops
 
-.PHONY: install run accurate bundle test docs dist check-wheel lock clean
+.PHONY: install run accurate bundle lint test docs dist check-wheel lock clean
 
 $(BIN)/fer: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bundle:
 	test -f $(MODEL) && test -f $(ACCURATE_MODEL)
 	cp $(MODEL) $(BUNDLED)/default.skops && cp $(basename $(MODEL)).json $(BUNDLED)/default.json
 	cp $(ACCURATE_MODEL) $(BUNDLED)/accurate.skops && cp $(basename $(ACCURATE_MODEL)).json $(BUNDLED)/accurate.json
+
+## ruff check (pyproject's [tool.ruff]; ruff is in requirements.lock)
+lint: install
+	$(BIN)/ruff check .
 
 ## The unit and end-to-end tests (CPU, a few minutes)
 test: install

@@ -3,7 +3,7 @@
 Runs dlib's HOG face detector on upscaled FER2013 Training crops, and on those where it
 finds exactly one face, the 68-point shape predictor in the detected box. Prints the median
 face box (fractions of the crop) and the median eye centres (pixels of the 48x48 crop):
-the eye centres are ``fer_features.faces.FER2013_EYES``; the box is close to
+the eye centres are ``fer_features.faces.alignment.FER2013_EYES``; the box is close to
 ``LandmarkFeatures``' default ``box`` (see its docstring).
 
 With ``--detector NAME`` for a detector that gives eye points (``yuface``), each upscaled
@@ -27,10 +27,11 @@ import json
 import numpy as np
 from PIL import Image
 
-from fer_features.datasets import load_fer2013
-from fer_features.detectors import get_detector
-from fer_features.faces import LEFT_EYE, RIGHT_EYE, eye_centres, face_detector, landmarks_in_box
-from fer_features.photo_folders import crop_as_photo
+from fer_features.data.fer2013 import load_fer2013
+from fer_features.data.photos import crop_as_photo
+from fer_features.faces.alignment import LEFT_EYE, RIGHT_EYE, eye_centres, landmarks_in_box
+from fer_features.faces.detectors import get_detector
+from fer_features.faces.dlib_models import face_detector
 
 
 def calibrate_detector(sample: np.ndarray, name: str, upscale: int) -> dict:

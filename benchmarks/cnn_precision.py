@@ -2,7 +2,7 @@
 
 Measures images/s of (a) one training step (augmentation excluded: forward, backward, SGD step,
 batch 128) and (b) inference (eval mode, ``torch.inference_mode``, batch 512), for every preset
-of :data:`fer_features.cnn.net.PRESETS`, under float32 and bf16 autocast, with NCHW and
+of :data:`fer_features.cnn.presets.PRESETS`, under float32 and bf16 autocast, with NCHW and
 channels_last layouts. Each cell: 2 warm-up iterations, then the median of ``--repeats`` timed
 runs of ``--steps`` iterations. Prints a Markdown table and the 1-minute load average before
 and after.
@@ -19,8 +19,10 @@ import time
 
 import torch
 
-from fer_features.cnn.net import PRESETS, build_net
-from fer_features.cnn.train import autocast, native_bf16, set_cpu_threads, soft_cross_entropy, to_channels_last
+from fer_features.cnn.net import build_net
+from fer_features.cnn.presets import PRESETS
+from fer_features.cnn.recipe import soft_cross_entropy
+from fer_features.torch_utils import autocast, native_bf16, set_cpu_threads, to_channels_last
 
 
 def measure(config: dict, precision: str, channels_last: bool, *, train: bool, batch: int, steps: int, repeats: int) -> float:

@@ -2,7 +2,7 @@
 
 Takes ``--n`` PrivateTest crops (a seeded random sample of the zip), makes each
 a photo (upscaled 4x, bicubic, centred on a 320x320 canvas of its border's grey: ``crop_as_photo``)
-and runs :func:`fer_features.faces.find_faces` with each detector, in one process. Per detector:
+and runs :func:`fer_features.faces.alignment.find_faces` with each detector, in one process. Per detector:
 the share of photos with exactly one face, the median and mean milliseconds per photo
 (detection and alignment), and the accuracy of ``--model`` on the re-aligned crops of the
 photos where one face was found, beside its accuracy on the original crops of the same photos
@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fer_features.faces import find_faces
-from fer_features.persist import load_model
-from fer_features.photo_folders import crop_as_photo
+from fer_features.data.photos import crop_as_photo
+from fer_features.faces.alignment import find_faces
+from fer_features.persist.files import load_model
 
 
 def sample_crops(zip_path: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,13 +11,13 @@ steps, one subcommand each, run in this order:
     ``../shared``; WebP's lossless mode packs the faces to ~70% of their bytes (zlib: ~95%), and
     the pixels decode bit for bit. PrivateTest stays behind, so nothing on the device can select
     on it. Labels are indices into the class names sorted alphabetically, the order of the CNN's
-    outputs in :class:`fer_features.cnn.estimators.CNNClassifier`.
+    outputs in :class:`fer_features.cnn.classifier.CNNClassifier`.
 ``train`` (on the GPU machine)
     Two phases, each a set of runs started together on the one GPU (small networks leave it
     mostly idle, so runs side by side cost little each): teachers trained on the labels, then
     students distilled (``teacher=a.pt,b.pt,...``) from the ensemble of the teachers and of any
     ``--extra-teacher`` checkpoints. Every run uses the library's own
-    :func:`fer_features.cnn.train.train_cnn` (the recipe of record: SGD Nesterov one-cycle, label
+    :func:`fer_features.cnn.loop.train_cnn` (the recipe of record: SGD Nesterov one-cycle, label
     smoothing, flip/rotate/zoom/shift, random erasing, a weight EMA that is validated and kept,
     the best PublicTest epoch selected), so each result is an ordinary checkpoint that
     ``fer evaluate``, ``fer quantize`` and ``--cnn-checkpoint`` take. Each run's epochs are set
@@ -105,7 +105,7 @@ def read_trainval(folder: str | Path) -> dict[str, np.ndarray]:
 def write_trainval(source: str, out: str) -> None:
     """Training and PublicTest of ``source`` into the folder ``out``, checked by decoding them again."""
     from fer_features.config import EMOTIONS
-    from fer_features.datasets import load_fer2013
+    from fer_features.data.fer2013 import load_fer2013
 
     data = load_fer2013(source)
     classes = np.array(sorted(EMOTIONS))
@@ -142,8 +142,8 @@ RECIPE = {"ema": 0.998, "batch_size": 128, "lr": 0.05, "distill_temperature": 2.
 
 
 def _config(spec: dict, epochs: int, teacher: str = ""):
-    from fer_features.cnn.net import PRESETS
-    from fer_features.cnn.train import TrainConfig
+    from fer_features.cnn.presets import PRESETS
+    from fer_features.cnn.recipe import TrainConfig
 
     spec = dict(spec)
     net = dict(PRESETS[spec["preset"]])
@@ -157,7 +157,8 @@ def _calibrate(cfg, X_train: np.ndarray, X_val: np.ndarray, device, n_steps: int
     import torch
 
     from fer_features.cnn.net import build_net
-    from fer_features.cnn.train import augment, autocast, predict_logits, soft_cross_entropy, to_channels_last, to_tensor
+    from fer_features.cnn.recipe import augment, predict_logits, soft_cross_entropy, to_tensor
+    from fer_features.torch_utils import autocast, to_channels_last
 
     net = to_channels_last(build_net({**cfg.net, "n_classes": 7}).to(device), True)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
@@ -191,7 +192,9 @@ def _run(name: str, spec: dict, budget_s: float, data_path: str, out_dir: str, t
     """One training run in its own process: calibrate, train, save ``out_dir/name.pt``."""
     import torch
 
-    from fer_features.cnn.train import resolve_device, save_checkpoint, train_cnn
+    from fer_features.cnn.checkpoints import save_checkpoint
+    from fer_features.cnn.loop import train_cnn
+    from fer_features.torch_utils import resolve_device
 
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(message)s", stream=sys.stdout, force=True)
     log = logging.getLogger("fer_features.cnn")
@@ -248,7 +251,7 @@ def train(args) -> None:
 
 def split_probabilities(path: str, tta: str, precision: str, splits: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A checkpoint's class names and its ``predict_proba`` on each split of ``splits`` (name → (X, y)), on the CPU."""
-    from fer_features.cnn.estimators import CNNClassifier
+    from fer_features.cnn.classifier import CNNClassifier
 
     clf = CNNClassifier.from_checkpoint(path, precision=precision, device="cpu", tta=tta if tta != "none" else False)
     return clf.classes_, {s: clf.predict_proba(X) for s, (X, _) in splits.items()}
@@ -261,7 +264,7 @@ def ensemble_accuracy(parts: list, splits: dict) -> dict[str, float]:
 
 
 def _test_splits(source: str) -> dict:
-    from fer_features.datasets import load_fer2013
+    from fer_features.data.fer2013 import load_fer2013
 
     data = load_fer2013(source)
     return {s: data.split(s) for s in ("PublicTest", "PrivateTest")}

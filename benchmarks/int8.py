@@ -1,7 +1,7 @@
 """Int8 against bf16 and fp32 inference of CNN checkpoints: PrivateTest accuracy, top-1 agreement, crops/s.
 
 For each checkpoint, :meth:`CNNClassifier.from_checkpoint
-<fer_features.cnn.estimators.CNNClassifier.from_checkpoint>` with ``precision`` fp32, bf16 and
+<fer_features.cnn.classifier.CNNClassifier.from_checkpoint>` with ``precision`` fp32, bf16 and
 int8 (the checkpoint's calibration: ``fer quantize``) predicts the 3,589 PrivateTest crops of
 ``--data`` in one ``predict_proba`` call (batches of 512, both cores); crops/s is the best of
 ``--repeats`` calls after a warm-up. Agreement: the share of crops whose top-1 class equals the
@@ -22,7 +22,7 @@ import numpy as np
 
 
 def measure(path: str, X: np.ndarray, y: np.ndarray, repeats: int) -> list[dict]:
-    from fer_features.cnn.estimators import CNNClassifier
+    from fer_features.cnn.classifier import CNNClassifier
 
     rows, reference = [], None
     for precision in ("fp32", "bf16", "int8"):
@@ -54,7 +54,7 @@ def main() -> None:
 
     import torch
 
-    from fer_features.datasets import load_fer2013
+    from fer_features.data.fer2013 import load_fer2013
 
     X, y = load_fer2013(args.data).split("PrivateTest")
     load_before = os.getloadavg()[0]

@@ -50,8 +50,8 @@ def main() -> None:
     parser.add_argument("--out", help="also write the table here (Markdown)")
     args = parser.parse_args()
 
-    from fer_features.datasets import load_fer2013
-    from fer_features.persist import load_model
+    from fer_features.data.fer2013 import load_fer2013
+    from fer_features.persist.files import load_model
 
     data = load_fer2013(args.data)
     splits = {s: data.split(s) for s in ("PublicTest", "PrivateTest")}
@@ -63,7 +63,7 @@ def main() -> None:
         for split, (X, y) in splits.items():
             proba[split] = model.predict_proba(X)
             labels[split] = np.asarray([classes.index(str(v)) for v in y])
-        fit = minimize_scalar(lambda t: log_loss(labels["PublicTest"], tempered(proba["PublicTest"], t), labels=range(len(classes))),
+        fit = minimize_scalar(lambda t, labels=labels, proba=proba, classes=classes: log_loss(labels["PublicTest"], tempered(proba["PublicTest"], t), labels=range(len(classes))),
                               bounds=(0.05, 10.0), method="bounded")  # fmt: skip
         p, y = proba["PrivateTest"], labels["PrivateTest"]
         p = p / p.sum(axis=1, keepdims=True)  # scikit-learn's temperature scaling sums to 1 within ~2e-7 only

@@ -1,9 +1,9 @@
 """ONNX Runtime against the project's torch path for CNN inference: PrivateTest accuracy and crops/s.
 
 Does an inference path without torch keep the accuracy and the speed? For each checkpoint the
-float network (:func:`~fer_features.cnn.train.net_from_checkpoint`, eval mode) is exported to
+float network (:func:`~fer_features.cnn.checkpoints.net_from_checkpoint`, eval mode) is exported to
 ONNX with a dynamic batch axis and two outputs, ``logits`` and ``embedding`` (the penultimate
-layer that :class:`~fer_features.cnn.estimators.CNNEmbedding` feeds the default pipeline's
+layer that :class:`~fer_features.features.cnn.CNNEmbedding` feeds the default pipeline's
 head), and quantized to int8 by ``onnxruntime.quantization.quantize_static`` (QDQ format, int8
 weights per output channel in 7 bits (``reduce_range``, see :func:`quantize_onnx`), uint8
 activations per tensor, min-max ranges) calibrated on the same 1,024 Training
@@ -15,7 +15,7 @@ runtimes then predict the 3,589 PrivateTest crops of ``--data``:
   int8 path (:mod:`fer_features.cnn.int8`, the checkpoint's calibration);
 * ``ORT fp32`` and ``ORT int8``: an ``onnxruntime.InferenceSession`` (CPU, ``intra_op_num_threads``
   = ``--threads``, one inter-op thread, all graph optimisations) on the same crops, standardised
-  as :func:`~fer_features.cnn.train.to_tensor` does (``(x / 255 - mean) / std``), softmax in
+  as :func:`~fer_features.cnn.recipe.to_tensor` does (``(x / 255 - mean) / std``), softmax in
   float64 as ``CNNClassifier.predict_proba``.
 
 Accuracy: each network alone and the mean of the networks' probabilities (the soft vote of
@@ -70,7 +70,7 @@ def export_onnx(ckpt: dict, path: Path, opset: int = 18) -> list[str]:
     import torch
     from torch import nn
 
-    from fer_features.cnn.train import net_from_checkpoint
+    from fer_features.cnn.checkpoints import net_from_checkpoint
 
     net = net_from_checkpoint(ckpt, torch.device("cpu"))
 
@@ -116,7 +116,13 @@ def quantize_onnx(fp32_path: Path, out: Path, x_calib: np.ndarray, *, method: st
     without it, 0.7052 (98.9%) with it. (torch's x86 qconfig reduces its activations' range for
     the same reason.) s8s8 activations changed nothing.
     """
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     pre = out.with_suffix(".pre.onnx")
@@ -237,10 +243,10 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from fer_features.cnn.estimators import CNNClassifier
+    from fer_features.cnn.checkpoints import load_checkpoint
+    from fer_features.cnn.classifier import CNNClassifier
     from fer_features.cnn.int8 import calibration_sample
-    from fer_features.cnn.train import load_checkpoint
-    from fer_features.datasets import load_fer2013
+    from fer_features.data.fer2013 import load_fer2013
 
     lines: list[str] = []
     say = lambda s="": (print(s, flush=True), lines.append(s))  # noqa: E731
@@ -333,7 +339,7 @@ def main() -> None:
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        from fer_features.cnn.estimators import CNNEmbedding
+        from fer_features.features.cnn import CNNEmbedding
 
         name, path = names[0], args.checkpoints[0]
         emb8 = CNNEmbedding(checkpoint=path, precision="int8").fit(X_train[:1], y_train[:1])

@@ -10,7 +10,7 @@ requests, ``--requests`` POST /predict requests (skimage's astronaut as JPEG, on
 the server's resident memory (with ``--workers N``, of all its processes) after the warm-up, after the timed requests and after as many
 again (growth that stops is warm-up; growth that goes on would be a leak). Video: a clip made
 from the same photo (shifted a few pixels per frame, MPEG-4 Part 2) goes through
-:func:`fer_features.video.predict_video`, with and without writing an annotated video.
+:func:`fer_features.inference.video.predict_video`, with and without writing an annotated video.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def load_test(model: str, side: int, requests: int, concurrency: int, workers: i
                 break
             except httpx.TransportError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"fer serve did not start: {' '.join(cmd)}")
+                    raise SystemExit(f"fer serve did not start: {' '.join(cmd)}") from None
                 time.sleep(0.2)
 
         def one(client):
@@ -136,8 +136,8 @@ def load_test(model: str, side: int, requests: int, concurrency: int, workers: i
 def video_fps(model_path: str, side: int, frames: int) -> dict:
     import cv2
 
-    from fer_features.persist import load_model
-    from fer_features.video import predict_video
+    from fer_features.inference.video import predict_video
+    from fer_features.persist.files import load_model
 
     model = load_model(model_path)
     big = astronaut(side + 40)

@@ -8,7 +8,7 @@ always gets the quieter moment. Each child measures, in process:
   ``predict_proba`` call of ``--model`` on the ``(3589, 48, 48)`` array; the peer's is its own
   classify loop (preprocessing included);
 * photo → labels, median ms of 15 calls on ``--photo`` (default: ``skimage.data.astronaut()``
-  saved as PNG) after one warm-up: ours :func:`fer_features.predict.predict_photos` on the
+  saved as PNG) after one warm-up: ours :func:`fer_features.inference.photos.predict_photos` on the
   decoded photo (detection, alignment, classification), the peer's ``FER().detect_emotions``.
 
 The 1-minute load average is printed before and after every child: on shared cores only the
@@ -37,10 +37,10 @@ def ours(zip_path: str, model_path: str, photo: str, detector: str | None, preci
     """Our numbers (run in a child process): crops/s, accuracy, photo ms and labels."""
     import numpy as np
 
-    from fer_features.datasets import load_fer2013
-    from fer_features.faces import load_image
-    from fer_features.persist import load_model
-    from fer_features.predict import predict_photos
+    from fer_features.data.fer2013 import load_fer2013
+    from fer_features.faces.images import decode_image
+    from fer_features.inference.photos import predict_photos
+    from fer_features.persist.files import load_model
 
     model = load_model(model_path, precision=precision)  # precision: a CNN checkpoint's only
     X, y = load_fer2013(zip_path).split("PrivateTest")
@@ -49,7 +49,7 @@ def ours(zip_path: str, model_path: str, photo: str, detector: str | None, preci
     proba = model.predict_proba(X)
     seconds = time.perf_counter() - t
     pred = np.asarray(model.classes_)[proba.argmax(1)]
-    image = load_image(photo)
+    image = decode_image(photo)
     options = {} if detector is None else {"detector": detector}
     (faces,) = predict_photos(model, [image], **options)
     times = []

@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -96,7 +95,7 @@ def percentiles(seconds: list[float]) -> dict:
 def child_ours(model: str, photo: str, clip: str) -> dict:
     """Our numbers: crops/s, photo p50/p95, fer serve (1 and 4 clients), video frames/s."""
     from fer_features import Recognizer
-    from fer_features.datasets import load_fer2013
+    from fer_features.data.fer2013 import load_fer2013
 
     rec = Recognizer(model)
     X, _ = load_fer2013(FER_ZIP).split("PrivateTest")

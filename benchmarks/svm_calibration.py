@@ -21,7 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from fer_features.datasets import load_fer2013
+from fer_features.data.fer2013 import load_fer2013
 from fer_features.features import HOGFeatures
 
 

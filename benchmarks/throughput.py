@@ -17,9 +17,7 @@ import os
 import platform
 import time
 
-import numpy as np
-
-from fer_features.datasets import load_fer2013
+from fer_features.data.fer2013 import load_fer2013
 from fer_features.features import make_features
 
 

@@ -17,11 +17,11 @@ from fer_features import threads
 
 threads.sleep_when_idle()  # before torch, yuface or scikit-learn load OpenMP: see fer_features.threads
 
-from fer_features.config import EMOTIONS, USAGES
+from fer_features.config import EMOTIONS, USAGES  # noqa: E402  (after the OpenMP policy is set)
 
 __version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it)
 
-_LAZY = {"Recognizer": "fer_features.recognizer", "train": "fer_features.training", "ModelCard": "fer_features.training"}
+_LAZY = {"Recognizer": "fer_features.inference.recognizer", "train": "fer_features.training.run", "ModelCard": "fer_features.persist.cards"}
 
 
 def __getattr__(name):  # PEP 562: `from fer_features import Recognizer` imports it then
@@ -32,4 +32,4 @@ def __getattr__(name):  # PEP 562: `from fer_features import Recognizer` imports
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["EMOTIONS", "USAGES", "ModelCard", "Recognizer", "__version__", "train"]  # noqa: F822
+__all__ = ["EMOTIONS", "USAGES", "ModelCard", "Recognizer", "__version__", "train"]

@@ -2,7 +2,9 @@
 
 Every module and the ``fer`` command take their class names, splits, file endings, default
 paths, cache folders and environment variables from here, and the command's choices (``--split``,
-``--format``, ``--device`` …) are generated from these tuples, so a name is spelled once.
+``--format``, ``--device`` …) are generated from these tuples, so a name is spelled once. The
+names of things that are built (features, heads, face detectors, CNN sizes) are their
+registries' (:mod:`fer_features.registry`), not tuples here.
 
 Importing this module is free: it needs nothing beyond the standard library.
 """
@@ -57,20 +59,12 @@ BALANCE_MODES: tuple[str, ...] = ("none", "weights", "oversample")
 #: ``class_weight`` of the heads: every image the same (``None``), or inverse class frequency.
 CLASS_WEIGHTS: tuple[str | None, ...] = (None, "balanced")
 
-#: Face detectors (:mod:`fer_features.detectors`): libfacedetection's YuNet CNN (``yuface``, fast,
-#: eye points), dlib's HOG sliding window and dlib's MMOD CNN (robust, slow).
-DETECTORS: tuple[str, ...] = ("yuface", "hog", "mmod")
-#: The ones of them that are dlib's (no eye points: the 68-point predictor aligns their faces).
-DLIB_DETECTORS: tuple[str, ...] = ("hog", "mmod")
-#: The detector of ``fer predict``, ``fer serve`` and :func:`fer_features.faces.find_faces`,
+#: The detector of ``fer predict``, ``fer serve`` and :func:`fer_features.faces.alignment.find_faces`,
 #: chosen by measurement (BENCHMARKS.md, section "Face detectors and alignment").
 DEFAULT_DETECTOR = "yuface"
 
 #: Torch devices; ``auto`` is CUDA, else Apple MPS, else the CPU.
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
-
-#: CNN sizes (the keys of :data:`fer_features.cnn.net.PRESETS`, which needs torch to import).
-CNN_PRESETS: tuple[str, ...] = ("small", "compact", "medium", "large")
 
 #: CNN arithmetic: bf16 autocast where it is fast (CUDA, CPUs with native bf16), or float32.
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
@@ -161,7 +155,7 @@ def resolve_model(model: str | os.PathLike | None = None) -> Path:
 
     A path to an existing file is that file; otherwise a bundled model's name (``'default'``,
     ``'accurate'``) picks the bundled model, and any other value is taken as a path (which
-    :func:`fer_features.persist.load_model` then reports missing).
+    :func:`fer_features.persist.files.load_model` then reports missing).
 
     Parameters
     ----------

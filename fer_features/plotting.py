@@ -31,7 +31,7 @@ def save_figure(fig, path: str | Path, *, dpi: float | None = None) -> Path:
     -------
     Path
     """
-    from fer_features.persist import atomic_path
+    from fer_features.persist.outputs import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -1,8 +1,8 @@
 """Torch helpers shared by the learned features (``features/``) and the CNN (``cnn/``).
 
-The lowest torch layer of the package: it imports nothing else from fer_features but its
-:mod:`~fer_features.config`, so the feature
-extractors and the CNN both build on it without importing each other. Importing this module
+The lowest torch layer of the package: it imports nothing else from fer_features but
+:mod:`~fer_features.config` and :mod:`~fer_features.threads`, so the CNN embedding
+(``features/cnn.py``) and the CNN build on it. Importing this module
 imports torch only inside the functions that need it (:func:`require_torch` works without).
 """
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_features.datasets import EMOTIONS, USAGES
+from fer_features.config import EMOTIONS, USAGES
 
 #: The shared data set, beside the repository (``../shared/data`` from the repo root).
 REAL_ZIP = Path(__file__).parents[1].parent / "shared/data/fer2013.zip"
@@ -66,7 +66,7 @@ def real_zip() -> Path:
 @pytest.fixture(scope="session")
 def real_data(real_zip):
     """The real zip decoded once per session (through the session's private cache)."""
-    from fer_features.datasets import load_fer2013
+    from fer_features.data.fer2013 import load_fer2013
 
     return load_fer2013(real_zip)
 
@@ -215,10 +215,48 @@ def patterns():
 @pytest.fixture(scope="session")
 def tiny_model(patterns):
     """A fitted HOG -> logistic-regression pipeline on the synthetic patterns (no real data)."""
-    from fer_features.pipelines import build_pipeline
+    from fer_features.training.pipelines import build_pipeline
 
     X, labels = patterns
     return build_pipeline("hog", "logreg", pca=20, n_jobs=1).fit(X, labels)
+
+
+# --------------------------------------------------------------------------- tiny CNNs
+
+#: A network small enough to train in a fraction of a second on 100 images.
+TINY = {"widths": (4, 8, 8, 8), "convs_per_stage": 1, "embedding_dim": 16, "dropout": 0.0}
+
+
+def make_checkpoint(seed: int = 0, net: dict = TINY, mean: float = 0.45, std: float = 0.25) -> dict:
+    """A randomly initialised network in the checkpoint format of :func:`~fer_features.cnn.loop.train_cnn` (needs torch)."""
+    from dataclasses import asdict
+
+    import torch
+
+    from fer_features.cnn.checkpoints import CHECKPOINT_FORMAT
+    from fer_features.cnn.net import build_net
+    from fer_features.cnn.recipe import TrainConfig
+
+    torch.manual_seed(seed)
+    model = build_net({**net, "n_classes": 7})
+    with torch.no_grad():  # batch-norm statistics that are not the identity, so eval mode matters
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "config": asdict(TrainConfig(net=dict(net))),
+        "state_dict": {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()},
+        "mean": mean,
+        "std": std,
+        "n_classes": 7,
+        "history": [],
+        "best_epoch": 0,
+        "val_accuracy": 0.0,
+        "device": "cpu",
+        "train_seconds": 0.0,
+    }
 
 
 # --------------------------------------------------------------------------- photos
@@ -302,7 +340,7 @@ def assert_user_error(result, *fragments):
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory, tiny_model) -> Path:
     """:func:`tiny_model` saved as a model file with a card (needs no real data)."""
-    from fer_features.persist import save_model
+    from fer_features.persist.files import save_model
 
     return save_model(tiny_model, tmp_path_factory.mktemp("serve-model") / "tiny.skops", {"features": "hog", "classifier": "logreg"})
 

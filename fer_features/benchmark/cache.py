@@ -17,10 +17,8 @@ import joblib
 import numpy as np
 import scipy.sparse as sp
 
-from fer_features.persist import atomic_path
-
-#: Bump when the layout or meaning of cached entries changes.
-from fer_features.config import CACHE_VERSION  # noqa: E402
+from fer_features.config import CACHE_VERSION
+from fer_features.persist.outputs import atomic_path
 
 
 def file_digest(path: str | Path) -> str:

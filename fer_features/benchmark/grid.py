@@ -118,8 +118,8 @@ class Grid:
             For an unknown feature or classifier, a classifier that is not a feature head,
             a duplicate, or parameters given for a name the grid does not use.
         """
-        from fer_features.classifiers import END_TO_END, list_classifiers
         from fer_features.features import parse_spec
+        from fer_features.heads.registry import END_TO_END, list_classifiers
 
         if not self.features and not self.baseline:
             raise ValueError("the grid has no cells: give at least one feature set, or keep the CNN baseline")

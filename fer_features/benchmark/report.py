@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_features.datasets import EMOTIONS
-from fer_features.persist import atomic_path
+from fer_features.config import EMOTIONS
+from fer_features.persist.outputs import atomic_path
 from fer_features.plotting import pyplot, save_figure
 
 #: Columns of ``benchmark.csv`` and of the Markdown table, in order (units in the names).
@@ -218,7 +218,7 @@ def write_results(records: list[dict], meta: dict, out_dir: str | Path) -> dict[
         ``csv``, ``json``, ``markdown``, ``accuracy_by_cell``, ``accuracy_vs_time``,
         ``accuracy_vs_speed``, ``per_class_f1`` and (when a cell has PublicTest scores) ``confusion_best``.
     """
-    from fer_features.evaluation import plot_confusion_matrix
+    from fer_features.training.evaluation import plot_confusion_matrix
 
     out = Path(out_dir)
     frame = results_frame(records)

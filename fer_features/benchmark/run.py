@@ -7,7 +7,7 @@ one that does (``sift-bovw``'s vocabulary) is fitted on the Training rows only, 
 are part of its cache key. (With ``cv``, the folds share that Training-fitted vocabulary: the
 k-means sees the held-out fold's descriptors, not its labels; ``fer cv`` refits it per fold.) A cell
 then concatenates the blocks it names and fits the same head as ``fer train``
-(:func:`fer_features.pipelines.build_head`: scaling → PCA → classifier) on the Training rows,
+(:func:`fer_features.training.pipelines.build_head`: scaling → PCA → classifier) on the Training rows,
 scores PublicTest and PrivateTest, and stores its record. Cells run through joblib: local
 processes (loky) by default, or a Dask cluster (``backend='dask'``).
 """
@@ -26,12 +26,11 @@ import joblib
 import numpy as np
 import scipy.sparse as sp
 
-from fer_features.benchmark.cache import CACHE_VERSION, BenchmarkCache, extractor_key, file_digest
+from fer_features.benchmark.cache import BenchmarkCache, extractor_key, file_digest
 from fer_features.benchmark.grid import Cell, Grid
-from fer_features.datasets import USAGES, FERDataset
-from fer_features.persist import machine_info
-
-from fer_features.config import BACKENDS, TTA_REPORTS  # noqa: E402
+from fer_features.config import BACKENDS, CACHE_VERSION, TTA_REPORTS, USAGES
+from fer_features.data.fer2013 import FERDataset
+from fer_features.persist.cards import machine_info
 
 
 class PeakMemory:
@@ -79,7 +78,7 @@ def _split_index(dataset: FERDataset) -> dict[str, np.ndarray]:
 
 
 def _scores(model, X, labels) -> dict:
-    from fer_features.evaluation import evaluate
+    from fer_features.training.evaluation import evaluate
 
     m = evaluate(model, X, labels)
     return {
@@ -136,7 +135,7 @@ def run_feature_cell(
     from sklearn.model_selection import StratifiedKFold, cross_validate
     from threadpoolctl import threadpool_limits
 
-    from fer_features.pipelines import build_head, cap_pca
+    from fer_features.training.pipelines import build_head, cap_pca
 
     record: dict = {"worker_pid": os.getpid(), "threads": threads}
     with threadpool_limits(limits=threads), PeakMemory() as peak:
@@ -188,8 +187,8 @@ def run_baseline_cell(checkpoint: str, X: np.ndarray, labels: np.ndarray, index:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from fer_features.cnn.estimators import CNNClassifier
-    from fer_features.cnn.train import load_checkpoint
+    from fer_features.cnn.checkpoints import load_checkpoint
+    from fer_features.cnn.classifier import CNNClassifier
 
     ckpt = load_checkpoint(checkpoint)
     torch.set_num_threads(threads)
@@ -461,7 +460,7 @@ def run_benchmark(
         threads = max(1, cpu // max(1, workers)) if backend == "local" else 1
 
         def tasks():
-            for i, (cell, key, base) in enumerate(todo):
+            for i, (cell, _key, base) in enumerate(todo):
                 if cell.is_baseline:
                     args = (run_baseline_cell, str(cnn_checkpoint), dataset.X, labels, index, device, threads)
                 else:

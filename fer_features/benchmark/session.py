@@ -12,8 +12,14 @@ import time
 from pathlib import Path
 
 from fer_features.benchmark.grid import Grid, load_grid
-from fer_features.config import BACKENDS, BENCHMARK_CACHE, DEFAULT_CNN_CHECKPOINT, DEFAULT_RESULTS_DIR, default_cache_dir
-from fer_features.datasets import DataError
+from fer_features.config import (
+    BACKENDS,
+    BENCHMARK_CACHE,
+    DEFAULT_CNN_CHECKPOINT,
+    DEFAULT_RESULTS_DIR,
+    default_cache_dir,
+)
+from fer_features.data.fer2013 import DataError
 
 
 class BenchmarkError(ValueError):
@@ -119,10 +125,10 @@ def run_grid(
         Write the report as this section of ``report``, keeping the rest of the file
         (:func:`~fer_features.benchmark.report.write_benchmarks_md`).
     data_format, load_options, command
-        As in :func:`fer_features.training.train`.
+        As in :func:`fer_features.training.run.train`.
     on_event : callable, optional
         ``on_event(kind, info)``: the loading and CNN-training events of
-        :func:`~fer_features.training.train`, ``note`` (``text``), ``cells`` (``total``), and the
+        :func:`~fer_features.training.run.train`, ``note`` (``text``), ``cells`` (``total``), and the
         events of :func:`~fer_features.benchmark.run.run_benchmark`.
 
     Returns
@@ -143,8 +149,9 @@ def run_grid(
     """
     from fer_features.benchmark.report import write_benchmarks_md, write_results
     from fer_features.benchmark.run import run_benchmark
-    from fer_features.persist import library_versions, machine_info
-    from fer_features.training import limit_dataset, load_data, train_cnn_checkpoint
+    from fer_features.data.sources import load_data
+    from fer_features.persist.cards import library_versions, machine_info
+    from fer_features.training.cnn import train_cnn_checkpoint
 
     emit = on_event or (lambda kind, info: None)
     t0 = time.perf_counter()
@@ -152,7 +159,7 @@ def run_grid(
     device = cnn_params.get("device", "auto")
     check_run(grid, backend=backend, scheduler=scheduler, device=device)
     load_options = {"seed": grid.seed, **(load_options or {})}
-    dataset = limit_dataset(load_data(data, data_format, on_event=emit, **load_options), limit, grid.seed)
+    dataset = load_data(data, data_format, on_event=emit, limit=limit, **load_options)
     cnn_checkpoint = Path(cnn_checkpoint)
     if grid.needs_cnn and not cnn_checkpoint.is_file():
         X_train, y_train = dataset.split("Training")

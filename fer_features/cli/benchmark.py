@@ -10,10 +10,33 @@ import typer
 
 from fer_features import config
 from fer_features.cli.common import (
-    CNN, FEATURES, OUTPUT, Backend, ClassesOpt, ClassWeight, ClfParamOpt, DataFormat, DataOpt, Device, DeviceOpt,
-    FeatureParamOpt, FormatOpt, JsonOpt, LabelMode, LabelModeOpt, LimitOpt, Preset, SkipBadOpt, app, check_outputs,
-    command_line, console, fail, feature_params, load_options, wide_console,
+    CNN,
+    FEATURES,
+    OUTPUT,
+    Backend,
+    ClassesOpt,
+    ClassWeight,
+    ClfParamOpt,
+    DataFormat,
+    DataOpt,
+    Device,
+    DeviceOpt,
+    FeatureParamOpt,
+    FormatOpt,
+    JsonOpt,
+    LabelMode,
+    LabelModeOpt,
+    LimitOpt,
+    Preset,
+    SkipBadOpt,
+    app,
+    check_outputs,
+    command_line,
+    fail,
+    feature_params,
+    load_options,
 )  # fmt: skip
+from fer_features.cli.consoles import console, wide_console
 
 GridOpt = Annotated[Path | None, typer.Option("--grid", help="TOML or YAML grid file (features, classifiers, baseline, pca, cv, ...).")]
 SetsOpt = Annotated[list[str] | None, typer.Option(help="Feature sets to run (repeat or comma-separate), e.g. hog,hog+lbp. Default: the full grid.", rich_help_panel=FEATURES)]
@@ -61,8 +84,8 @@ def benchmark(
     """
     from fer_features.benchmark.session import BenchmarkError, check_run, make_grid, run_grid
     from fer_features.cli.progress import BenchmarkReporter
-    from fer_features.datasets import DataError
-    from fer_features.training import class_weight_for
+    from fer_features.data.fer2013 import DataError
+    from fer_features.training.settings import class_weight_for
 
     given = {"features": _names(features), "classifiers": _names(clf), "baseline": baseline, "cv": cv, "seed": seed, "pca": pca}
     overrides = {k: v for k, v in given.items() if v is not None}

@@ -1,7 +1,7 @@
 """What the commands share: the typer app, consoles, one-line errors, choices and option types.
 
-Choices are generated from the library's tuples (:mod:`fer_features.config`), so a new preset or
-data format needs no change here. Nothing heavy is imported: ``fer --help`` stays instant.
+Choices are generated from the library's tuples (:mod:`fer_features.config`) and registries
+(:mod:`fer_features.registry`), so a new preset, detector or data format needs no change here. Nothing heavy is imported: ``fer --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from fer_features import config
+from fer_features.cli.consoles import err_console
+from fer_features.cnn.presets import PRESETS
+from fer_features.faces.detectors import DETECTORS
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -23,8 +25,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     help="Facial expression recognition with hand-crafted and learned features (FER2013 protocol).",
 )
-console = Console()
-err_console = Console(stderr=True)
 
 
 @app.callback()
@@ -58,11 +58,6 @@ def command_line() -> str:
     return "fer " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def wide_console(width: int) -> Console:
-    """The console, or one at least ``width`` columns wide when output goes to a pipe or file."""
-    return console if console.is_terminal else Console(width=max(console.width, width))
-
-
 def choices(name: str, values) -> type[Enum]:
     """A str Enum of the given values, for a typer option's choices."""
     return Enum(name, {str(v): str(v) for v in values if v is not None}, type=str)
@@ -74,9 +69,9 @@ DataFormat = choices("DataFormat", config.DATA_FORMATS)
 LabelMode = choices("LabelMode", config.LABEL_MODES)
 Balance = choices("Balance", config.BALANCE_MODES)
 ClassWeight = choices("ClassWeight", ("none", *config.CLASS_WEIGHTS))
-Detector = choices("Detector", config.DETECTORS)
+Detector = choices("Detector", DETECTORS)
 Device = choices("Device", config.DEVICES)
-Preset = choices("Preset", config.CNN_PRESETS)
+Preset = choices("Preset", PRESETS)
 Backend = choices("Backend", config.BACKENDS)
 Tta = choices("Tta", config.TTA_MODES)
 Precision = choices("Precision", config.PRECISIONS)
@@ -186,16 +181,15 @@ def feature_params(items: list[str] | None, option: str = "--feature-param") -> 
 
 
 def load_options(skip_bad: bool, label_mode: LabelMode, classes: int, **extra) -> dict:
-    """The loading options of :func:`fer_features.sources.load_dataset` from the data options."""
+    """The loading options of :func:`fer_features.data.sources.load_dataset` from the data options."""
     return {"skip_bad": skip_bad, "label_mode": label_mode.value, "classes": classes, **extra}
 
 
 def load_data(path: Path, data_format: DataFormat, options: dict):
     """Load a data source with a spinner and its notes (skipped files, photos left out); errors exit 2."""
-    from fer_features.datasets import DataError
-    from fer_features.training import load_data as load
-
     from fer_features.cli.progress import Reporter
+    from fer_features.data.fer2013 import DataError
+    from fer_features.data.sources import load_data as load
 
     with Reporter() as report:
         try:
@@ -206,7 +200,7 @@ def load_data(path: Path, data_format: DataFormat, options: dict):
 
 def check_outputs(*outputs: tuple[Path | None, bool, str]) -> None:
     """``(path, is_folder, option)`` each writable, before any work starts; else one line and exit 2."""
-    from fer_features.persist import OutputError, check_writable
+    from fer_features.persist.outputs import OutputError, check_writable
 
     for path, folder, option in outputs:
         if path is not None:
@@ -218,7 +212,7 @@ def check_outputs(*outputs: tuple[Path | None, bool, str]) -> None:
 
 def model_note(path: Path | None) -> None:
     """Say on stderr which model file was read, and in which format (or which bundled model)."""
-    from fer_features.persist import model_format
+    from fer_features.persist.files import model_format
 
     if path is None or not path.is_file():
         return
@@ -234,8 +228,8 @@ def model_note(path: Path | None) -> None:
 
 
 def read_model(path: Path, *, trust_pickle: bool = False, **options):
-    """The checked model of ``path`` (:func:`fer_features.persist.load_model`); a bad one exits 2."""
-    from fer_features.persist import ModelError, load_model
+    """The checked model of ``path`` (:func:`fer_features.persist.files.load_model`); a bad one exits 2."""
+    from fer_features.persist.files import ModelError, load_model
 
     try:
         model = load_model(path, trusted=trust_pickle, **options)
@@ -247,8 +241,8 @@ def read_model(path: Path, *, trust_pickle: bool = False, **options):
 
 def open_recognizer(model: Path | None, *, trust_pickle: bool = False, **options):
     """A :class:`~fer_features.Recognizer` for ``--model``; a missing, bad or untrusted model file exits 2."""
-    from fer_features.persist import ModelError
-    from fer_features.recognizer import Recognizer
+    from fer_features.inference.recognizer import Recognizer
+    from fer_features.persist.files import ModelError
 
     try:
         recognizer = Recognizer(model, progress=False, trusted=trust_pickle, **options)

@@ -1,4 +1,4 @@
-"""``fer cv``: options → :func:`fer_features.training.cross_validate_pipeline` → a table or JSON."""
+"""``fer cv``: options → :func:`fer_features.training.cv.cross_validate_pipeline` → a table or JSON."""
 
 from __future__ import annotations
 
@@ -9,11 +9,29 @@ import typer
 
 from fer_features import config
 from fer_features.cli.common import (
-    FEATURES, ClassesOpt, ClassWeight, ClassWeightOpt, ClfOpt, DataFormat, DataOpt, FeatureParamOpt, FeaturesOpt,
-    FormatOpt, JsonOpt, LabelMode, LabelModeOpt, PcaOpt, SeedOpt, SkipBadOpt, app, console, fail, feature_params,
+    FEATURES,
+    ClassesOpt,
+    ClassWeight,
+    ClassWeightOpt,
+    ClfOpt,
+    DataFormat,
+    DataOpt,
+    FeatureParamOpt,
+    FeaturesOpt,
+    FormatOpt,
+    JsonOpt,
+    LabelMode,
+    LabelModeOpt,
+    PcaOpt,
+    SeedOpt,
+    SkipBadOpt,
+    app,
+    fail,
+    feature_params,
     load_options,
 )  # fmt: skip
 from fer_features.cli.common import Balance as BalanceMode
+from fer_features.cli.consoles import console
 
 AugmentOpt = Annotated[bool, typer.Option(help="Add mirrored copies of each training fold's faces.", rich_help_panel=FEATURES)]
 BalanceOpt = Annotated[BalanceMode, typer.Option(help="none, class weights, or oversampling of each training fold.", rich_help_panel=FEATURES)]
@@ -48,20 +66,21 @@ def cv(
     PrivateTest are not touched.
     """
     from fer_features.cli.progress import Reporter
-    from fer_features.datasets import DataError
-    from fer_features.training import TrainSettings, cross_validate_pipeline
+    from fer_features.data.fer2013 import DataError
+    from fer_features.training.cv import cross_validate_pipeline
+    from fer_features.training.settings import TrainSettings
 
     try:
         settings = TrainSettings(
             features=features, clf=clf, pca=pca, class_weight=class_weight.value, balance=balance.value,
             augment=augment, n_jobs=n_jobs, seed=seed, limit=limit, feature_params=feature_params(feature_param),
         )  # fmt: skip
-        settings.check_cv()
+        plan = settings.plan_cv()  # checked once, before any data is read
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     with Reporter() as report:
         try:
-            result = cross_validate_pipeline(data, settings=settings, folds=folds, data_format=data_format.value,
+            result = cross_validate_pipeline(data, plan=plan, folds=folds, data_format=data_format.value,
                                              load_options=load_options(skip_bad, label_mode, classes), on_event=report)  # fmt: skip
         except DataError as exc:
             fail(str(exc))

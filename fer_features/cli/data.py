@@ -1,4 +1,4 @@
-"""``fer data inspect``: counts, data-quality findings and plots of a data set (:mod:`fer_features.inspect`)."""
+"""``fer data inspect``: counts, data-quality findings and plots of a data set (:mod:`fer_features.data.inspection`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,19 @@ from typing import Annotated
 import typer
 
 from fer_features.cli.common import (
-    ClassesOpt, DataArg, DataFormat, FormatOpt, JsonOpt, LabelMode, LabelModeOpt, app, check_outputs, console, load_data,
+    ClassesOpt,
+    DataArg,
+    DataFormat,
+    FormatOpt,
+    JsonOpt,
+    LabelMode,
+    LabelModeOpt,
+    app,
+    check_outputs,
+    load_data,
     load_options,
 )  # fmt: skip
+from fer_features.cli.consoles import console
 
 data_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich", help="Look at data sets before training on them.")
 app.add_typer(data_app, name="data")
@@ -37,7 +47,7 @@ def data_inspect(
     With [bold]--out DIR[/]: class_histogram.png, sample_grid.png and mean_faces.png. Unreadable
     files are reported, not fatal.
     """
-    from fer_features.inspect import inspect_dataset, write_plots
+    from fer_features.data.inspection import inspect_dataset, write_plots
 
     check_outputs((out, True, "--out"))
     t0 = time.perf_counter()
@@ -53,7 +63,7 @@ def data_inspect(
 
 
 def print_inspection(report: dict, path: Path) -> None:
-    """The findings of :func:`fer_features.inspect.inspect_dataset` as a table and a few lines."""
+    """The findings of :func:`fer_features.data.inspection.inspect_dataset` as a table and a few lines."""
     from rich.table import Table
 
     usages = list(report["counts"])

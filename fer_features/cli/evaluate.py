@@ -1,4 +1,4 @@
-"""``fer evaluate``: a model and a split → :func:`fer_features.evaluation.evaluate_split` → a report."""
+"""``fer evaluate``: a model and a split → :func:`fer_features.training.evaluation.evaluate_split` → a report."""
 
 from __future__ import annotations
 
@@ -10,9 +10,29 @@ import typer
 
 from fer_features import config
 from fer_features.cli.common import (
-    CNN, DATA, OUTPUT, ClassesOpt, DataFormat, DataOpt, EvalSplit, FormatOpt, InferencePrecision, JsonOpt, LabelMode, LabelModeOpt, Tta,
-    TrustPickleOpt, app, check_outputs, console, fail, load_data, load_options, read_model, require_extra,
+    CNN,
+    DATA,
+    OUTPUT,
+    ClassesOpt,
+    DataFormat,
+    DataOpt,
+    EvalSplit,
+    FormatOpt,
+    InferencePrecision,
+    JsonOpt,
+    LabelMode,
+    LabelModeOpt,
+    TrustPickleOpt,
+    Tta,
+    app,
+    check_outputs,
+    fail,
+    load_data,
+    load_options,
+    read_model,
+    require_extra,
 )  # fmt: skip
+from fer_features.cli.consoles import console
 
 SplitOpt = Annotated[
     EvalSplit | None,
@@ -63,8 +83,8 @@ def evaluate(
     without split folders defaults to it). An unreadable photo stops the command, or with
     --skip-bad is listed and left out. The confusion-matrix PNG is written only with --plot.
     """
-    from fer_features.datasets import DataError
-    from fer_features.evaluation import default_split, evaluate_split, format_report
+    from fer_features.data.fer2013 import DataError
+    from fer_features.training.evaluation import default_split, evaluate_split, format_report
 
     check_outputs((plot, False, "--plot"))
     if plot is not None:

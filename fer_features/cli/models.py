@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from fer_features.cli.common import JsonOpt, app, console, fail, wide_console
+from fer_features.cli.common import JsonOpt, app, fail
+from fer_features.cli.consoles import console, wide_console
 
 models_app = typer.Typer(no_args_is_help=False, rich_markup_mode="rich")
 app.add_typer(models_app, name="models")

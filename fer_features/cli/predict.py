@@ -11,9 +11,20 @@ import typer
 
 from fer_features import config
 from fer_features.cli.common import (
-    OUTPUT, Detector, DetectorOpt, MaxPixelsOpt, MinScoreOpt, ModelOpt, TrustPickleOpt, UpsampleOpt, app, check_outputs,
-    console, err_console, fail, open_recognizer, wide_console,
+    OUTPUT,
+    Detector,
+    DetectorOpt,
+    MaxPixelsOpt,
+    MinScoreOpt,
+    ModelOpt,
+    TrustPickleOpt,
+    UpsampleOpt,
+    app,
+    check_outputs,
+    fail,
+    open_recognizer,
 )  # fmt: skip
+from fer_features.cli.consoles import console, err_console, wide_console
 
 PathsArg = Annotated[list[Path] | None, typer.Argument(help="Photos, 48x48 face crops, folders of them, or one video file.")]
 AnnotateOpt = Annotated[
@@ -50,8 +61,8 @@ def predict(
     code 2 once the batch is done. One video file (.mp4, .avi, .mov, .mkv, .webm, …) is read
     frame by frame: [bold]--out[/] CSV, [bold]--annotate[/] video, [bold]--every[/] k.
     """
-    from fer_features.predict import expand_paths
-    from fer_features.video import is_video
+    from fer_features.inference.photos import expand_paths
+    from fer_features.inference.video import is_video
 
     options = dict(detector=detector.value, upsample=upsample, min_score=min_score, trust_pickle=trust_pickle, max_pixels=max_pixels)
     if webcam or (paths and len(paths) == 1 and is_video(paths[0])):
@@ -85,7 +96,7 @@ def predict(
 
 def write_annotated(recognizer, results, annotate: Path) -> None:
     """Each readable photo with its boxes and labels, as ``annotate`` (one photo) or in that folder."""
-    from fer_features.persist import atomic_path
+    from fer_features.persist.outputs import atomic_path
 
     for r in results:
         if r.error is None:
@@ -116,7 +127,8 @@ def print_predictions(results, classes: list[str]) -> None:
 
 def predict_video(source: Path | None, model, out, annotate, every: int, device: int, json_out: bool, options: dict) -> None:
     """``fer predict VIDEO`` (``source``) or ``fer predict --webcam`` (``source=None``): CSV, annotated video, fps."""
-    from fer_features.video import VIDEO_SUFFIXES, VideoError, is_video
+    from fer_features.config import VIDEO_SUFFIXES
+    from fer_features.inference.video import VideoError, is_video
 
     if source is not None and not source.is_file():
         fail(f"{source}: no such file")
@@ -159,7 +171,7 @@ def _video_with_progress(recognizer, source: Path, out, annotate, every: int):
     """:meth:`Recognizer.predict_video` (streamed) under a bar with the frames per second; its summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from fer_features.video import capture_info, open_capture
+    from fer_features.inference.video import capture_info, open_capture
 
     cap = open_capture(source)
     total = capture_info(cap)["frames"] or None

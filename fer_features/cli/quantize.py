@@ -9,9 +9,20 @@ import typer
 
 from fer_features import config
 from fer_features.cli.common import (
-    ClassesOpt, DataFormat, DataOpt, FormatOpt, LabelMode, LabelModeOpt, SkipBadOpt, app, check_outputs, console, fail,
-    load_data, load_options,
+    ClassesOpt,
+    DataFormat,
+    DataOpt,
+    FormatOpt,
+    LabelMode,
+    LabelModeOpt,
+    SkipBadOpt,
+    app,
+    check_outputs,
+    fail,
+    load_data,
+    load_options,
 )  # fmt: skip
+from fer_features.cli.consoles import console
 
 
 @app.command()

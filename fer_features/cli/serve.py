@@ -8,9 +8,17 @@ import typer
 
 from fer_features import config
 from fer_features.cli.common import (
-    Detector, DetectorOpt, ModelOpt, TrustPickleOpt, UpsampleOpt, app, console, fail, open_recognizer, require_extra,
+    Detector,
+    DetectorOpt,
+    ModelOpt,
+    TrustPickleOpt,
+    UpsampleOpt,
+    app,
+    fail,
+    open_recognizer,
+    require_extra,
 )  # fmt: skip
-
+from fer_features.cli.consoles import console
 
 WorkersOpt = Annotated[int, typer.Option(min=1, help=(
     "Worker processes, each with its own copy of the model, classifying photos in parallel; "

@@ -1,4 +1,4 @@
-"""``fer train``: options → :func:`fer_features.training.train` → a printed summary."""
+"""``fer train``: options → :func:`fer_features.training.run.train` → a printed summary."""
 
 from __future__ import annotations
 
@@ -9,11 +9,40 @@ import typer
 
 from fer_features import config
 from fer_features.cli.common import (
-    CNN, FEATURES, ClassesOpt, ClfOpt, ClassWeight, ClassWeightOpt, DataFormat, DataOpt, Device, DeviceOpt, EpochsOpt,
-    FeatureParamOpt, FormatOpt, InferencePrecision, LabelMode, LabelModeOpt, LimitOpt, NJobsOpt, PcaOpt, PrecisionOpt, Preset,
-    PresetOpt, SeedOpt, SkipBadOpt, app, check_outputs, command_line, console, fail, feature_params, load_options, require_extra,
+    CNN,
+    FEATURES,
+    ClassesOpt,
+    ClassWeight,
+    ClassWeightOpt,
+    ClfOpt,
+    DataFormat,
+    DataOpt,
+    Device,
+    DeviceOpt,
+    EpochsOpt,
+    FeatureParamOpt,
+    FormatOpt,
+    InferencePrecision,
+    LabelMode,
+    LabelModeOpt,
+    LimitOpt,
+    NJobsOpt,
+    PcaOpt,
+    PrecisionOpt,
+    Preset,
+    PresetOpt,
+    SeedOpt,
+    SkipBadOpt,
+    app,
+    check_outputs,
+    command_line,
+    fail,
+    feature_params,
+    load_options,
+    require_extra,
 )  # fmt: skip
 from fer_features.cli.common import Balance as BalanceMode
+from fer_features.cli.consoles import console
 
 CnnParamOpt = Annotated[
     list[str] | None,
@@ -64,10 +93,11 @@ def train(
     [bold]cnn[/] feature and no --cnn-checkpoint, that network is trained first (OUT with .cnn.pt).
     """
     from fer_features.cli.progress import Reporter
-    from fer_features.datasets import DataError
-    from fer_features.persist import OutputError
-    from fer_features.training import TrainSettings, log_cnn_epochs, parse_cnn_params
-    from fer_features.training import train as train_model
+    from fer_features.data.fer2013 import DataError
+    from fer_features.persist.outputs import OutputError
+    from fer_features.training.cnn import log_cnn_epochs, parse_cnn_params
+    from fer_features.training.run import train as train_model
+    from fer_features.training.settings import TrainSettings
 
     check_outputs((log_file, False, "--log-file"))  # --out: train() checks it before any data is read
     require_extra("matplotlib", "fer train (its confusion-matrix PNG)")
@@ -82,12 +112,12 @@ def train(
             cnn_checkpoint=cnn_checkpoint, cnn_params=cnn_params, feature_params=feature_params(feature_param),
             calibrate=calibrate,
         )  # fmt: skip
-        settings.check(out)
+        plan = settings.plan(out)  # checked once, before any data is read
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     with Reporter() as report:
         try:
-            _, card = train_model(data, settings=settings, out=out, data_format=data_format.value, command=command_line(),
+            _, card = train_model(data, plan=plan, data_format=data_format.value, command=command_line(),
                                   load_options=load_options(skip_bad, label_mode, classes), on_event=report)  # fmt: skip
         except (DataError, OutputError) as exc:
             fail(str(exc))
@@ -96,7 +126,7 @@ def train(
 
 def print_summary(card, out: Path) -> None:
     """PrivateTest accuracy and macro-F1, where the model went, wall time and peak memory."""
-    from fer_features.persist import card_path
+    from fer_features.persist.cards import card_path
 
     if "PrivateTest" in card.metrics:
         m = card.metrics["PrivateTest"]

@@ -108,7 +108,7 @@ def calibrate_int8(net, X: torch.Tensor, *, batch_size: int = 256) -> dict:
     net : FERNet
         The float network (eval mode; it is not changed).
     X : Tensor of shape (n, 1, 48, 48), float32
-        Standardised faces (:func:`~fer_features.cnn.train.to_tensor`), e.g. Training faces.
+        Standardised faces (:func:`~fer_features.cnn.recipe.to_tensor`), e.g. Training faces.
     batch_size : int, default=256
 
     Returns
@@ -242,7 +242,7 @@ def calibrate_checkpoint(ckpt: dict, X: np.ndarray, *, n: int = CALIBRATION_FACE
     Parameters
     ----------
     ckpt : dict
-        A CNN checkpoint (:func:`~fer_features.cnn.train.load_checkpoint`).
+        A CNN checkpoint (:func:`~fer_features.cnn.checkpoints.load_checkpoint`).
     X : ndarray of shape (n_samples, 48, 48), dtype uint8
         Training faces; ``n`` of them (:func:`calibration_sample`) are used.
     n : int, default=CALIBRATION_FACES
@@ -251,7 +251,7 @@ def calibrate_checkpoint(ckpt: dict, X: np.ndarray, *, n: int = CALIBRATION_FACE
         Also time the int8 network at each of :data:`BATCH_SIZES` (:func:`fastest_batch_size`,
         a few seconds) and store the fastest as ``"batch_size"``, with the measurements as
         ``"faces_per_s"``: :meth:`CNNClassifier.from_checkpoint
-        <fer_features.cnn.estimators.CNNClassifier.from_checkpoint>` then infers in batches of
+        <fer_features.cnn.classifier.CNNClassifier.from_checkpoint>` then infers in batches of
         that size. The measurement is of the machine that calibrates.
 
     Returns
@@ -259,7 +259,8 @@ def calibrate_checkpoint(ckpt: dict, X: np.ndarray, *, n: int = CALIBRATION_FACE
     dict
         As :func:`calibrate_int8`, with ``"batch_size"`` and ``"faces_per_s"`` if measured.
     """
-    from fer_features.cnn.train import net_from_checkpoint, to_tensor
+    from fer_features.cnn.checkpoints import net_from_checkpoint
+    from fer_features.cnn.recipe import to_tensor
 
     net = net_from_checkpoint(ckpt, torch.device("cpu"))
     idx = calibration_sample(len(X), n, seed)
@@ -292,9 +293,9 @@ def add_int8_calibration(path, X: np.ndarray, *, out=None) -> dict:
     Raises
     ------
     FileNotFoundError, ValueError
-        For a missing or unreadable checkpoint (:func:`~fer_features.cnn.train.load_checkpoint`).
+        For a missing or unreadable checkpoint (:func:`~fer_features.cnn.checkpoints.load_checkpoint`).
     """
-    from fer_features.cnn.train import load_checkpoint, save_checkpoint
+    from fer_features.cnn.checkpoints import load_checkpoint, save_checkpoint
 
     ckpt = load_checkpoint(path)
     ckpt["int8"] = calibrate_checkpoint(ckpt, X, measure_batch=True)

@@ -4,15 +4,15 @@ Every extractor is a scikit-learn transformer from ``(n_samples, height, width)`
 crops to ``(n_samples, n_features)`` float32. A feature *spec* such as ``"hog+lbp+landmarks"``
 names several; :func:`make_features` turns it into one :class:`~sklearn.pipeline.FeatureUnion`.
 
-New extractors register themselves with :func:`register_feature`; the CLI lists and parses
-whatever is registered, so adding one needs no change there.
+New extractors register themselves in :data:`FEATURES` (:func:`register_feature`); the CLI
+lists and parses whatever is registered, and the skops trust list takes their types from it, so
+adding one needs no change elsewhere.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sklearn.base import TransformerMixin
 from sklearn.pipeline import FeatureUnion
@@ -23,15 +23,23 @@ from fer_features.features.landmarks import LandmarkFeatures
 from fer_features.features.lbp import LBPFeatures
 from fer_features.features.sift_bovw import SIFTBoVW
 from fer_features.features.sift_fisher import SIFTFisherVector
-from fer_features.torch_utils import require_torch
+from fer_features.registry import Registry
 
-# name -> (factory(n_jobs, **params) -> transformer, or "module:attribute" of one; one-line description)
-_REGISTRY: dict[str, tuple[Callable[..., TransformerMixin] | str, str]] = {}
-# extras a lazily imported factory needs, by name: the `pip install` hint of a missing torch
-_NEEDS_TORCH: set[str] = set()
+#: The feature extractors by name: factory ``(n_jobs=..., **params) -> transformer``, description,
+#: tags (``"needs a checkpoint"``: a trained CNN, which ``fer train`` trains first when none is
+#: given) and the project types a fitted one holds.
+FEATURES = Registry("feature")
 
 
-def register_feature(name: str, factory: Callable[..., TransformerMixin] | str, description: str) -> None:
+def register_feature(
+    name: str,
+    factory: Callable[..., TransformerMixin] | str,
+    description: str,
+    *,
+    tags: tuple[str, ...] = (),
+    types: tuple[str, ...] = (),
+    requires: str | None = None,
+) -> None:
     """Make a feature extractor available by name in specs like ``"hog+NAME"``.
 
     Parameters
@@ -43,7 +51,13 @@ def register_feature(name: str, factory: Callable[..., TransformerMixin] | str, 
         ``"package.module:Class"`` is imported only when the feature is first built, so
         registering it costs nothing (this is how the torch-based features are registered).
     description : str
-        One line for ``fer features`` and error messages.
+        One line for ``fer list`` and error messages.
+    tags : tuple of str, optional
+        Kinds of the extractor (:class:`~fer_features.registry.Entry`).
+    types : tuple of str, optional
+        Project types its fitted transformer holds beyond its own class (the skops trust list).
+    requires : {None, 'torch'}, optional
+        Checked before the factory is imported, for a clear ``pip install`` hint.
 
     Raises
     ------
@@ -52,12 +66,12 @@ def register_feature(name: str, factory: Callable[..., TransformerMixin] | str, 
     """
     if not name or "+" in name or name != name.lower():
         raise ValueError(f"feature name must be lower-case without '+', got {name!r}")
-    _REGISTRY[name] = (factory, description)
+    FEATURES.register(name, factory, description, tags=tags, types=types, requires=requires)
 
 
 def list_features() -> dict[str, str]:
     """Registered feature names and their one-line descriptions."""
-    return {name: desc for name, (_, desc) in _REGISTRY.items()}
+    return FEATURES.describe()
 
 
 def parse_spec(spec: str) -> list[str]:
@@ -72,24 +86,25 @@ def parse_spec(spec: str) -> list[str]:
     names = [part.strip().lower() for part in str(spec).split("+")]
     if not spec or any(not n for n in names):
         raise ValueError(f"empty feature name in {spec!r}; write names joined by '+', e.g. hog+lbp")
-    unknown = [n for n in names if n not in _REGISTRY]
+    unknown = [n for n in names if n not in FEATURES]
     if unknown:
         raise ValueError(
             f"unknown feature(s) {', '.join(map(repr, unknown))} in {spec!r}; "
-            f"valid names: {', '.join(_REGISTRY)} (join several with '+')"
+            f"valid names: {', '.join(FEATURES)} (join several with '+')"
         )
     if len(set(names)) != len(names):
         raise ValueError(f"feature spec {spec!r} names a feature twice")
     return names
 
 
-def make_features(spec: str, *, n_jobs: int | None = None, params: dict[str, dict] | None = None) -> FeatureUnion:
+def make_features(spec: str | Sequence[str], *, n_jobs: int | None = None, params: dict[str, dict] | None = None) -> FeatureUnion:
     """Build the feature extractor for a spec.
 
     Parameters
     ----------
-    spec : str
-        Registered names joined by ``+``, e.g. ``"hog+lbp+landmarks"``.
+    spec : str or sequence of str
+        Registered names joined by ``+``, e.g. ``"hog+lbp+landmarks"``; or the names
+        :func:`parse_spec` gave for it (not parsed again).
     n_jobs : int, optional
         Passed to each extractor (parallel over images); ``-1`` uses all cores.
     params : dict of {name: dict}, optional
@@ -106,31 +121,20 @@ def make_features(spec: str, *, n_jobs: int | None = None, params: dict[str, dic
     ValueError
         See :func:`parse_spec`; also if ``params`` names a feature not in the spec.
     """
-    names = parse_spec(spec)
+    names = parse_spec(spec) if isinstance(spec, str) else list(spec)
     params = dict(params or {})
     extra = set(params) - set(names)
     if extra:
-        raise ValueError(f"parameters given for {', '.join(sorted(extra))}, which is not in {spec!r}")
+        raise ValueError(f"parameters given for {', '.join(sorted(extra))}, which is not in {'+'.join(names)!r}")
     steps = []
     for n in names:
-        factory = _factory(n)
+        factory = FEATURES.factory(n)
         try:
             steps.append((n, factory(n_jobs=n_jobs, **params.get(n, {}))))
         except TypeError as exc:  # an unknown keyword: name the feature and its valid parameters
             valid = sorted(set(factory(n_jobs=n_jobs).get_params()) - {"n_jobs"})
             raise ValueError(f"bad parameter for feature {n!r} ({exc}); its parameters: {', '.join(valid)}") from None
     return FeatureUnion(steps)
-
-
-def _factory(name: str) -> Callable[..., TransformerMixin]:
-    """The registered factory of ``name``, importing a ``"module:attribute"`` reference."""
-    factory = _REGISTRY[name][0]
-    if isinstance(factory, str):
-        if name in _NEEDS_TORCH:
-            require_torch(f"the {name} feature")
-        module, _, attribute = factory.partition(":")
-        factory = getattr(importlib.import_module(module), attribute)
-    return factory
 
 
 def parse_feature_params(items: list[str], option: str = "--feature-param") -> dict[str, dict]:
@@ -178,7 +182,7 @@ register_feature(
 register_feature(
     "sift-fisher", SIFTFisherVector,
     "dense SIFT Fisher vectors, 64 Gaussians on PCA-64 descriptors, pyramid 1+2x2 (Perronnin 2010); fitted on Training",
-)
+)  # fmt: skip
 register_feature(
     "dlib-resnet", "fer_features.features.dlib_resnet:DlibResNetEmbedding",
     "dlib's 128-d ResNet face descriptor (slow on CPU: cache it)",
@@ -186,14 +190,16 @@ register_feature(
 register_feature(
     "vgg16", "fer_features.features.vgg16:VGG16Features",
     "ImageNet VGG16 bottleneck from a local torchvision weights file (--weights)",
+    requires="torch",
 )  # fmt: skip
 register_feature(
-    "cnn", "fer_features.cnn.estimators:CNNEmbedding",
+    "cnn", "fer_features.features.cnn:CNNEmbedding",
     "embedding (penultimate layer) of a CNN trained on FER2013 (needs its checkpoint)",
+    tags=("needs a checkpoint",), requires="torch",
 )  # fmt: skip
-_NEEDS_TORCH.update({"vgg16", "cnn"})
 
 __all__ = [
+    "FEATURES",
     "FaceImageTransformer",
     "HOGFeatures",
     "LBPFeatures",

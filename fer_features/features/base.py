@@ -17,9 +17,8 @@ from fer_features.config import IMAGE_SIZE
 _CHUNK = 512
 
 #: Smallest batch spread over worker processes. Below it the pool's dispatch (and its start, on
-#: the first call) costs more than it saves: on this project's 2 shared cores 600 crops took
-#: longer with 2 workers than in process for HOG (630 against 480 ms), LBP and landmarks, while
-#: one photo's faces, or a video's batch of frames, never reach it.
+#: the first call) costs more than it saves (BENCHMARKS.md, "Measurements behind defaults in the
+#: code"); one photo's faces, or a video's batch of frames, never reach it.
 PARALLEL_MIN_IMAGES = 2048
 
 # Called as hook(feature_name, n_done, n_total) after each chunk; set by progress displays.

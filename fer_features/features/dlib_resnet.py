@@ -54,7 +54,7 @@ class DlibResNetEmbedding(FaceImageTransformer):
     def _check_params(self) -> None:
         import os
 
-        from fer_features.faces import dlib_model_path
+        from fer_features.faces.dlib_models import dlib_model_path
 
         path = self.model_path or dlib_model_path("resnet")
         if not os.path.isfile(path):
@@ -75,7 +75,7 @@ def _descriptors(X: np.ndarray, upscale: int, model_path) -> np.ndarray:
     import dlib
     from PIL import Image
 
-    from fer_features.faces import dlib_model_path
+    from fer_features.faces.dlib_models import dlib_model_path
 
     net = _resnet(str(model_path or dlib_model_path("resnet")))
     points = LandmarkFeatures(upscale=upscale).locate(X) * upscale

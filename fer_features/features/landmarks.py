@@ -191,7 +191,7 @@ class LandmarkFeatures(FaceImageTransformer):
         self.n_jobs = n_jobs
 
     def _check_params(self) -> None:
-        from fer_features.faces import dlib_model_path
+        from fer_features.faces.dlib_models import dlib_model_path
 
         if int(self.upscale) != self.upscale or self.upscale < 1:
             raise ValueError(f"upscale must be a positive integer, got {self.upscale!r}")
@@ -228,7 +228,7 @@ class LandmarkFeatures(FaceImageTransformer):
         from PIL import Image
 
         from fer_features.extras import import_optional
-        from fer_features.faces import face_detector, shape_predictor
+        from fer_features.faces.dlib_models import face_detector, shape_predictor
 
         dlib = import_optional("dlib", "the landmarks feature")
 

@@ -256,7 +256,7 @@ class SIFTBoVW(_DenseSIFTEncoder):
     Lazebnik's level weights ``1 / 2 ** (L - l)`` for level ``l`` of ``0..L`` (level 0:
     ``1 / 2 ** L``), renormalised to sum to 1: with these weights the histogram intersection
     of two images is the pyramid match kernel. The vector is an L1-normalised histogram, the
-    input the χ² and intersection kernels of :mod:`fer_features.kernels` expect. With
+    input the χ² and intersection kernels of :mod:`fer_features.heads.kernels` expect. With
     ``norm='l2'`` every level has unit Euclidean norm (the vector: ``sqrt(len(pyramid))``);
     on presence vectors the dot product then counts the (cell, word) pairs two faces share,
     per level, as a cosine: the input of a linear SVM (the ``stacked-svm`` head).

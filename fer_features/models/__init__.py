@@ -22,8 +22,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fer_features.config import BUNDLED_MODELS, CHECKPOINT_SUFFIX, MODEL_SUFFIX, USAGES, bundled_model_path, resolve_model
-from fer_features.persist import PICKLE_SUFFIXES, card_path, read_card
+from fer_features.config import (
+    BUNDLED_MODELS,
+    CHECKPOINT_SUFFIX,
+    MODEL_SUFFIX,
+    USAGES,
+    bundled_model_path,
+    resolve_model,
+)
+from fer_features.persist.cards import card_path, read_card
+from fer_features.persist.files import PICKLE_SUFFIXES
 
 #: The metrics :func:`compare_cards` compares, per split.
 COMPARED_METRICS: tuple[str, ...] = ("accuracy", "macro_f1")

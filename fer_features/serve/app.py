@@ -5,7 +5,7 @@ Routes
 ``POST /predict``
     An image as multipart field ``file`` or as the raw request body → its faces, each with box,
     label and probabilities, and timings. Faces of one image are classified in one batched model
-    call (:func:`fer_features.predict.predict_photos`).
+    call (:func:`fer_features.inference.photos.predict_photos`).
 ``POST /annotate``
     The same input → the image as PNG with boxes and labels drawn.
 ``GET /health``
@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_features.detectors import DEFAULT_DETECTOR
-from fer_features.serve.batching import DynamicBatcher
+from fer_features.config import DEFAULT_DETECTOR
 
 # Largest image accepted, in pixels (width x height): 25 megapixels, the CLI's default too.
-from fer_features.images import DEFAULT_MAX_PIXELS
+from fer_features.faces.images import DEFAULT_MAX_PIXELS
+from fer_features.serve.batching import DynamicBatcher
 
 #: Largest upload accepted, in bytes (10 MiB).
 DEFAULT_MAX_BYTES = 10 * 2**20
@@ -112,7 +112,7 @@ def decode_upload(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
     -------
     image : ndarray of shape (height, width, 3), dtype uint8
         EXIF orientation applied; grey, palette, RGBA and 16-bit images converted as
-        :func:`fer_features.faces.to_rgb` does.
+        :func:`fer_features.faces.images.to_rgb` does.
 
     Raises
     ------
@@ -137,7 +137,7 @@ def decode_upload(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
 
 
 def _without_name(exc: Exception) -> str:
-    """The message of an :class:`~fer_features.images.ImageError` about an upload, without its ``upload:`` prefix."""
+    """The message of an :class:`~fer_features.faces.images.ImageError` about an upload, without its ``upload:`` prefix."""
     return str(exc).removeprefix("upload: ")
 
 
@@ -218,7 +218,7 @@ def create_app(
     ----------
     model_path : path-like, optional
         Trained pipeline (``.skops``; a pickle only with ``trust_pickle``), loaded once when the
-        app starts (its lifespan) by :func:`fer_features.persist.load_model`; defaults to
+        app starts (its lifespan) by :func:`fer_features.persist.files.load_model`; defaults to
         :func:`fer_features.config.default_model_path` (``$FER_MODEL``, else the bundled
         ``default``); a bundled model's name (``'accurate'``) picks it. Its model card, if any, is read for
         ``/health``.
@@ -233,9 +233,9 @@ def create_app(
         Largest image, in pixels.
     detector : {'yuface', 'hog', 'mmod'} or a registered name, default='yuface'
     upsample : int, optional
-        Default of the ``upsample`` query parameter (see :func:`fer_features.faces.detect_faces`).
+        Default of the ``upsample`` query parameter (see :func:`fer_features.faces.alignment.detect_faces`).
     min_score : float, optional
-        Default detection threshold (see :func:`fer_features.faces.detect_faces`).
+        Default detection threshold (see :func:`fer_features.faces.alignment.detect_faces`).
     trust_pickle : bool, default=False
         Load a pickle-based (joblib) model file; it can run code, so only for files you made.
     max_batch : int, default=8
@@ -250,7 +250,7 @@ def create_app(
 
     Raises
     ------
-    fer_features.persist.ModelError
+    fer_features.persist.files.ModelError
         At start-up, when the model file is missing, unreadable, not a fer-features pipeline, or
         a pickle without ``trust_pickle``.
     """
@@ -261,8 +261,9 @@ def create_app(
 
     from fer_features import __version__
     from fer_features.config import default_model_path, resolve_model
-    from fer_features.persist import model_format, read_card
-    from fer_features.recognizer import Recognizer
+    from fer_features.inference.recognizer import Recognizer
+    from fer_features.persist.cards import read_card
+    from fer_features.persist.files import model_format
 
     given = recognizer is not None or model is not None
     path = resolve_model(model_path) if model_path is not None else (None if given else default_model_path())

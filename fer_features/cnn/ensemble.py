@@ -1,0 +1,256 @@
+"""Trained CNNs as one classifier: the mean of their probabilities (``--clf cnn-ensemble``)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
+
+from fer_features.cnn.classifier import CNNClassifier
+from fer_features.features.base import check_images
+
+
+def checkpoint_paths(checkpoints) -> list[str]:
+    """``'a.pt+b.pt'`` (spaces around ``+`` ignored), one path, or a sequence of paths → a list of path strings."""
+    import os
+
+    if isinstance(checkpoints, (str, os.PathLike)):
+        return [p.strip() for p in os.fspath(checkpoints).split("+") if p.strip()]
+    return [os.fspath(p) for p in checkpoints]
+
+
+def _log_proba(p: np.ndarray) -> np.ndarray:
+    """Log-probabilities, zeros clipped to 1e-12 (the logits that temperature scaling divides)."""
+    return np.log(np.clip(p, 1e-12, 1.0))
+
+
+def _check_labels(y, classes, what: str) -> list[str]:
+    """The class names as strings, or a ValueError naming the labels of ``y`` that are not among them."""
+    names = [str(c) for c in classes]
+    unknown = sorted(set(np.asarray(y).astype(str).tolist()) - set(names))
+    if unknown:
+        raise ValueError(f"{what} {unknown} are not among the networks' classes {names}")
+    return names
+
+
+def _positive_temperature(value) -> float:
+    """``value`` as a positive float, or a ValueError."""
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if isinstance(value, (str, bool)) or not t > 0:
+        raise ValueError(f"temperature must be 'auto' or a positive number, got {value!r}")
+    return t
+
+
+class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
+    """Trained CNNs as one classifier: the mean of their class probabilities (soft voting).
+
+    The networks are trained already (``fer train --clf cnn``, or on a GPU); ``fit`` loads them
+    (:meth:`CNNClassifier.from_checkpoint`), checks that they name the same classes and that
+    the labels are among them, and trains nothing. ``predict_proba`` is the unweighted mean of
+    the members' softmax probabilities, as a soft-voting
+    :class:`~sklearn.ensemble.VotingClassifier` over them would give; it is written here because
+    that one validates neither face crops nor pre-trained members. Networks of different sizes
+    and training runs err on different faces, so their mean is more accurate than the best of
+    them (Hansen & Salamon 1990; on FER2013: BENCHMARKS.md, section "CNNs trained on a GPU").
+
+    Networks trained with label smoothing or distilled from soft targets give soft
+    probabilities, and their mean is softer still: ``make accurate``'s mean top probability was
+    0.574 at 0.7297 PrivateTest accuracy. So the mean is temperature-scaled (Guo et al. 2017),
+    ``softmax(log(p) / T)``, with ``T`` fitted on a validation split given to :meth:`fit` (the
+    selection split, PublicTest, in ``fer train``); the labels do not change
+    (BENCHMARKS.md, section "Probability calibration").
+
+    Parameters
+    ----------
+    checkpoints : str, path-like or sequence of them, default=''
+        The members' checkpoints (``.pt``): paths joined by ``+``, or a sequence of paths.
+    precision : {'auto', 'bf16', 'fp32', 'int8'}, default='auto'
+        Inference arithmetic of every member (:meth:`CNNClassifier.from_checkpoint`); int8 needs
+        each checkpoint's calibration (``fer quantize``) and infers in the batch size measured
+        for that network.
+    tta : {False, True, 'flip', 'ten-crop'}, default=False
+        Test-time augmentation of every member.
+    device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
+    temperature : float or 'auto', default='auto'
+        ``'auto'``: fitted on ``X_val, y_val`` by log loss (1.0 when :meth:`fit` gets none); a
+        number: used as given (1.0: the plain mean). It is fitted on the plain mean: with
+        ``tta`` the members' probabilities are averaged over views first, and the same
+        temperature is applied to them.
+
+    Changing ``checkpoints``, ``precision`` or ``device`` of a fitted ensemble with
+    :meth:`set_params` loads its members again (new ``checkpoints`` also reset a fitted
+    temperature to 1.0: fit again); ``tta`` is passed on to them.
+
+    Attributes
+    ----------
+    estimators_ : list of CNNClassifier
+        The members, in the order of ``checkpoints``.
+    classes_ : ndarray of shape (n_classes,)
+        Their class names.
+    checkpoints_ : list of str
+        The members' paths, as loaded.
+    temperature_ : float
+        The temperature applied to the mean probabilities.
+
+    References
+    ----------
+    .. [1] Hansen, L. K. and Salamon, P. "Neural network ensembles." IEEE Transactions on
+           Pattern Analysis and Machine Intelligence 12(10), 993–1001, 1990.
+           doi:10.1109/34.58871
+    .. [2] Kittler, J., Hatef, M., Duin, R. P. W. and Matas, J. "On combining classifiers."
+           IEEE TPAMI 20(3), 226–239, 1998. doi:10.1109/34.667881
+    .. [3] Guo, C., Pleiss, G., Sun, Y. and Weinberger, K. Q. "On calibration of modern neural
+           networks." ICML 2017. arXiv:1706.04599
+
+    Examples
+    --------
+    >>> from fer_features.cnn import CNNEnsembleClassifier
+    >>> clf = CNNEnsembleClassifier(checkpoints="models/cnn-large.pt+models/cnn-compact-ens.pt", precision="int8")  # doctest: +SKIP
+    >>> clf.fit(X_train, y_train).predict_proba(X_test).shape  # doctest: +SKIP
+    (3589, 7)
+    """
+
+    def __init__(self, *, checkpoints="", precision="auto", tta=False, device="auto", temperature="auto"):
+        self.checkpoints = checkpoints
+        self.precision = precision
+        self.tta = tta
+        self.device = device
+        self.temperature = temperature
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        """Load the member networks, check them against the labels and fit the temperature.
+
+        No network is trained.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, height, width), dtype uint8
+            Face crops; only checked (the members are trained already).
+        y : array-like of shape (n_samples,)
+            Labels (emotion names); each must be one of the members' classes.
+        X_val, y_val : optional
+            The split the temperature is fitted on (``temperature='auto'``): never the faces
+            the model is scored on.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            If no checkpoint is given, a checkpoint cannot be loaded (or lacks the int8
+            calibration that ``precision='int8'`` needs), the members' classes differ, a label
+            is not among them, or ``temperature`` is neither 'auto' nor a positive number.
+        FileNotFoundError
+            If a checkpoint is missing.
+        """
+        X = check_images(X, estimator="CNNEnsembleClassifier", min_size=16)
+        check_consistent_length(X, y)
+        paths, members = self.load_members()
+        _check_labels(y, members[0].classes_, "labels")
+        self.estimators_ = members
+        self.classes_ = np.asarray(members[0].classes_)
+        self.checkpoints_ = paths
+        self.temperature_ = 1.0
+        if (X_val is None) != (y_val is None):
+            raise ValueError("give both X_val and y_val (the temperature's validation split), or neither")
+        if self.temperature != "auto":
+            self.temperature_ = _positive_temperature(self.temperature)
+        elif X_val is not None:
+            self.temperature_ = self._fit_temperature(X_val, y_val)
+        return self
+
+    def _fit_temperature(self, X_val, y_val) -> float:
+        """The temperature minimising the log loss of the mean probabilities on ``X_val``."""
+        from scipy.optimize import minimize_scalar
+        from scipy.special import log_softmax
+
+        X_val = check_images(X_val, estimator="CNNEnsembleClassifier", min_size=16)
+        check_consistent_length(X_val, y_val)
+        classes = _check_labels(y_val, self.classes_, "validation labels")
+        column = {c: i for i, c in enumerate(classes)}
+        rows = np.arange(len(y_val)), np.asarray([column[v] for v in np.asarray(y_val).astype(str)])
+        log_p = _log_proba(self._mean_proba(X_val))
+
+        def log_loss(t):
+            return float(-np.mean(log_softmax(log_p / t, axis=1)[rows]))
+
+        return round(float(minimize_scalar(log_loss, bounds=(0.05, 10.0), method="bounded").x), 4)
+
+    def _mean_proba(self, X):
+        return sum(member.predict_proba(X) for member in self.estimators_) / len(self.estimators_)
+
+    def load_members(self):
+        """Load the member networks of ``checkpoints`` and check that they name the same classes.
+
+        Returns
+        -------
+        paths : list of str
+        members : list of CNNClassifier
+            Fitted, from their checkpoints, with this ensemble's ``precision``, ``tta`` and ``device``.
+
+        Raises
+        ------
+        ValueError, FileNotFoundError
+            As :meth:`fit`, but for the labels (each message names the checkpoint).
+        """
+        paths = checkpoint_paths(self.checkpoints)
+        if not paths:
+            raise ValueError("CNNEnsembleClassifier needs checkpoints: paths of trained CNNs (.pt) joined by '+'")
+        members = []
+        for path in paths:
+            try:
+                members.append(CNNClassifier.from_checkpoint(path, tta=self.tta, device=self.device, precision=self.precision))
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}" if str(path) not in str(exc) else str(exc)) from None
+        classes = [str(c) for c in members[0].classes_]
+        for path, member in zip(paths[1:], members[1:]):
+            if [str(c) for c in member.classes_] != classes:
+                raise ValueError(f"{path}: its classes {[str(c) for c in member.classes_]} differ from {paths[0]}'s {classes}")
+        return paths, members
+
+    def set_params(self, **params):
+        """Set parameters; a fitted ensemble passes ``tta`` on to its members and loads them again
+        for new ``checkpoints``, ``precision`` or ``device`` (each with its own int8 batch size)."""
+        super().set_params(**params)
+        if hasattr(self, "estimators_"):
+            if "temperature" in params and params["temperature"] != "auto":  # 'auto' keeps the fitted one until fit
+                self.temperature_ = _positive_temperature(params["temperature"])
+            if "checkpoints" in params and self.temperature == "auto":
+                self.temperature_ = 1.0  # fitted for other networks
+            if {"checkpoints", "precision", "device"} & set(params):
+                self.checkpoints_, self.estimators_ = self.load_members()
+                self.classes_ = np.asarray(self.estimators_[0].classes_)
+            elif "tta" in params:
+                for member in self.estimators_:
+                    member.tta = params["tta"]
+        return self
+
+    def predict_proba(self, X):
+        """Mean of the members' class probabilities, temperature-scaled, ``(n_samples, n_classes)`` float64."""
+        check_is_fitted(self, "estimators_")
+        X = check_images(X, estimator="CNNEnsembleClassifier", min_size=16)
+        from scipy.special import softmax
+
+        p = self._mean_proba(X)
+        t = getattr(self, "temperature_", 1.0)
+        return p if t == 1.0 else softmax(_log_proba(p) / t, axis=1)
+
+    def predict(self, X):
+        """Most probable label per image, ``(n_samples,)``."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def inference_precision(self) -> str:
+        """The members' inference arithmetic on this machine (``'int8'``, ``'bf16'`` or ``'fp32'``)."""
+        check_is_fitted(self, "estimators_")
+        return "+".join(sorted({m.inference_precision() for m in self.estimators_}))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.two_d_array = False
+        return tags

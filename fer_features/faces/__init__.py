@@ -1,0 +1,27 @@
+"""Faces in photos: image decoding, face detectors, dlib's landmarks, alignment to 48x48 crops.
+
+The path of a photo: :func:`~fer_features.faces.images.decode_image` (bytes or a file → RGB,
+with a pixel limit) → a detector of :data:`~fer_features.faces.detectors.DETECTORS` (boxes,
+eye points) → :func:`~fer_features.faces.alignment.find_faces` (each face rotated, scaled and
+cropped as FER2013's are).
+"""
+
+from fer_features.faces.alignment import Face, align_eyes, align_face, detect_faces, find_faces
+from fer_features.faces.detectors import DETECTORS, Detection, get_detector, list_detectors
+from fer_features.faces.images import ImageError, decode_image, to_grey, to_rgb
+
+__all__ = [
+    "DETECTORS",
+    "Detection",
+    "Face",
+    "ImageError",
+    "align_eyes",
+    "align_face",
+    "decode_image",
+    "detect_faces",
+    "find_faces",
+    "get_detector",
+    "list_detectors",
+    "to_grey",
+    "to_rgb",
+]
