@@ -121,7 +121,7 @@ def decode_upload(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
         413 ``too_many_pixels`` over ``max_pixels``; 422 ``corrupt_image`` for truncated or
         corrupt data.
     """
-    from fer_features import images
+    from fer_features.faces import images
 
     try:
         return images.decode_image(data, max_pixels=max_pixels, name="upload")
