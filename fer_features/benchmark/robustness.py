@@ -531,6 +531,11 @@ def run_robustness(
     agreed reference network for FER2013): the means are plain accuracies. ``rotation`` turns
     the crop itself; the photo pipeline would undo a head's tilt by aligning on the eyes, so this
     row measures the model's tolerance of the tilt left when the eye points are off.
+
+    Speed: on 2 shared cores (load 7), once a torch model had run, each ``yuface`` detection
+    took about 1.1 s instead of 20 ms with OpenMP's default (spinning) wait policy; set
+    ``OMP_WAIT_POLICY=PASSIVE`` in the environment before torch is imported (``fer robustness``
+    does, unless it is set).
     """
     from fer_features.persist import load_model
     from fer_features.recognizer import Recognizer
