@@ -8,8 +8,14 @@ detection and alignment for ordinary photos, and a Typer CLI (``fer``).
 >>> Recognizer().predict("photo.jpg")                     # a DataFrame, one row per face  # doctest: +SKIP
 
 Importing the package is cheap: :class:`Recognizer` and :func:`train` are imported on first
-use, and torch and dlib only where they are needed.
+use, and torch and dlib only where they are needed. Importing it sets ``OMP_WAIT_POLICY=PASSIVE``
+unless the environment sets it (:mod:`fer_features.threads`): idle OpenMP threads then sleep
+instead of spinning, which keeps the models fast when another process holds a core.
 """
+
+from fer_features import threads
+
+threads.sleep_when_idle()  # before torch, yuface or scikit-learn load OpenMP: see fer_features.threads
 
 from fer_features.config import EMOTIONS, USAGES
 

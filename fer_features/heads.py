@@ -123,11 +123,11 @@ class NystroemClassifier(_ProbabilisticHead):
         self.feature_map_ = Nystroem(
             kernel="rbf", gamma=self.gamma_, n_components=min(int(self.n_components), len(X)), random_state=self.random_state
         ).fit(X)
-        self.linear_ = self._linear_model().fit(self.feature_map_.transform(X), y)
+        self.linear_ = self._linear_model(y).fit(self.feature_map_.transform(X), y)
         self.classes_ = self.linear_.classes_
         return self
 
-    def _linear_model(self):
+    def _linear_model(self, y):
         if self.linear == "logreg":
             from sklearn.linear_model import LogisticRegression
 
@@ -136,7 +136,8 @@ class NystroemClassifier(_ProbabilisticHead):
         from sklearn.svm import LinearSVC
 
         svc = LinearSVC(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter, random_state=self.random_state)
-        return CalibratedClassifierCV(svc, method="temperature", cv=3, ensemble=False)
+        folds = min(3, max(2, int(np.unique(y, return_counts=True)[1].min())))  # a class of 2 faces: 2 folds
+        return CalibratedClassifierCV(svc, method="temperature", cv=folds, ensemble=False)
 
     def predict_proba(self, X):
         """Class probabilities.
@@ -152,6 +153,16 @@ class NystroemClassifier(_ProbabilisticHead):
         """
         X = self._validated(X)  # before any fitted attribute is read: NotFittedError
         return self.linear_.predict_proba(self.feature_map_.transform(X))
+
+
+def _can_hold_out(y, fraction: float) -> bool:
+    """Whether scikit-learn can hold out a stratified ``fraction`` of ``y`` (early stopping).
+
+    Its ``train_test_split`` needs 2 faces of every class and each part at least one face per class.
+    """
+    classes, counts = np.unique(y, return_counts=True)
+    held = int(np.ceil(fraction * len(y)))
+    return bool(counts.min() >= 2 and held >= len(classes) and len(y) - held >= len(classes))
 
 
 class MLPHead(_ProbabilisticHead):
@@ -194,7 +205,7 @@ class MLPHead(_ProbabilisticHead):
             hidden_layer_sizes=tuple(self.hidden_layer_sizes),
             alpha=self.alpha,
             max_iter=self.max_iter,
-            early_stopping=len(X) >= 50,
+            early_stopping=len(X) >= 50 and _can_hold_out(y, 0.1),
             validation_fraction=0.1,
             n_iter_no_change=10,
             random_state=self.random_state,

@@ -204,14 +204,33 @@ def results_frame(results: list[PhotoResult], classes: list[str], *, leading: di
         has one row with the face fields empty (``<NA>``); an unreadable file one row with its
         ``error``. Integer columns are pandas' nullable ``Int64``.
     """
-    import pandas as pd
-
     rows = []
     for i, r in enumerate(results):
         first = {k: v[i] for k, v in (leading or {}).items()}
         for row in face_rows(r.faces, classes):
             rows.append({**first, "image": i, "path": r.path, **row, "error": r.error})
-    columns = [*(leading or {}), *FRAME_COLUMNS, *(f"p_{c}" for c in classes), "error"]
+    return typed_frame(rows, [*(leading or {}), *FRAME_COLUMNS, *(f"p_{c}" for c in classes), "error"], classes)
+
+
+def typed_frame(rows: list[dict], columns: list[str], classes: list[str]):
+    """Face rows (:func:`face_rows` and more columns) as a DataFrame with nullable integer boxes.
+
+    Parameters
+    ----------
+    rows : list of dict
+    columns : list of str
+        The columns, in order.
+    classes : list of str
+        Their ``p_<class>`` columns are float64.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``face``, ``left``, ``top``, ``right``, ``bottom`` as ``Int64``; ``detection_score`` and
+        the probabilities as ``float64``.
+    """
+    import pandas as pd
+
     frame = pd.DataFrame(rows, columns=columns)
     for col in ("face", "left", "top", "right", "bottom"):
         frame[col] = frame[col].astype("Int64")

@@ -215,8 +215,9 @@ class Recognizer:
         max_frames: int | None = None,
         on_frame: Callable | None = None,
         progress: bool | None = None,
+        stream: bool = False,
     ):
-        """The faces of a video file, frame by frame, as a DataFrame.
+        """The faces of a video file, frame by frame, as a DataFrame or as rows while they come.
 
         Parameters
         ----------
@@ -226,7 +227,8 @@ class Recognizer:
             Analyse frames ``0, every, 2 * every, …`` (the faces of :attr:`batch_size` analysed
             frames, at most 8, share one model call).
         out_csv : path-like, optional
-            Also write the per-frame CSV (:func:`fer_features.video.predict_video`).
+            Also write the per-frame CSV (:class:`fer_features.video.VideoStream`): rows are
+            flushed to its temporary file batch by batch, and it takes its name at the end.
         annotate : path-like, optional
             Also write the video with boxes and labels (``.mp4`` or ``.avi``).
         max_frames : int, optional
@@ -234,41 +236,52 @@ class Recognizer:
         on_frame : callable, optional
             ``on_frame(index, frame_rgb, faces)`` after each frame; returning True stops.
         progress : bool, optional
-            A progress bar over the frames.
+            A progress bar over the frames (not with ``stream``).
+        stream : bool, default=False
+            Return an iterator of rows (dicts with the DataFrame's columns) that reads the video
+            as it is iterated and keeps nothing: memory stays flat on long videos. Its
+            ``summary`` is complete once the iteration ends.
 
         Returns
         -------
-        pandas.DataFrame
+        pandas.DataFrame or fer_features.video.VideoStream
             For each analysed frame, the rows of :meth:`predict` (one per face, or one with the
             face empty), led by ``frame``, ``time_s`` (``frame / fps``) and ``n_faces``. Its
-            ``attrs["summary"]`` is the :class:`~fer_features.video.VideoSummary`.
+            ``attrs["summary"]`` is the :class:`~fer_features.video.VideoSummary`. With
+            ``stream=True``, the same rows one at a time (a dict each).
 
         Raises
         ------
         FileNotFoundError, fer_features.video.VideoError
             If the video cannot be opened or the annotated video cannot be written.
+
+        Examples
+        --------
+        >>> for row in Recognizer().predict_video("clip.mp4", stream=True, out_csv="clip.csv"):  # doctest: +SKIP
+        ...     print(row["frame"], row["label"])
         """
-        from fer_features.video import capture_info, open_capture, predict_video
+        from fer_features.predict import FRAME_COLUMNS, typed_frame
+        from fer_features.video import VideoStream
 
-        total = 0
-        if progress or (progress is None and self.progress):
-            cap = open_capture(source)
-            total = capture_info(cap)["frames"]
-            cap.release()
-        analysed: list[tuple[int, list[FacePrediction]]] = []
-        with _bar(bool(progress or (progress is None and self.progress)), total or None, "frames") as advance:
+        options = dict(out_csv=out_csv, annotate_path=annotate, every=every, batch_size=min(self.batch_size, 8),
+                       max_frames=max_frames, **self._options(None, None))  # fmt: skip
+        if stream:
+            return VideoStream(self.model, source, on_frame=on_frame, **options)
+        show = bool(progress or (progress is None and self.progress))
+        advance = [lambda n: None]
 
-            def collect(index, frame, faces):
-                advance(1)
-                if faces is not None:
-                    analysed.append((index, faces))
-                return on_frame(index, frame, faces) if on_frame is not None else None
+        def tick(index, frame, faces):
+            advance[0](1)
+            return on_frame(index, frame, faces) if on_frame is not None else None
 
-            summary = predict_video(
-                self.model, source, out_csv=out_csv, annotate_path=annotate, every=every,
-                batch_size=min(self.batch_size, 8), on_frame=collect, max_frames=max_frames, **self._options(None, None),
-            )  # fmt: skip
-        return self._video_frame(analysed, summary, str(source))
+        rows = VideoStream(self.model, source, on_frame=tick, **options)
+        with _bar(show, rows.summary.source["frames"] or None, "frames") as step:
+            advance[0] = step
+            records = list(rows)
+        columns = ["frame", "time_s", "n_faces", *(c for c in FRAME_COLUMNS if c != "image"), *(f"p_{c}" for c in self.classes), "error"]
+        frame = typed_frame(records, columns, self.classes)
+        frame.attrs["summary"] = rows.summary
+        return frame
 
     def webcam(self, device: int = 0, *, out_csv=None, every: int = 1):
         """Show the camera with boxes and labels in an OpenCV window until q or Esc.
@@ -315,20 +328,6 @@ class Recognizer:
 
             return n > self.batch_size and sys.stderr.isatty()
         return bool(setting)
-
-    def _video_frame(self, analysed, summary, path: str):
-        from fer_features.predict import results_frame
-
-        fps = summary.source.get("fps") or 1.0
-        results = [PhotoResult(path=path, faces=faces) for _, faces in analysed]
-        leading = {
-            "frame": [i for i, _ in analysed],
-            "time_s": [round(i / fps, 4) for i, _ in analysed],
-            "n_faces": [len(faces) for _, faces in analysed],
-        }
-        frame = results_frame(results, self.classes, leading=leading).drop(columns=["image"])
-        frame.attrs["summary"] = summary
-        return frame
 
 
 def _items(x) -> Iterator[tuple[str | None, np.ndarray | None]]:

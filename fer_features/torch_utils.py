@@ -9,11 +9,11 @@ imports torch only inside the functions that need it (:func:`require_torch` work
 from __future__ import annotations
 
 import importlib.util
-import os
 import warnings
 from collections.abc import Callable
 
 from fer_features.config import PRECISIONS
+from fer_features.threads import SMALL_CALL, threads_for
 
 
 def require_torch(what: str) -> None:
@@ -127,22 +127,22 @@ def to_channels_last(net, enabled: bool = True):
     return net.to(memory_format=torch.channels_last) if enabled else net
 
 
-def cpu_cores() -> int:
-    """CPU cores this process may use (its affinity mask where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def set_cpu_threads(n_images: int | None = None) -> None:
+    """Set torch's intra-op threads for a call (:func:`fer_features.threads.threads_for`).
 
+    Parameters
+    ----------
+    n_images : int, optional
+        Images in the call: one thread below :data:`fer_features.threads.SMALL_CALL`, else
+        every core; None (training) for every core.
 
-def set_cpu_threads() -> None:
-    """Use every core for intra-op parallelism (PyTorch may default to fewer).
-
-    Left alone when ``OMP_NUM_THREADS`` is set: the user's choice wins.
+    Left alone when ``OMP_NUM_THREADS`` is set: the user's choice wins. Torch keeps the count
+    per calling thread, so threads that share a model do not change each other's.
     """
     import torch
 
-    if os.environ.get("OMP_NUM_THREADS"):
-        return
-    n = cpu_cores()
-    if torch.get_num_threads() != n:
+    n = threads_for(SMALL_CALL if n_images is None else n_images)
+    if n is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
 
 
@@ -177,7 +177,7 @@ def batched_forward(
     import torch
 
     if device.type == "cpu":
-        set_cpu_threads()
+        set_cpu_threads(len(X))
     was_training = net.training if net is not None else False
     if net is not None:
         net.eval()

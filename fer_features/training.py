@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -818,8 +819,11 @@ def train(
         timings["cnn_train_seconds"] = cnn_info["train_seconds"]
         pipe = settings.pipeline(checkpoint, out)
     from fer_features.pipelines import cap_pca
+    from fer_features.small_data import fit_to_class_counts
 
-    cap_pca(pipe, len(X_train))
+    for note in fit_to_class_counts(pipe, y_train, head=settings.clf, source=str(dataset.source)):  # classes of 1-2 faces, before any work
+        emit("message", {"text": f"warning: {note}"})
+    cap_pca(pipe, len(X_train))  # after: fewer stacking folds leave its branches more faces
     name = f"{settings.features or 'pixels'} → {settings.clf}"
     emit("message", {"text": f"training {name} on {len(X_train):,} Training faces"})
     fit_params = {}
@@ -974,6 +978,7 @@ def cross_validate_pipeline(
     from sklearn.model_selection import StratifiedKFold, cross_validate
 
     from fer_features.pipelines import cap_pca
+    from fer_features.small_data import check_cv_folds, fit_to_class_counts
 
     settings = settings or TrainSettings(features=features, clf=clf, **options)
     features, clf = settings.features, settings.clf
@@ -984,6 +989,9 @@ def cross_validate_pipeline(
     X, y = dataset.split("Training")
     if len(X) < folds:
         raise DataError(f"{dataset.source if isinstance(data, FERDataset) else data}: {len(X)} Training images cannot make {folds} folds")
+    notes = check_cv_folds(y, folds, source=str(dataset.source))
+    for note in notes + fit_to_class_counts(pipe, y, head=settings.clf, source=str(dataset.source), folds=folds):
+        emit("message", {"text": f"warning: {note}"})
     cap_pca(pipe, len(X) * (folds - 1) // folds)  # the smallest training fold
     if settings.augment or settings.balance == "oversample":
         from fer_features.augment import TrainingResampler
@@ -991,7 +999,9 @@ def cross_validate_pipeline(
         pipe = TrainingResampler(pipe, augment_flip=settings.augment, balance=settings.balance, seed=settings.seed)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=settings.seed)
     emit("cv-start", {"text": f"{folds}-fold cross-validation of {features} → {clf} on {len(X):,} Training faces"})
-    scores = cross_validate(pipe, X, y, cv=splitter, scoring=CV_SCORING)
+    with warnings.catch_warnings():  # a class of fewer faces than folds: said above, in one line
+        warnings.filterwarnings("ignore", message="The least populated class in y has only")
+        scores = cross_validate(pipe, X, y, cv=splitter, scoring=CV_SCORING)
     per_fold = [
         {
             "fold": i + 1,

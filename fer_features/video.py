@@ -12,6 +12,7 @@ import csv
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,27 +211,25 @@ def _writer(path: Path, fps: float, size: tuple[int, int]):
     return writer
 
 
-def predict_video(
-    model,
-    source: str | os.PathLike | int,
-    *,
-    out_csv: str | os.PathLike | None = None,
-    annotate_path: str | os.PathLike | None = None,
-    every: int = 1,
-    batch_size: int = 8,
-    detector: str = DEFAULT_DETECTOR,
-    upsample: int | None = None,
-    min_score: float | None = None,
-    on_frame: Callable[[int, np.ndarray, list[FacePrediction] | None], bool | None] | None = None,
-    max_frames: int | None = None,
-) -> VideoSummary:
-    """Classify the faces of a video (or camera) frame by frame; write a CSV and an annotated video.
+class VideoStream:
+    """The faces of a video as rows, produced while the video is read; CSV and annotated video as it goes.
+
+    Iterating yields one dict per face of each analysed frame (one with the face fields None
+    for a frame without a face), in frame order: ``frame``, ``time_s``, ``n_faces``, ``path``,
+    ``face``, ``left``, ``top``, ``right``, ``bottom`` (pixels), ``detection_score``,
+    ``label``, ``p_<class>`` per class and ``error`` (None): the columns of
+    :meth:`fer_features.Recognizer.predict_video`. Nothing is kept: memory stays flat however
+    long the video. The CSV rows of each batch of frames are flushed to the CSV's temporary
+    file (``.<name>.*.tmp`` beside it) before the batch's rows are yielded; the file takes its
+    name when the video ends or the iteration stops (``break``, :meth:`close`, or ``on_frame``
+    returning True). An error leaves an earlier file of that name intact.
 
     Parameters
     ----------
     model : fitted pipeline
+        Takes ``(n, 48, 48)`` uint8 crops; has ``predict_proba`` and ``classes_``.
     source : path-like or int
-        Video file, or camera index.
+        Video file, or camera index (opened here: errors are raised by the constructor).
     out_csv : path-like, optional
         Per-frame predictions: columns :data:`CSV_COLUMNS` then ``p_<class>`` for each of the
         model's classes; one row per face of each analysed frame, and one row with ``n_faces=0``
@@ -251,23 +250,85 @@ def predict_video(
     max_frames : int, optional
         Stop after this many frames.
 
-    Returns
-    -------
-    VideoSummary
+    Attributes
+    ----------
+    summary : VideoSummary
+        Counts so far; times and rates once the iteration has ended.
+    classes : list of str
+        The model's classes.
 
     Raises
     ------
     FileNotFoundError, VideoError
-        See :func:`open_capture`; VideoError also when the annotated video cannot be written.
+        See :func:`open_capture`; VideoError also, while iterating, when the annotated video
+        cannot be written.
+
+    Examples
+    --------
+    >>> for row in VideoStream(model, "clip.mp4", out_csv="clip.csv"):   # doctest: +SKIP
+    ...     print(row["frame"], row["label"])
+    """
+
+    def __init__(
+        self,
+        model,
+        source: str | os.PathLike | int,
+        *,
+        out_csv: str | os.PathLike | None = None,
+        annotate_path: str | os.PathLike | None = None,
+        every: int = 1,
+        batch_size: int = 8,
+        detector: str = DEFAULT_DETECTOR,
+        upsample: int | None = None,
+        min_score: float | None = None,
+        on_frame: Callable[[int, np.ndarray, list[FacePrediction] | None], bool | None] | None = None,
+        max_frames: int | None = None,
+    ):
+        if every < 1:
+            raise ValueError(f"every must be at least 1, got {every}")
+        self._cap = open_capture(source)
+        self.source = str(source)
+        self.classes = [str(c) for c in model.classes_]
+        self.summary = VideoSummary(source=capture_info(self._cap))
+        self._frames = _frames(
+            model, self._cap, self.summary, out_csv=out_csv, annotate_path=annotate_path, every=every,
+            batch_size=batch_size, on_frame=on_frame, max_frames=max_frames,
+            options={"detector": detector, "upsample": upsample, "min_score": min_score},
+        )  # fmt: skip
+
+    def __iter__(self) -> Iterator[dict]:
+        from fer_features.predict import face_rows
+
+        fps = self.summary.source["fps"]
+        with closing(self._frames) as frames:
+            for index, _, faces in frames:
+                if faces is None:
+                    continue
+                first = {"frame": index, "time_s": round(index / fps, 4), "n_faces": len(faces), "path": self.source}
+                for row in face_rows(faces, self.classes):
+                    yield {**first, **row, "error": None}
+
+    def run(self) -> VideoSummary:
+        """Read the whole video (writing the CSV and annotated video) without keeping rows; the summary."""
+        with closing(self._frames) as frames:
+            for _ in frames:
+                pass
+        return self.summary
+
+    def close(self) -> None:
+        """Stop reading: the CSV and annotated video keep the frames done so far."""
+        self._frames.close()
+
+
+def _frames(model, cap, summary: VideoSummary, *, out_csv, annotate_path, every, batch_size, on_frame, max_frames, options):
+    """The generator behind :class:`VideoStream`: ``(index, frame, faces)`` after each frame is written.
+
+    Closing it (GeneratorExit at a ``yield``) ends the run as a stop: the files are completed.
     """
     from fer_features.persist import atomic_path
 
-    cap = open_capture(source)
-    info = capture_info(cap)
-    classes = [str(c) for c in model.classes_]
-    summary = VideoSummary(source=info)
-    writer = None
-    video_tmp = None
+    info, classes = summary.source, [str(c) for c in model.classes_]
+    writer = video_tmp = None
     if annotate_path is not None:
         annotate_path = Path(annotate_path)
         annotate_path.parent.mkdir(parents=True, exist_ok=True)
@@ -276,13 +337,12 @@ def predict_video(
     start = time.perf_counter()
     try:
         with atomic_path(out_csv) if out_csv is not None else _null() as csv_tmp:
-            fh = open(csv_tmp, "w", newline="") if csv_tmp is not None else None
+            fh = open(csv_tmp, "w", newline="") if csv_tmp is not None else None  # noqa: SIM115 (closed below)
             try:
                 rows = csv.writer(fh) if fh else None
                 if rows:
                     rows.writerow([*CSV_COLUMNS, *(f"p_{c}" for c in classes)])
                 shown: list[FacePrediction] = []
-                options = dict(detector=detector, upsample=upsample, min_score=min_score)
                 for index, frame, faces in iter_predictions(model, cap, every=every, batch_size=batch_size, **options):
                     summary.frames += 1
                     if faces is not None:
@@ -293,10 +353,16 @@ def predict_video(
                         summary.labels[key] = summary.labels.get(key, 0) + 1
                         if rows:
                             rows.writerows(csv_rows(index, index / info["fps"], faces, classes))
+                            if summary.analysed % batch_size == 0:
+                                fh.flush()  # a batch's rows are on disk before the next batch is read
                     if video_tmp is not None:
                         if writer is None:
                             writer = _writer(video_tmp, info["fps"], (frame.shape[1], frame.shape[0]))
                         writer.write(_to_bgr(np.asarray(annotate(frame, shown)) if shown else frame))
+                    try:
+                        yield index, frame, faces
+                    except GeneratorExit:
+                        break  # the caller stopped: finish the files with the frames done
                     if on_frame is not None and on_frame(index, frame, faces):
                         break
                     if max_frames is not None and summary.frames >= max_frames:
@@ -314,10 +380,33 @@ def predict_video(
             writer.release()
         if video_tmp is not None and video_tmp.exists():
             video_tmp.unlink()
-    summary.seconds = round(time.perf_counter() - start, 3)
-    summary.fps = round(summary.frames / summary.seconds, 2) if summary.seconds else 0.0
-    summary.analysed_fps = round(summary.analysed / summary.seconds, 2) if summary.seconds else 0.0
-    return summary
+        summary.seconds = round(time.perf_counter() - start, 3)
+        summary.fps = round(summary.frames / summary.seconds, 2) if summary.seconds else 0.0
+        summary.analysed_fps = round(summary.analysed / summary.seconds, 2) if summary.seconds else 0.0
+
+
+def predict_video(model, source: str | os.PathLike | int, **options) -> VideoSummary:
+    """Classify the faces of a video (or camera) frame by frame; write a CSV and an annotated video.
+
+    Parameters
+    ----------
+    model : fitted pipeline
+    source : path-like or int
+        Video file, or camera index.
+    **options
+        ``out_csv``, ``annotate_path``, ``every``, ``batch_size``, ``detector``, ``upsample``,
+        ``min_score``, ``on_frame``, ``max_frames``: see :class:`VideoStream`.
+
+    Returns
+    -------
+    VideoSummary
+
+    Raises
+    ------
+    FileNotFoundError, VideoError
+        See :func:`open_capture`; VideoError also when the annotated video cannot be written.
+    """
+    return VideoStream(model, source, **options).run()
 
 
 def _to_bgr(rgb: np.ndarray) -> np.ndarray:

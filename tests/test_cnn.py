@@ -50,8 +50,8 @@ def _one_torch_thread():
     """One intra-op torch thread, and stop the package from raising it to every core."""
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_mod, "set_cpu_threads", lambda: None)
-        mp.setattr(torch_utils, "set_cpu_threads", lambda: None)
+        mp.setattr(train_mod, "set_cpu_threads", lambda *a: None)
+        mp.setattr(torch_utils, "set_cpu_threads", lambda *a: None)
         torch.set_num_threads(1)
         yield
     torch.set_num_threads(threads)

@@ -36,7 +36,7 @@ NET = {"widths": (8, 16, 16, 32), "convs_per_stage": (1, 1, 1, 2), "embedding_di
 def _one_torch_thread():
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(torch_utils, "set_cpu_threads", lambda: None)
+        mp.setattr(torch_utils, "set_cpu_threads", lambda *a: None)
         torch.set_num_threads(1)
         yield
     torch.set_num_threads(threads)

@@ -160,3 +160,18 @@ def test_predict_video_gives_the_rows_per_frame(rec, tmp_path):
     assert frame.loc[frame["frame"] == 4, "face"].isna().all()  # the grey frame: one row, no face
     assert (frame.loc[frame["frame"] == 0, "label"].notna()).all()
     assert frame["time_s"].tolist()[-1] == pytest.approx(0.4)
+
+
+def test_a_recognizer_shared_by_four_threads_answers_as_serial_calls(astronaut_png, faceless_png):
+    """A web application's thread pool shares one Recognizer: the same rows as one call after another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rec = Recognizer("default")
+    rng = np.random.default_rng(0)
+    inputs = [str(astronaut_png), str(faceless_png), rng.integers(0, 256, (3, 48, 48), dtype=np.uint8),
+              rng.integers(0, 256, (100, 48, 48), dtype=np.uint8)]  # photos; a few crops (1 thread); a batch (every core)
+    serial = [rec.predict(x) for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda k: rec.predict(inputs[k % len(inputs)]), range(32)))
+    for k, frame in enumerate(parallel):
+        pd.testing.assert_frame_equal(frame, serial[k % len(inputs)])

@@ -148,3 +148,39 @@ def test_webcam_loop_shows_frames_and_stops_on_q(clip, tiny_model, monkeypatch, 
     summary = video.run_webcam(tiny_model, 0, out_csv=tmp_path / "live.csv")
     assert summary.frames == 4 and len(shown) == 4 and shown[0] == (SIDE, SIDE, 3)
     assert [int(r["frame"]) for r in read_csv(tmp_path / "live.csv")] == [0, 1, 2, 3]
+
+
+def test_rows_stream_to_the_csv_before_the_end(clip, tiny_model, tmp_path):
+    """Each batch's CSV rows are on disk (the CSV's temporary file) while later frames are still unread."""
+    out = tmp_path / "rows.csv"
+    on_disk = {}
+
+    def look(index, frame, faces):
+        if index == 20:  # 2 batches of 8 analysed frames are behind
+            (partial,) = tmp_path.glob(".rows.csv.*.tmp")
+            on_disk[index] = len(read_csv(partial))
+            assert not out.exists()  # the CSV takes its name at the end
+
+    summary = predict_video(tiny_model, clip, out_csv=out, on_frame=look, batch_size=8)
+    assert on_disk[20] >= 16  # rows of frames 0-15 at least, written before frame 21 was read
+    assert summary.frames == N_FACE + N_BLANK and len(read_csv(out)) >= summary.analysed
+
+
+def test_recognizer_streams_rows_and_keeps_the_frames_done_when_stopped(clip, tiny_model, tmp_path):
+    from fer_features import Recognizer
+
+    rec = Recognizer(tiny_model)
+    whole = rec.predict_video(clip)
+    stream = rec.predict_video(clip, stream=True, out_csv=tmp_path / "all.csv")
+    rows = list(stream)
+    assert [r["frame"] for r in rows] == whole["frame"].tolist()
+    assert [r["label"] for r in rows] == [None if v is None or v != v else v for v in whole["label"]]  # NaN: no face
+    assert stream.summary.frames == N_FACE + N_BLANK and stream.summary.seconds > 0
+    assert len(read_csv(tmp_path / "all.csv")) == len(rows)
+    early = rec.predict_video(clip, stream=True, out_csv=tmp_path / "early.csv")
+    for row in early:  # a caller that stops early gets the CSV of the frames done
+        if row["frame"] == 5:
+            break
+    assert [int(r["frame"]) for r in read_csv(tmp_path / "early.csv")] == list(range(6))
+    with pytest.raises(FileNotFoundError):
+        rec.predict_video(tmp_path / "missing.mp4", stream=True)  # at the call, not at the first row

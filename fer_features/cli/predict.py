@@ -156,7 +156,7 @@ def predict_video(source: Path | None, model, out, annotate, every: int, device:
 
 
 def _video_with_progress(recognizer, source: Path, out, annotate, every: int):
-    """:meth:`Recognizer.predict_video` under a bar with the frames per second; its summary."""
+    """:meth:`Recognizer.predict_video` (streamed) under a bar with the frames per second; its summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from fer_features.video import capture_info, open_capture
@@ -174,5 +174,5 @@ def _video_with_progress(recognizer, source: Path, out, annotate, every: int):
             rate = (index + 1) / (time.perf_counter() - start)
             progress.update(task, completed=index + 1, rate=f"{rate:.1f} frames/s")
 
-        frame = recognizer.predict_video(source, every=every, out_csv=out, annotate=annotate, on_frame=tick, progress=False)
-    return frame.attrs["summary"]
+        rows = recognizer.predict_video(source, every=every, out_csv=out, annotate=annotate, on_frame=tick, stream=True)
+        return rows.run()  # rows go to the CSV as they come; none are kept

@@ -69,7 +69,7 @@ def serve(
     import os
 
     from fer_features.serve.app import OPTIONS_ENV
-    from fer_features.torch_utils import cpu_cores
+    from fer_features.threads import cpu_cores
 
     options = dict(model_path=str(recognizer.model_path), **limits, detector=detector.value, upsample=upsample, trust_pickle=trust_pickle)
     del recognizer  # it was loaded to check the model; each worker loads its own

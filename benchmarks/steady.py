@@ -1,0 +1,277 @@
+"""Steady under load: speed with a busy core, and memory on long videos and long-running servers.
+
+Three measurements, each printing JSON lines and a markdown table (BENCHMARKS.md, "Busy machine"
+and "Memory on long runs")::
+
+    python benchmarks/steady.py busy --rounds 2          # quiet vs one busy core, ours vs the fer package
+    python benchmarks/steady.py video --frames 300,9000  # peak RSS of `fer predict VIDEO --out CSV`
+    python benchmarks/steady.py serve --requests 100,5000  # RSS of `fer serve` after N requests
+
+``busy``: each round runs, quiet and then with one plain busy loop (``python -c "while True:
+pass"``, a process that takes one core), a child process of ours and one of the ``fer`` package
+(``../shared/peer``, its own venv at ``--peer-python``), the order swapped every round. Each
+child measures in process: crops/s on the 3,589 PrivateTest crops (ours: one ``Recognizer.predict``
+call on the ``(3589, 48, 48)`` array; the package: its own classify loop) and per-photo latency,
+p50 and p95 of 30 calls on skimage's astronaut after a warm-up (ours: ``Recognizer.predict`` on
+the file; the package: ``FER().detect_emotions``). Ours also measures ``fer serve`` (one and four
+clients; p50 of the request) and a 150-frame video (frames/s of ``fer predict VIDEO``'s path).
+
+``video``: a clip of N frames made from the astronaut (shifted a few pixels per frame, 512x512,
+MPEG-4) goes through ``fer predict CLIP --out CSV`` in a child process; its peak resident memory
+(``ru_maxrss``) is reported per N.
+
+``serve``: ``fer serve`` runs as a child; requests (the astronaut as JPEG) are sent four at a time;
+the server's resident memory is read after each N of ``--requests``.
+
+Timings on shared machines mean something only as ratios within one run: the CPU model and the
+1-minute load average are printed with every result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+FER_ZIP = SHARED / "data" / "fer2013.zip"
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def astronaut_png(folder: Path) -> Path:
+    from PIL import Image
+    from skimage import data
+
+    path = folder / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    return path
+
+
+def make_clip(path: Path, frames: int, side: int = 512) -> Path:
+    """The astronaut, shifted a few pixels per frame: one face a frame, MPEG-4 Part 2 at 25 fps."""
+    import cv2
+    import numpy as np
+    from skimage import data
+
+    big = cv2.resize(np.ascontiguousarray(data.astronaut()[:, :, ::-1]), (side + 40, side + 40))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (side, side))
+    for i in range(frames):
+        dx, dy = 20 + int(round(12 * np.sin(i / 4))), 20 + (i % 5) - 2
+        writer.write(np.ascontiguousarray(big[dy : dy + side, dx : dx + side]))
+    writer.release()
+    return path
+
+
+def percentiles(seconds: list[float]) -> dict:
+    import numpy as np
+
+    ms = np.asarray(seconds) * 1000
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1)}
+
+
+# --------------------------------------------------------------------------- children (run in process)
+
+
+def child_ours(model: str, photo: str, clip: str) -> dict:
+    """Our numbers: crops/s, photo p50/p95, fer serve (1 and 4 clients), video frames/s."""
+    from fer_features import Recognizer
+    from fer_features.datasets import load_fer2013
+
+    rec = Recognizer(model)
+    X, _ = load_fer2013(FER_ZIP).split("PrivateTest")
+    rec.predict(X[:8])
+    t = time.perf_counter()
+    rec.predict(X)
+    crops_s = len(X) / (time.perf_counter() - t)
+    rec.predict(photo)
+    times = []
+    for _ in range(30):
+        t = time.perf_counter()
+        rec.predict(photo)
+        times.append(time.perf_counter() - t)
+    out = {"crops_per_s": round(crops_s), "photo": percentiles(times)}
+    summary = rec.predict_video(clip, stream=True).run()
+    out["video_fps"] = summary.fps
+    out["serve"] = {f"{n} clients": serve_latency(model, photo, requests=40, concurrency=n) for n in (1, 4)}
+    return out
+
+
+def child_peer(photo: str) -> dict:
+    """The fer package's numbers (run in its venv): crops/s of its classify loop, photo p50/p95."""
+    import zipfile
+
+    import cv2
+    import numpy as np
+    from fer.fer import FER
+    from PIL import Image
+
+    with zipfile.ZipFile(FER_ZIP) as z:
+        names = sorted(n for n in z.namelist() if "/PrivateTest_" in n)
+        X = np.stack([np.array(Image.open(io.BytesIO(z.read(n))).convert("L")) for n in names])
+    det = FER()
+    t = time.perf_counter()
+    pre = np.stack([((cv2.resize(f, (64, 64)).astype("float32") / 255.0) - 0.5) * 2 for f in X])
+    det._classify_emotions(pre)  # the package's own loop: one invoke per face
+    crops_s = len(X) / (time.perf_counter() - t)
+    img = cv2.imread(photo)
+    det.detect_emotions(img)
+    times = []
+    for _ in range(30):
+        t = time.perf_counter()
+        det.detect_emotions(img)
+        times.append(time.perf_counter() - t)
+    return {"crops_per_s": round(crops_s), "photo": percentiles(times)}
+
+
+def serve_latency(model: str, photo: str, *, requests: int, concurrency: int, sample_every: int = 0) -> dict:
+    """Start ``fer serve``; p50/p95 of ``requests`` POSTs sent ``concurrency`` at a time (and RSS samples)."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "fer_features.cli", "serve", "--model", model, "--port", str(port), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url, body = f"http://127.0.0.1:{port}", Path(photo).read_bytes()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"fer serve did not start: {' '.join(cmd)}") from None
+                time.sleep(0.2)
+
+        def one(client):
+            t = time.perf_counter()
+            r = client.post(f"{url}/predict", content=body, headers={"content-type": "image/png"})
+            r.raise_for_status()
+            return time.perf_counter() - t
+
+        rss, times = {}, []
+        with httpx.Client(timeout=120, limits=httpx.Limits(max_connections=concurrency)) as client:
+            with ThreadPoolExecutor(concurrency) as pool:
+                list(pool.map(lambda _: one(client), range(4 * concurrency)))  # warm-up
+                step = sample_every or requests
+                for done in range(step, requests + 1, step):
+                    times += list(pool.map(lambda _: one(client), range(step)))
+                    rss[done] = rss_mib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return {**percentiles(times), **({"rss_mib": rss} if sample_every else {})}
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+# --------------------------------------------------------------------------- the three measurements
+
+
+def run_child(python: str, args: list[str]) -> dict:
+    out = subprocess.run([python, __file__, "child", *args], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"child {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def busy(args) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        photo = str(astronaut_png(Path(tmp)))
+        clip = str(make_clip(Path(tmp) / "clip.mp4", 150))
+        for r in range(args.rounds):
+            for condition in ("quiet", "busy"):
+                hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if condition == "busy" else None
+                try:
+                    time.sleep(1.0)
+                    order = [("ours", sys.executable, ["ours", args.model, photo, clip]), ("fer package", args.peer_python, ["peer", photo])]
+                    for who, python, child_args in order if r % 2 == 0 else order[::-1]:
+                        before = load()
+                        result = run_child(python, child_args)
+                        row = {"round": r + 1, "condition": condition, "who": who, **result, "load_before": before, "load_after": load()}
+                        print(json.dumps(row), flush=True)
+                        rows.append(row)
+                finally:
+                    if hog is not None:
+                        hog.kill()
+                        hog.wait()
+    return rows
+
+
+def video(args) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in map(int, args.frames.split(",")):
+            clip = make_clip(Path(tmp) / f"clip{n}.mp4", n)
+            cmd = [sys.executable, "-m", "fer_features.cli", "predict", str(clip), "--model", args.model, "--out", str(Path(tmp) / "p.csv"), "--json"]
+            t = time.perf_counter()
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            stdout = proc.stdout.read()
+            _, status, usage = os.wait4(proc.pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise SystemExit(f"{' '.join(cmd)} failed")
+            result = json.loads(stdout)
+            row = {"frames": n, "faces": result["faces"], "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+                   "seconds": round(time.perf_counter() - t, 1), "frames_per_s": result["frames_per_second"], "load": load()}  # fmt: skip
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def serve(args) -> list[dict]:
+    counts = sorted(map(int, args.requests.split(",")))
+    with tempfile.TemporaryDirectory() as tmp:
+        photo = str(astronaut_png(Path(tmp)))
+        result = serve_latency(args.model, photo, requests=counts[-1], concurrency=4, sample_every=counts[0])
+    rows = [{"requests": n, "rss_mib": result["rss_mib"][n], "load": load()} for n in counts]
+    print(json.dumps({"all_samples": result["rss_mib"], "p50_ms": result["p50_ms"], "p95_ms": result["p95_ms"]}), flush=True)
+    return rows
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "child":
+        who, *rest = sys.argv[2:]
+        print(json.dumps(child_ours(*rest) if who == "ours" else child_peer(*rest)))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("busy", "video", "serve"))
+    parser.add_argument("--model", default="default", help="a bundled model's name or a model file")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--peer-python", default="/tmp/peer-venv/bin/python")
+    parser.add_argument("--frames", default="300,9000")
+    parser.add_argument("--requests", default="100,5000")
+    args = parser.parse_args()
+    print(json.dumps({"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)), "load": load(), "argv": sys.argv[1:]}), flush=True)
+    {"busy": busy, "video": video, "serve": serve}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()

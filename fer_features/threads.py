@@ -1,0 +1,60 @@
+"""How fer-features shares the CPU's cores: idle OpenMP threads sleep, and small calls use one thread.
+
+Torch (its CNNs), yuface (its face detector) and scikit-learn (gradient boosting) each bring an
+OpenMP runtime (GNU libgomp). By default a libgomp thread that has finished its share of a
+parallel loop *spins* for a while before it sleeps, waiting for the next loop. On a machine
+where another process holds a core, the spinning threads and that process take turns on it,
+and every parallel loop waits for its slowest thread: ``fer predict`` on a video fell from 65
+to 9-12 frames/s on a busy machine, and HistGradientBoosting became 50-100x slower (BENCHMARKS.md,
+"Busy machine").
+
+The policy, applied when :mod:`fer_features` is imported:
+
+* ``OMP_WAIT_POLICY=PASSIVE`` (:func:`sleep_when_idle`): idle threads sleep at once. libgomp
+  reads it when it is loaded, so it must be set before torch, yuface or scikit-learn's OpenMP
+  code is imported: ``import fer_features`` first, or set it in the environment yourself. A
+  value already in the environment is left alone.
+* Calls on few images run on one thread (:func:`threads_for`): waking a second thread costs
+  more than it saves on a 48x48 crop, and one thread cannot be held up by another process.
+* ``OMP_NUM_THREADS``, when set, wins over both: the user's choice.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: Images below which a model call runs on one thread (a photo's faces, a video's batch of 8 frames).
+SMALL_CALL = 64
+
+
+def sleep_when_idle() -> None:
+    """Make idle OpenMP threads sleep instead of spinning, unless the environment says otherwise.
+
+    Sets ``OMP_WAIT_POLICY=PASSIVE`` in ``os.environ`` if it is not set. It takes effect for the
+    OpenMP runtimes loaded after this call (libgomp reads it once, when it is loaded).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may use (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def threads_for(n_images: int) -> int | None:
+    """Torch intra-op threads for a call on ``n_images`` images.
+
+    Parameters
+    ----------
+    n_images : int
+        Images (crops or photos) in the call.
+
+    Returns
+    -------
+    int or None
+        1 below :data:`SMALL_CALL` images, else every core (:func:`cpu_cores`); None when
+        ``OMP_NUM_THREADS`` is set (leave torch's setting alone).
+    """
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    return 1 if n_images < SMALL_CALL else cpu_cores()
