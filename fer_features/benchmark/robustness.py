@@ -532,10 +532,10 @@ def run_robustness(
     the crop itself; the photo pipeline would undo a head's tilt by aligning on the eyes, so this
     row measures the model's tolerance of the tilt left when the eye points are off.
 
-    Speed: on 2 shared cores (load 7), once a torch model had run, each ``yuface`` detection
-    took about 1.1 s instead of 20 ms with OpenMP's default (spinning) wait policy; set
-    ``OMP_WAIT_POLICY=PASSIVE`` in the environment before torch is imported (``fer robustness``
-    does, unless it is set).
+    Speed: ``framing`` needs idle OpenMP threads to sleep (:mod:`fer_features.threads`, set when
+    :mod:`fer_features` is imported before torch): with libgomp's default spinning, on 2 shared
+    cores at load 7 after a torch model had run, each ``yuface`` detection took about 1.1 s
+    instead of 20 ms.
     """
     from fer_features.persist import load_model
     from fer_features.recognizer import Recognizer

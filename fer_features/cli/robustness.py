@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -64,10 +63,6 @@ def robustness(
     hand, at 2-3 severities each, seeded. Prints each shift and severity, each shift's mean and
     the overall mean (on PublicTest: the "shifted PublicTest" score of model selection).
     """
-    # Before torch and yuface load their OpenMP runtimes: with the default (spinning) wait policy,
-    # yuface took 1.1 s a photo once the model had run (2 shared cores, load 7; 2026-12-07), 20 ms
-    # with PASSIVE. A setting the user made is kept.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from fer_features.benchmark.robustness import RobustnessError, SPLITS, parse_shifts, run_robustness, summarize
 
     splits = [s.strip() for item in (split or list(SPLITS)) for s in item.split(",") if s.strip()]
