@@ -142,6 +142,7 @@ class YuFaceDetector(FaceDetector):
         controller = ThreadpoolController()
         own = [lib.filepath for lib in controller.lib_controllers if "yuface" in lib.filepath]
         self._omp = controller.select(filepath=own) if own else None
+        self._facedetect_cnn = _facedetect_cnn()
 
     def _detect(self, rgb: np.ndarray, upsample: int):
         from yuface import c_detect
@@ -151,8 +152,9 @@ class YuFaceDetector(FaceDetector):
         work = rgb if scale == 1.0 else _resize(rgb, max(1, round(w * scale)), max(1, round(h * scale)))
         # c_detect wants BGR; columns: confidence (0-100), x, y, w, h, then 5 (x, y) points:
         # image-left eye, image-right eye, nose tip, mouth corners (a 16th column is unused).
+        bgr = np.ascontiguousarray(work[:, :, ::-1])
         with self._omp.limit(limits=1) if self._omp is not None else nullcontext():
-            out = c_detect(np.ascontiguousarray(work[:, :, ::-1])).astype(np.float32)
+            out = (c_detect(bgr) if self._facedetect_cnn is None else _detect_into_buffer(self._facedetect_cnn, bgr)).astype(np.float32)
         if len(out) == 0:
             return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 2, 2))
         # pixel centres: a point at p in the work image lies at (p + 0.5) / scale - 0.5 in the photo
@@ -161,6 +163,42 @@ class YuFaceDetector(FaceDetector):
         boxes = np.stack([x / scale, y / scale, (x + bw) / scale, (y + bh) / scale], axis=1)
         eyes = xy(out[:, 5:9]).reshape(-1, 2, 2)
         return boxes, out[:, 0] / 100.0, eyes
+
+
+#: Bytes of libfacedetection's result buffer (its ``DETECT_BUFFER_SIZE``, as yuface allocates it).
+_RESULT_BUFFER_BYTES = 0x9000
+
+
+def _facedetect_cnn():
+    """libfacedetection's ``facedetect_cnn`` in the yuface wheel, through ctypes; None if not found.
+
+    yuface's ``c_detect`` mallocs a 36 KiB result buffer on every call and never frees it
+    (``src/main.cpp`` of ShiqiYu/libfacedetection.pip): 36 KiB a photo, 330 MB over a 9,000-frame
+    video. Called directly, the buffer is a numpy array freed with the call. The results are
+    ``c_detect``'s: the same first 15 columns (its 16th is uninitialised memory; here 0).
+    """
+    import ctypes
+    from pathlib import Path
+
+    import yuface
+
+    try:
+        lib = ctypes.CDLL(str(Path(yuface.__file__).parent / "libfacedetection.so"))
+        fn = lib._Z14facedetect_cnnPhS_iii  # int* facedetect_cnn(uchar* result, uchar* bgr, int w, int h, int step)
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.POINTER(ctypes.c_int)
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    return fn
+
+
+def _detect_into_buffer(facedetect_cnn, bgr: np.ndarray) -> np.ndarray:
+    """``c_detect(bgr)`` without its leak: ndarray of shape (n_faces, 16), dtype int16."""
+    h, w = bgr.shape[:2]
+    buffer = np.zeros(_RESULT_BUFFER_BYTES, np.uint8)
+    facedetect_cnn(buffer.ctypes.data, bgr.ctypes.data, w, h, w * 3)
+    n = int(buffer[:4].view(np.int32)[0])  # the face count, then 16 int16 per face
+    return buffer[4 : 4 + 32 * n].view(np.int16).reshape(n, 16).copy()
 
 
 class DlibHOGDetector(FaceDetector):

@@ -337,3 +337,31 @@ def test_annotate_keeps_size(tiny_model, astronaut):
     assert canvas.size == (astronaut.shape[1], astronaut.shape[0]) and canvas.mode == "RGB"
     assert (np.asarray(canvas) != astronaut).any()  # something was drawn
     assert (astronaut == np.asarray(canvas)).mean() > 0.8  # but only boxes and labels
+
+
+def test_yuface_gives_c_detects_results_without_its_leak(astronaut_png):
+    """yuface's c_detect leaks its 36 KiB result buffer per call; ours calls libfacedetection directly."""
+    from pathlib import Path
+
+    from PIL import Image
+    from yuface import c_detect
+
+    from fer_features.detectors import _detect_into_buffer, _facedetect_cnn
+
+    fn = _facedetect_cnn()
+    assert fn is not None  # the wheel's library and symbol are found
+    photo = np.asarray(Image.open(astronaut_png).convert("RGB"))
+    for bgr in (photo[::2, ::2, ::-1], photo[100:400, 50:300, ::-1], np.zeros((64, 80, 3), np.uint8)):
+        bgr = np.ascontiguousarray(bgr)
+        ours, theirs = _detect_into_buffer(fn, bgr), c_detect(bgr)
+        assert ours.shape == theirs.shape and np.array_equal(ours[:, :15], theirs[:, :15])
+
+    def rss_kib() -> int:
+        return next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmRSS"))
+
+    small = np.ascontiguousarray(photo[::4, ::4, ::-1])
+    _detect_into_buffer(fn, small)
+    before = rss_kib()
+    for _ in range(1000):
+        _detect_into_buffer(fn, small)
+    assert rss_kib() - before < 8 * 1024  # c_detect: 36 MiB more after 1,000 calls
