@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import assert_user_error, fer, pattern_images, pixel_string, write_csv
+
 from fer_features.benchmark import robustness as R
 from fer_features.config import EMOTIONS
 from fer_features.datasets import FERDataset

@@ -58,8 +58,6 @@ import pandas as pd
 
 from fer_features.config import DEFAULT_DETECTOR, IMAGE_SIZE
 
-#: Eye centres of a FER2013 crop, ``(x, y)`` px, image-left first (:data:`fer_features.faces.FER2013_EYES`).
-_EYES = ((15.1, 19.0), (32.8, 18.8))
 #: Shifted faces go through the model in chunks of this many (bounds the memory of one call).
 _CHUNK = 4096
 #: A detection is the pasted face when its box overlaps the pasted square this much (IoU).
@@ -190,17 +188,20 @@ def _box(cx: float, cy: float, w: int, h: int, size: int) -> tuple[slice, slice]
 
 
 def sunglasses_mask(n: int, lens: tuple[int, int], rng: np.random.Generator, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Where :func:`sunglasses` paints: two ``lens`` (width, height) px boxes on the eyes, jittered ±1.5 px.
+    """Where :func:`sunglasses` paints: two ``lens`` (width, height) px boxes on FER2013's eye centres
+    (:data:`fer_features.faces.FER2013_EYES`), jittered ±1.5 px.
 
     Returns
     -------
     ndarray of shape (n, size, size), dtype bool
     """
+    from fer_features.faces import FER2013_EYES
+
     mask = np.zeros((n, size, size), bool)
     jitter = rng.uniform(-1.5, 1.5, (n, 2))
     scale = size / IMAGE_SIZE
     for i in range(n):
-        for ex, ey in _EYES:
+        for ex, ey in FER2013_EYES:
             rows, cols = _box((ex + jitter[i, 0]) * scale, (ey + jitter[i, 1]) * scale, *(int(round(v * scale)) for v in lens), size)
             mask[i, rows, cols] = True
     return mask
@@ -620,7 +621,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
             severities = int((shifted["shift"] == name).sum())
             out.append({"split": split, "shift": name, "severities": severities, **row.to_dict()})
         if len(means):
-            out.append({"split": split, "shift": "mean", "severities": int(len(shifted)), **means.mean().to_dict()})
+            out.append({"split": split, "shift": "mean", "severities": len(shifted), **means.mean().to_dict()})
     return pd.DataFrame(out, columns=["split", "shift", "severities", "accuracy", "balanced_accuracy"])
 
 
@@ -718,7 +719,7 @@ def _measure(photo: np.ndarray, off: float, scale: float, landmarks: bool) -> di
     if len(found) != 1:
         return None
     d = found[0]
-    to_crop = lambda p: (np.asarray(p, np.float64) - off) / scale  # noqa: E731
+    to_crop = lambda p: (np.asarray(p, np.float64) - off) / scale
     eyes = to_crop(d.eyes)
     box = to_crop(np.array(d.box, np.float64).reshape(2, 2))
     out = {"left_eye_x": eyes[0, 0], "left_eye_y": eyes[0, 1], "right_eye_x": eyes[1, 0], "right_eye_y": eyes[1, 1],

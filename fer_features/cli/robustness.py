@@ -11,8 +11,8 @@ import typer
 
 from fer_features import config
 from fer_features.cli.common import (
-    DATA, OUTPUT, DataFormat, DataOpt, Detector, DetectorOpt, FormatOpt, JsonOpt, ModelOpt, TrustPickleOpt, app,
-    check_outputs, command_line, console, fail, load_data, load_options, read_model, wide_console, LabelMode,
+    DATA, OUTPUT, DataFormat, DataOpt, Detector, DetectorOpt, FormatOpt, JsonOpt, LabelMode, ModelOpt, TrustPickleOpt,
+    app, check_outputs, command_line, console, fail, load_data, load_options, read_model, wide_console,
 )  # fmt: skip
 
 SplitsOpt = Annotated[
@@ -63,7 +63,7 @@ def robustness(
     hand, at 2-3 severities each, seeded. Prints each shift and severity, each shift's mean and
     the overall mean (on PublicTest: the "shifted PublicTest" score of model selection).
     """
-    from fer_features.benchmark.robustness import RobustnessError, SPLITS, parse_shifts, run_robustness, summarize
+    from fer_features.benchmark.robustness import SPLITS, RobustnessError, parse_shifts, run_robustness, summarize
 
     splits = [s.strip() for item in (split or list(SPLITS)) for s in item.split(",") if s.strip()]
     bad = [s for s in splits if s not in SPLITS]
