@@ -11,9 +11,26 @@ import typer
 
 from fer_features import config
 from fer_features.cli.common import (
-    DATA, OUTPUT, DataFormat, DataOpt, Detector, DetectorOpt, FormatOpt, JsonOpt, LabelMode, ModelOpt, TrustPickleOpt,
-    app, check_outputs, command_line, console, fail, load_data, load_options, read_model, wide_console,
+    DATA,
+    OUTPUT,
+    DataFormat,
+    DataOpt,
+    Detector,
+    DetectorOpt,
+    FormatOpt,
+    JsonOpt,
+    LabelMode,
+    ModelOpt,
+    TrustPickleOpt,
+    app,
+    check_outputs,
+    command_line,
+    fail,
+    load_data,
+    load_options,
+    read_model,
 )  # fmt: skip
+from fer_features.cli.consoles import console, wide_console
 
 SplitsOpt = Annotated[
     list[str] | None,
@@ -63,7 +80,8 @@ def robustness(
     hand, at 2-3 severities each, seeded. Prints each shift and severity, each shift's mean and
     the overall mean (on PublicTest: the "shifted PublicTest" score of model selection).
     """
-    from fer_features.benchmark.robustness import SPLITS, RobustnessError, parse_shifts, run_robustness, summarize
+    from fer_features.benchmark.robustness import run_robustness, summarize
+    from fer_features.benchmark.shifts import SPLITS, RobustnessError, parse_shifts
 
     splits = [s.strip() for item in (split or list(SPLITS)) for s in item.split(",") if s.strip()]
     bad = [s for s in splits if s not in SPLITS]
@@ -115,8 +133,9 @@ def robustness(
 
 
 def _write(frame, out: Path | None, card: Path | None, settings: dict) -> None:
-    from fer_features.benchmark.robustness import RobustnessError, add_to_card, write_frame
-    from fer_features.persist import OutputError
+    from fer_features.benchmark.robustness import add_to_card, write_frame
+    from fer_features.benchmark.shifts import RobustnessError
+    from fer_features.persist.outputs import OutputError
 
     try:
         if out is not None:

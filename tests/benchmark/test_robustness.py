@@ -13,10 +13,11 @@ import pytest
 from conftest import assert_user_error, fer, pattern_images, pixel_string, write_csv
 
 from fer_features.benchmark import robustness as R
+from fer_features.benchmark import shifts as S
 from fer_features.config import EMOTIONS
-from fer_features.datasets import FERDataset
+from fer_features.data.fer2013 import FERDataset
 
-CROP_SHIFTS = [name for name, spec in R.SHIFTS.items() if spec.apply is not None]
+CROP_SHIFTS = [name for name, spec in S.SHIFTS.items() if spec.apply is not None]
 
 
 @pytest.fixture(scope="module")
@@ -41,48 +42,48 @@ def change(a: np.ndarray, b: np.ndarray) -> float:
 # --- every crop shift -------------------------------------------------------------------------
 @pytest.mark.parametrize("name", CROP_SHIFTS)
 def test_shift_keeps_shape_dtype_and_is_deterministic(crops, name):
-    for severity in R.SHIFTS[name].severities:
-        a = R.apply_shift(crops, name, severity, seed=3)
+    for severity in S.SHIFTS[name].severities:
+        a = S.apply_shift(crops, name, severity, seed=3)
         assert a.shape == crops.shape and a.dtype == np.uint8
-        assert np.array_equal(a, R.apply_shift(crops, name, severity, seed=3))
+        assert np.array_equal(a, S.apply_shift(crops, name, severity, seed=3))
         assert not np.array_equal(a, crops), f"{name} {severity} changed nothing"
-    assert np.array_equal(R.apply_shift(crops, name, 0), crops)
+    assert np.array_equal(S.apply_shift(crops, name, 0), crops)
 
 
 @pytest.mark.parametrize("name", ["rotation", "brightness", "gamma", "noise", "sunglasses", "hand"])
 def test_random_shifts_depend_on_the_seed(crops, name):
-    assert not np.array_equal(R.apply_shift(crops, name, 2, seed=0), R.apply_shift(crops, name, 2, seed=1))
+    assert not np.array_equal(S.apply_shift(crops, name, 2, seed=0), S.apply_shift(crops, name, 2, seed=1))
 
 
 @pytest.mark.parametrize("name", CROP_SHIFTS)
 def test_severity_makes_the_change_larger(crops, name):
-    changes = [change(R.apply_shift(crops, name, s), crops) for s in R.SHIFTS[name].severities]
+    changes = [change(S.apply_shift(crops, name, s), crops) for s in S.SHIFTS[name].severities]
     assert changes == sorted(changes), changes
 
 
 @pytest.mark.parametrize("name", ["blur", "low_resolution"])
 def test_blur_and_low_resolution_remove_high_frequencies(crops, name):
-    energy = [high_frequency(crops)] + [high_frequency(R.apply_shift(crops, name, s)) for s in R.SHIFTS[name].severities]
+    energy = [high_frequency(crops)] + [high_frequency(S.apply_shift(crops, name, s)) for s in S.SHIFTS[name].severities]
     assert all(a > b for a, b in zip(energy, energy[1:])), energy
 
 
 def test_noise_adds_high_frequencies_and_contrast_removes_spread(crops):
-    assert high_frequency(R.apply_shift(crops, "noise", 1)) > high_frequency(crops)
-    spreads = [crops.std()] + [R.apply_shift(crops, "contrast", s).std() for s in (1, 2, 3)]
+    assert high_frequency(S.apply_shift(crops, "noise", 1)) > high_frequency(crops)
+    spreads = [crops.std()] + [S.apply_shift(crops, "contrast", s).std() for s in (1, 2, 3)]
     assert all(a > b for a, b in zip(spreads, spreads[1:])), spreads
 
 
 def test_rotation_by_zero_is_identity_and_by_90_is_a_quarter_turn(crops):
     rng = np.random.default_rng(0)
-    assert np.array_equal(R.rotate(crops, 0, rng), crops)
-    turned = R.rotate(crops, 90, np.random.default_rng(0))
+    assert np.array_equal(S.rotate(crops, 0, rng), crops)
+    turned = S.rotate(crops, 90, np.random.default_rng(0))
     for t, c in zip(turned, crops):  # sign drawn per face: either way round, exact on the pixel grid
         assert np.array_equal(t, np.rot90(c, 1)) or np.array_equal(t, np.rot90(c, -1))
 
 
 def test_sunglasses_paint_the_eye_boxes_dark_and_nothing_else(crops):
-    shifted = R.apply_shift(crops, "sunglasses", 2, seed=5)
-    mask = R.sunglasses_mask(len(crops), R.SHIFTS["sunglasses"].levels[1], R.shift_rng(5, "sunglasses", 2))
+    shifted = S.apply_shift(crops, "sunglasses", 2, seed=5)
+    mask = S.sunglasses_mask(len(crops), S.SHIFTS["sunglasses"].levels[1], S.shift_rng(5, "sunglasses", 2))
     assert (shifted[mask] == 20).all()
     assert np.array_equal(shifted[~mask], crops[~mask])
     assert mask[:, 19, 15].all() and mask[:, 19, 33].all()  # over both of FER2013's eyes
@@ -90,8 +91,8 @@ def test_sunglasses_paint_the_eye_boxes_dark_and_nothing_else(crops):
 
 
 def test_hand_covers_mouth_and_chin_with_skin_grey(crops):
-    shifted = R.apply_shift(crops, "hand", 3, seed=5)
-    mask = R.hand_mask(len(crops), R.SHIFTS["hand"].levels[2], R.shift_rng(5, "hand", 3))
+    shifted = S.apply_shift(crops, "hand", 3, seed=5)
+    mask = S.hand_mask(len(crops), S.SHIFTS["hand"].levels[2], S.shift_rng(5, "hand", 3))
     assert np.array_equal(shifted[~mask], crops[~mask])
     assert shifted[mask].min() >= 110 and shifted[mask].max() <= 200
     assert mask[:, 38, 24].all() and not mask[:, 19, :].any()  # mouth covered, eyes free
@@ -99,27 +100,27 @@ def test_hand_covers_mouth_and_chin_with_skin_grey(crops):
 
 def test_apply_shift_refuses_bad_input(crops):
     with pytest.raises(R.RobustnessError, match="unknown shift 'fog'.*valid shifts: framing"):
-        R.apply_shift(crops, "fog", 1)
+        S.apply_shift(crops, "fog", 1)
     with pytest.raises(R.RobustnessError, match="severities 1 to 2, got 3"):
-        R.apply_shift(crops, "low_resolution", 3)
+        S.apply_shift(crops, "low_resolution", 3)
     with pytest.raises(R.RobustnessError, match="framing_photos"):
-        R.apply_shift(crops, "framing", 1)
+        S.apply_shift(crops, "framing", 1)
     with pytest.raises(R.RobustnessError, match=r"uint8.*float64"):
-        R.apply_shift(crops.astype(float), "blur", 1)
-    assert R.parse_shifts("blur, hand,blur") == ["blur", "hand"]
-    assert R.parse_shifts(None) == list(R.SHIFTS)
+        S.apply_shift(crops.astype(float), "blur", 1)
+    assert S.parse_shifts("blur, hand,blur") == ["blur", "hand"]
+    assert S.parse_shifts(None) == list(S.SHIFTS)
 
 
 # --- framing: photos through the detector -----------------------------------------------------
 def test_framing_photos_paste_the_face_at_a_seeded_place(crops):
-    photos, boxes = R.framing_photos(crops[:3], (96, 200), np.random.default_rng(0))
-    again, boxes2 = R.framing_photos(crops[:3], (96, 200), np.random.default_rng(0))
+    photos, boxes = S.framing_photos(crops[:3], (96, 200), np.random.default_rng(0))
+    again, boxes2 = S.framing_photos(crops[:3], (96, 200), np.random.default_rng(0))
     assert np.array_equal(boxes, boxes2) and all(np.array_equal(a, b) for a, b in zip(photos, again))
     for photo, (left, top, right, bottom) in zip(photos, boxes):
         assert photo.shape == (200, 200) and photo.dtype == np.uint8
         assert right - left == 96 and bottom - top == 96 and 0 <= left and right <= 200 and 0 <= top and bottom <= 200
     with pytest.raises(ValueError, match="does not fit"):
-        R.framing_photos(crops[:1], (300, 200), np.random.default_rng(0))
+        S.framing_photos(crops[:1], (300, 200), np.random.default_rng(0))
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +132,11 @@ def astronaut_crop() -> np.ndarray:
 
 
 def test_framing_goes_through_the_detector(astronaut_crop, tiny_model):
-    from fer_features.recognizer import Recognizer
+    from fer_features.inference.recognizer import Recognizer
 
     assert astronaut_crop.shape == (1, 48, 48)
     faces = np.repeat(astronaut_crop, 2, axis=0)
-    photos, boxes = R.framing_photos(faces, R.SHIFTS["framing"].levels[0], np.random.default_rng(0))
+    photos, boxes = S.framing_photos(faces, S.SHIFTS["framing"].levels[0], np.random.default_rng(0))
     labels = R.predict_framing(Recognizer(tiny_model, progress=False), photos, boxes)
     assert (labels != R.NO_FACE).all()
     blank = [np.full((320, 320), 128, np.uint8)]
@@ -169,7 +170,7 @@ def test_run_robustness_rows_columns_and_summary(tiny_model):
     frame = R.run_robustness(tiny_model, pattern_dataset(), shifts=shifts, framing_n=4)
     assert tuple(frame.columns) == R.COLUMNS
     per_split = 1 + 3 + 2 + 3
-    assert len(frame) == 2 * per_split and list(frame["split"].unique()) == list(R.SPLITS)
+    assert len(frame) == 2 * per_split and list(frame["split"].unique()) == list(S.SPLITS)
     assert list(frame["shift"].unique()) == ["clean", *shifts]
     framing = frame[frame["shift"] == "framing"]
     assert (framing["n"] == 4).all() and framing["found"].between(0, 1).all()
@@ -213,7 +214,7 @@ def test_card_entry_is_added_and_the_rest_kept(tiny_model, tmp_path):
 
 def test_card_in_the_bundled_models_is_refused(tiny_model):
     from fer_features.config import bundled_models_dir
-    from fer_features.persist import OutputError
+    from fer_features.persist.outputs import OutputError
 
     frame = R.run_robustness(tiny_model, pattern_dataset(), shifts=["blur"], framing_n=0, splits=["PublicTest"])
     with pytest.raises(OutputError, match="bundled models"):
