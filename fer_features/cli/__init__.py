@@ -8,7 +8,7 @@ Each command lives in its own module and only parses options, calls the library 
 that draw the library's events in :mod:`fer_features.cli.progress`.
 """
 
-from fer_features.cli import benchmark, cv, data, evaluate, listing, models, predict, quantize, serve, train  # noqa: F401  (registers the commands)
+from fer_features.cli import benchmark, cv, data, evaluate, listing, models, predict, quantize, robustness, serve, train  # noqa: F401  (registers the commands)
 from fer_features.cli.common import app
 
 __all__ = ["app", "main"]
