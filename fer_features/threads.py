@@ -4,9 +4,8 @@ Torch (its CNNs), yuface (its face detector) and scikit-learn (gradient boosting
 OpenMP runtime (GNU libgomp). By default a libgomp thread that has finished its share of a
 parallel loop *spins* for a while before it sleeps, waiting for the next loop. On a machine
 where another process holds a core, the spinning threads and that process take turns on it,
-and every parallel loop waits for its slowest thread: ``fer predict`` on a video fell from 65
-to 9-12 frames/s on a busy machine, and HistGradientBoosting became 50-100x slower (BENCHMARKS.md,
-"Busy machine").
+and every parallel loop waits for its slowest thread: video, photos and gradient boosting
+became several times slower on a busy machine (measurements in BENCHMARKS.md, "Busy machine").
 
 The policy, applied when :mod:`fer_features` is imported:
 
@@ -20,8 +19,7 @@ The policy, applied when :mod:`fer_features` is imported:
   (:func:`fer_features.torch_utils.batched_forward`): each thread takes the next batch when it
   is done, so a core that another process holds slows only the batches it runs. With torch's
   own intra-op threads, every layer of every batch waited at a barrier for the slower core, and
-  a sleeping thread had to be woken for each layer: on the default model at load 3.5,
-  5.3-5.8k crops/s side by side against 1.8-2.7k (``benchmarks/steady.py``).
+  a sleeping thread had to be woken for each layer (BENCHMARKS.md, "Busy machine").
 * ``OMP_NUM_THREADS``, when set, wins over both: the user's choice.
 """
 

@@ -173,8 +173,9 @@ def _facedetect_cnn():
     """libfacedetection's ``facedetect_cnn`` in the yuface wheel, through ctypes; None if not found.
 
     yuface's ``c_detect`` mallocs a 36 KiB result buffer on every call and never frees it
-    (``src/main.cpp`` of ShiqiYu/libfacedetection.pip): 36 KiB a photo, 330 MB over a 9,000-frame
-    video. Called directly, the buffer is a numpy array freed with the call. The results are
+    (``src/main.cpp`` of ShiqiYu/libfacedetection.pip): memory grows with every photo or video
+    frame (BENCHMARKS.md, "Memory on long runs"). Called directly, the buffer is a numpy array
+    freed with the call. The results are
     ``c_detect``'s: the same first 15 columns (its 16th is uninitialised memory; here 0).
     """
     import ctypes
