@@ -80,22 +80,10 @@ def robustness(
     hand, at 2-3 severities each, seeded. Prints each shift and severity, each shift's mean and
     the overall mean (on PublicTest: the "shifted PublicTest" score of model selection).
     """
-    from fer_features.benchmark.robustness import run_robustness, summarize
-    from fer_features.benchmark.shifts import SPLITS, RobustnessError, parse_shifts
+    from fer_features.benchmark.robustness import run_robustness
+    from fer_features.benchmark.shifts import RobustnessError
 
-    splits = [s.strip() for item in (split or list(SPLITS)) for s in item.split(",") if s.strip()]
-    bad = [s for s in splits if s not in SPLITS]
-    if bad or not splits:
-        fail(f"--split {bad[0] if bad else ''}: expected {' or '.join(SPLITS)}")
-    try:
-        shifts = parse_shifts(shift)
-    except RobustnessError as exc:
-        fail(f"--shift: {exc}")
-    if out is not None and out.suffix.lower() not in (".csv", ".json"):
-        fail(f"--out {out}: write a .csv or .json file")
-    if card is not None and not card.is_file():
-        fail(f"--card {card}: no such model card")
-    check_outputs((out, False, "--out"), (card, False, "--card"))
+    splits, shifts = _checked_options(split, shift, out, card)
     pipe = read_model(model if model is not None else config.default_model_path(), trust_pickle=trust_pickle)
     dataset = load_data(data, data_format, load_options(False, LabelMode.majority, 7))
     start = time.perf_counter()
@@ -122,14 +110,40 @@ def robustness(
                 "detector": detector.value, "model": str(model or config.DEFAULT_MODEL), "wall_seconds": round(wall, 1)}  # fmt: skip
     _write(frame, out, card, settings)
     if json_out:
-        payload = {"settings": settings, "rows": frame.to_dict(orient="records"),
-                   "summary": summarize(frame).to_dict(orient="records")}  # fmt: skip
-        if stats is not None:
-            payload["framing"] = stats.to_dict(orient="records")
-        typer.echo(json.dumps(payload, indent=2, default=str))
-        return
+        return _print_json(frame, stats, settings)
     print_robustness(frame, stats)
     console.print(f"wall time {wall:.0f} s" + (f"; rows in {out}" if out else "") + (f"; card {card}" if card else ""))
+
+
+def _checked_options(split, shift, out: Path | None, card: Path | None) -> tuple[list[str], list[str]]:
+    """The splits and shifts asked for; a one-line error (exit code 2) for a bad option, before any work."""
+    from fer_features.benchmark.shifts import SPLITS, RobustnessError, parse_shifts
+
+    splits = [s.strip() for item in (split or list(SPLITS)) for s in item.split(",") if s.strip()]
+    bad = [s for s in splits if s not in SPLITS]
+    if bad or not splits:
+        fail(f"--split {bad[0] if bad else ''}: expected {' or '.join(SPLITS)}")
+    try:
+        shifts = parse_shifts(shift)
+    except RobustnessError as exc:
+        fail(f"--shift: {exc}")
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        fail(f"--out {out}: write a .csv or .json file")
+    if card is not None and not card.is_file():
+        fail(f"--card {card}: no such model card")
+    check_outputs((out, False, "--out"), (card, False, "--card"))
+    return splits, shifts
+
+
+def _print_json(frame, stats, settings: dict) -> None:
+    """The rows, the summary and (with --eyes) the framing statistics, as JSON on stdout."""
+    from fer_features.benchmark.robustness import summarize
+
+    payload = {"settings": settings, "rows": frame.to_dict(orient="records"),
+               "summary": summarize(frame).to_dict(orient="records")}  # fmt: skip
+    if stats is not None:
+        payload["framing"] = stats.to_dict(orient="records")
+    typer.echo(json.dumps(payload, indent=2, default=str))
 
 
 def _write(frame, out: Path | None, card: Path | None, settings: dict) -> None:
