@@ -159,14 +159,20 @@ class NystroemClassifier(_ProbabilisticHead):
         return self.linear_.predict_proba(self.feature_map_.transform(X))
 
 
-def _can_hold_out(y, fraction: float) -> bool:
-    """Whether scikit-learn can hold out a stratified ``fraction`` of ``y`` (early stopping).
+def can_hold_out(smallest: int, n: int, n_classes: int, fraction: float) -> bool:
+    """Whether scikit-learn can hold out a stratified ``fraction`` of ``n`` faces (early stopping).
 
-    Its ``train_test_split`` needs 2 faces of every class and each part at least one face per class.
+    Its ``train_test_split`` needs 2 faces of every class (``smallest``: the smallest class's
+    count) and each part, the held-out one rounded up, at least one face per class.
     """
+    held = int(np.ceil(fraction * n))
+    return bool(smallest >= 2 and held >= n_classes and n - held >= n_classes)
+
+
+def _can_hold_out(y, fraction: float) -> bool:
+    """:func:`can_hold_out` for the labels ``y``."""
     classes, counts = np.unique(y, return_counts=True)
-    held = int(np.ceil(fraction * len(y)))
-    return bool(counts.min() >= 2 and held >= len(classes) and len(y) - held >= len(classes))
+    return can_hold_out(int(counts.min()), len(y), len(classes), fraction)
 
 
 class MLPHead(_ProbabilisticHead):

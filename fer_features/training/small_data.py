@@ -133,7 +133,7 @@ def _fit(est, what: str, label: str, count: int, n: tuple[int, int], source: tup
     from sklearn.ensemble import HistGradientBoostingClassifier, StackingClassifier, VotingClassifier
     from sklearn.pipeline import Pipeline
 
-    from fer_features.heads.estimators import NystroemClassifier
+    from fer_features.heads.estimators import NystroemClassifier, can_hold_out
 
     if isinstance(est, Pipeline):
         for _, step in est.steps:
@@ -155,7 +155,7 @@ def _fit(est, what: str, label: str, count: int, n: tuple[int, int], source: tup
         for _, member in est.estimators:
             _fit(member, what, label, count, n, source, notes)
     elif isinstance(est, HistGradientBoostingClassifier):
-        if est.early_stopping is True and not _can_hold_out(count, n[0], est.validation_fraction, n[1]):
+        if est.early_stopping is True and not can_hold_out(count, n[0], n[1], est.validation_fraction):
             est.set_params(early_stopping=False)
             notes.append(f"class {label!r} has {_faces(count)} in {source[1]}: gradient boosting runs all "
                          f"{est.max_iter} iterations (no early-stopping split)")  # fmt: skip
@@ -181,11 +181,6 @@ def _fewer_folds(cv, job: str, label: str, count: int, source: tuple[str, str], 
     notes.append(f"class {label!r} has {_faces(count)} in {source[1]}: {job.removesuffix(' by')} by {count}-fold "
                  f"cross-validation instead of {k}-fold")  # fmt: skip
     return count
-
-
-def _can_hold_out(count: int, n: int, fraction: float, n_classes: int) -> bool:
-    held = math.ceil(fraction * n)  # scikit-learn's train_test_split rounds the held-out part up
-    return count >= 2 and held >= n_classes and n - held >= n_classes
 
 
 def _faces(count: int) -> str:
