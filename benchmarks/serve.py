@@ -64,6 +64,21 @@ def tree_rss_mib(pid: int) -> float:
     return total
 
 
+def wait_until_up(proc, url: str, cmd: list[str], timeout_s: float = 120) -> None:
+    """Wait for ``fer serve`` (``proc``, started by ``cmd``) to answer ``GET url/health``; exit if it died or timed out."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.get(f"{url}/health", timeout=2)
+            return
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"fer serve did not start: {' '.join(cmd)}") from None
+            time.sleep(0.2)
+
+
 def load_test(model: str, side: int, requests: int, concurrency: int, workers: int = 1, max_batch: int = 8) -> dict:
     import httpx
 
@@ -78,15 +93,7 @@ def load_test(model: str, side: int, requests: int, concurrency: int, workers: i
     url = f"http://127.0.0.1:{port}"
     photo = jpeg(astronaut(side))
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"fer serve did not start: {' '.join(cmd)}") from None
-                time.sleep(0.2)
+        wait_until_up(proc, url, cmd)
 
         def one(client):
             t = time.perf_counter()

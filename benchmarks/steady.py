@@ -44,6 +44,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from serve import rss_mib, wait_until_up  # benchmarks/serve.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FER_ZIP = SHARED / "data" / "fer2013.zip"
@@ -169,15 +171,7 @@ def serve_latency(model: str, photo: str, *, requests: int, concurrency: int, sa
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url, body = f"http://127.0.0.1:{port}", Path(photo).read_bytes()
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"fer serve did not start: {' '.join(cmd)}") from None
-                time.sleep(0.2)
+        wait_until_up(proc, url, cmd)
 
         def one(client):
             t = time.perf_counter()
@@ -192,18 +186,11 @@ def serve_latency(model: str, photo: str, *, requests: int, concurrency: int, sa
                 step = sample_every or requests
                 for done in range(step, requests + 1, step):
                     times += list(pool.map(lambda _: one(client), range(step)))
-                    rss[done] = rss_mib(proc.pid)
+                    rss[done] = round(rss_mib(proc.pid), 1)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     return {**percentiles(times), **({"rss_mib": rss} if sample_every else {})}
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
 
 
 # --------------------------------------------------------------------------- the three measurements
