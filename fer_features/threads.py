@@ -20,7 +20,10 @@ The policy, applied when :mod:`fer_features` is imported:
   is done, so a core that another process holds slows only the batches it runs. With torch's
   own intra-op threads, every layer of every batch waited at a barrier for the slower core, and
   a sleeping thread had to be woken for each layer (BENCHMARKS.md, "Busy machine").
-* ``OMP_NUM_THREADS``, when set, wins over both: the user's choice.
+* The face detector takes a second thread only while a second core is idle
+  (:func:`idle_cores`): on two threads yuface finds the faces of a photo in about half the
+  time, but a thread that has to share its core with another process makes the call wait for it.
+* ``OMP_NUM_THREADS``, when set, wins over all of this: the user's choice.
 """
 
 from __future__ import annotations
@@ -62,3 +65,38 @@ def threads_for(n_images: int) -> int | None:
     if os.environ.get("OMP_NUM_THREADS"):
         return None
     return 1 if n_images < SMALL_CALL else cpu_cores()
+
+
+def runnable_threads() -> int | None:
+    """Threads of the whole machine that are running or ready to run at this instant, the caller's included.
+
+    The fourth field of Linux's ``/proc/loadavg`` (``running/total``): a count now, not an
+    average over minutes, so a busy loop started a second ago counts at once. None where it
+    cannot be read (not Linux).
+    """
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            return int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def idle_cores(cores: int | None = None) -> int:
+    """Cores that no other thread wants right now, the calling thread's own counted as idle.
+
+    Parameters
+    ----------
+    cores : int, optional
+        The cores to share out; default :func:`cpu_cores`.
+
+    Returns
+    -------
+    int
+        ``cores`` minus the other runnable threads (:func:`runnable_threads`), at least 1. Where
+        the count cannot be read, 1: the choice that never waits on a core another process holds.
+    """
+    cores = cpu_cores() if cores is None else cores
+    running = runnable_threads()
+    if running is None:
+        return 1
+    return max(1, min(cores, cores - (running - 1)))

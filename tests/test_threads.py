@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from fer_features import threads
 
 
@@ -43,3 +45,26 @@ def test_torch_threads_follow_the_call_size(monkeypatch):
         assert torch.get_num_threads() == threads.cpu_cores()
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(("running", "idle"), [(1, 2), (2, 1), (7, 1), (None, 1)])
+def test_idle_cores_leaves_out_the_cores_other_threads_want(monkeypatch, running, idle):
+    monkeypatch.setattr(threads, "runnable_threads", lambda: running)
+    assert threads.idle_cores(2) == idle
+
+
+def test_runnable_threads_counts_the_caller():
+    running = threads.runnable_threads()
+    assert running is None or running >= 1  # this thread is running while it reads the count
+
+
+@pytest.mark.parametrize(("omp", "idle", "expected"), [(None, 2, 2), (None, 1, 1), (None, 16, 2), ("1", 2, 1), ("4", 1, 2)])
+def test_the_face_detector_takes_a_second_thread_only_on_an_idle_core(monkeypatch, omp, idle, expected):
+    pytest.importorskip("yuface")
+    from fer_features.faces.detectors import YuFaceDetector
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    if omp is not None:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    monkeypatch.setattr(threads, "idle_cores", lambda cores=None: idle)
+    assert YuFaceDetector()._threads() == expected

@@ -25,6 +25,7 @@ References
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -136,13 +137,26 @@ class YuFaceDetector(FaceDetector):
         import yuface  # noqa: F401  (fail early, with the package's name)
         from threadpoolctl import ThreadpoolController
 
-        # The wheel's own OpenMP runtime (yuface.libs/libgomp-*) on one thread: a second one buys
-        # little for twice the CPU time, which one thread leaves to the rest of the work (fer
-        # serve's other requests; BENCHMARKS.md, "Measurements behind defaults in the code").
+        # The wheel's own OpenMP runtime (yuface.libs/libgomp-*), limited per call: a second thread
+        # only while a second core is idle (fer_features.threads.idle_cores); BENCHMARKS.md,
+        # "Busy machine".
         controller = ThreadpoolController()
         own = [lib.filepath for lib in controller.lib_controllers if "yuface" in lib.filepath]
         self._omp = controller.select(filepath=own) if own else None
         self._facedetect_cnn = _facedetect_cnn()
+
+    #: The most OpenMP threads a call uses: the 320-pixel working copy has too few rows to share
+    #: among more (BENCHMARKS.md, "Busy machine").
+    max_threads = 2
+
+    def _threads(self) -> int:
+        """OpenMP threads for this call: idle cores (:func:`~fer_features.threads.idle_cores`), at most :attr:`max_threads`."""
+        from fer_features.threads import idle_cores
+
+        user = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+        if user.isdigit():  # the user's choice wins
+            return max(1, min(self.max_threads, int(user)))
+        return min(self.max_threads, idle_cores())
 
     def _detect(self, rgb: np.ndarray, upsample: int):
         from yuface import c_detect
@@ -153,7 +167,7 @@ class YuFaceDetector(FaceDetector):
         # c_detect wants BGR; columns: confidence (0-100), x, y, w, h, then 5 (x, y) points:
         # image-left eye, image-right eye, nose tip, mouth corners (a 16th column is unused).
         bgr = np.ascontiguousarray(work[:, :, ::-1])
-        with self._omp.limit(limits=1) if self._omp is not None else nullcontext():
+        with self._omp.limit(limits=self._threads()) if self._omp is not None else nullcontext():
             out = (c_detect(bgr) if self._facedetect_cnn is None else _detect_into_buffer(self._facedetect_cnn, bgr)).astype(np.float32)
         if len(out) == 0:
             return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 2, 2))
