@@ -7,6 +7,7 @@ standard protocol); the test split is never seen here.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -143,6 +144,8 @@ def train_cnn(
     state = {"epoch": 0, "history": [], "best_accuracy": -1.0, "best_epoch": -1, "best_state": None, "seconds": 0.0}
     # A resume file is used only for the same config and the same data.
     data_key = [len(xt), len(xv), round(mean, 6), round(std, 6), int(yt.sum()), int(yv.sum()), round(float(tt.sum()), 3)]
+    if soft_train is not None:  # distributions sum to 1 whatever they are: tell them apart by their values
+        data_key.append(hashlib.sha256(soft_train.tobytes()).hexdigest()[:16])
     resume_path = Path(resume_path) if resume_path else None
     if resume_path is not None and resume_path.is_file():
         saved = torch.load(resume_path, map_location="cpu", weights_only=False)
