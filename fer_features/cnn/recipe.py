@@ -42,11 +42,12 @@ class TrainConfig:
     erasing : float
         Probability of random erasing of a rectangle of 2-20% of the face (Zhong et al. 2020).
     photometric : float
-        Probability per image of one photometric transform (:func:`photometric`): brightness,
-        contrast or gamma jitter, Gaussian blur, Gaussian noise, low resolution or JPEG
-        compression, at a random strength up to the robustness benchmark's strongest
-        (:data:`PHOTOMETRIC_RANGES`). 0 (the default) turns it off and leaves the augmentation's
-        random stream as it was.
+        Probability per image of one photometric transform
+        (:func:`~fer_features.cnn.photometric.photometric`): brightness, contrast or gamma
+        jitter, Gaussian blur, Gaussian noise, low resolution or JPEG compression, at a random
+        strength up to the robustness benchmark's strongest
+        (:data:`~fer_features.cnn.photometric.PHOTOMETRIC_RANGES`; Hendrycks & Dietterich
+        2019). 0 (the default) turns it off and leaves the augmentation's random stream as it was.
     patience : int
         Stop after this many epochs without a better validation accuracy.
     seed : int
