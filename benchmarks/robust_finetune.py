@@ -1,13 +1,27 @@
-"""One row pair of issue 32's ablation: fine-tune the default model's compact CNN with its recipe's
-augmentation, or with augmentation widened towards the robustness benchmark's shifts, then score both.
+"""Issue 32's ablation: fine-tune the default model's compact CNN with one change to its recipe per
+arm, then score each on the robustness benchmark.
 
     python benchmarks/robust_finetune.py --epochs 4 --out /tmp/abl
 
-Both arms start from ``models/cnn-compact-stem2-ens.pt`` and train the same epochs at the same
-learning rate on FER2013 Training (best epoch on PublicTest); the "shift-matched" arm widens
-rotation to ±25° (the benchmark's largest), scale jitter to ±25% (framing) and random erasing to
-probability 0.5 (occlusion). Each checkpoint is then measured with ``fer robustness --split
-PublicTest`` (selection data only). Prints one JSON line per arm.
+Every arm starts from ``models/cnn-compact-stem2-ens.pt`` and trains the same epochs at the same
+learning rate on FER2013 Training (best epoch on PublicTest's FER2013 labels); each checkpoint is
+then measured with ``fer robustness --split PublicTest`` (selection data only). The arms
+(``--arms``, comma-separated; default all):
+
+- ``recipe``: the checkpoint's own recipe (rotation ±10°, scale ±10%, erasing 0.25);
+- ``shift-matched``: rotation ±25° (the benchmark's largest), scale ±25% (framing), erasing 0.5
+  (occlusion);
+- ``photometric``: the recipe plus one of the benchmark's photometric shifts on a share
+  ``--photometric`` of the faces (``TrainConfig.photometric``; :mod:`fer_features.cnn.photometric`);
+- ``ferplus-soft``: the recipe, its targets ``(1 - w) * FER2013 one-hot + w * FERPlus vote
+  distribution`` of the same faces, ``w = --ferplus-weight`` (:func:`ferplus_soft_targets`);
+- ``photometric+ferplus``: both.
+
+Prints one JSON line per arm (its targets, training seconds, best epoch, PublicTest accuracy and
+the report's clean, shifted-mean and per-shift scores). Resumable: an arm whose checkpoint (``ARM.pt``) and report
+(``ARM.json``) are in ``--out`` is not run again, its line is printed from them; a checkpoint
+without its report is only scored; an interrupted training resumes from ``ARM.resume.pt``.
+``--limit`` trains and scores on that many faces per split, for a smoke test.
 """
 
 from __future__ import annotations
@@ -21,43 +35,91 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 START = ROOT / "models" / "cnn-compact-stem2-ens.pt"
-ARMS = {"recipe": {}, "shift-matched": {"max_rotation": 25.0, "max_scale": 0.25, "erasing": 0.5}}
+DATA = ROOT.parent / "shared" / "data"
+SHIFT_MATCHED = {"max_rotation": 25.0, "max_scale": 0.25, "erasing": 0.5}
+
+
+def arms(photometric: float, ferplus_weight: float) -> dict[str, tuple[dict, float]]:
+    """Each arm's changes to the TrainConfig and the weight of the FERPlus votes in its targets."""
+    return {
+        "recipe": ({}, 0.0),
+        "shift-matched": (SHIFT_MATCHED, 0.0),
+        "photometric": ({"photometric": photometric}, 0.0),
+        "ferplus-soft": ({}, ferplus_weight),
+        "photometric+ferplus": ({"photometric": photometric}, ferplus_weight),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013.csv.gz"))
+    parser.add_argument("--data", default=str(DATA / "fer2013.csv.gz"))
+    parser.add_argument("--votes", default=str(DATA / "fer2013new.csv"), help="FERPlus fer2013new.csv")
+    parser.add_argument("--arms", default=",".join(arms(0, 0)), help="comma-separated; default all")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=0.005)
+    parser.add_argument("--photometric", type=float, default=0.5, help="share of faces with a photometric shift")
+    parser.add_argument("--ferplus-weight", type=float, default=0.5, help="weight of the FERPlus votes in the targets")
+    parser.add_argument("--limit", type=int, default=0, help="faces per split (smoke test); 0: all")
     parser.add_argument("--out", default="/tmp/robust-finetune")
     args = parser.parse_args()
+    table = arms(args.photometric, args.ferplus_weight)
+    chosen = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = [a for a in chosen if a not in table]
+    if unknown:
+        parser.error(f"unknown arm(s) {', '.join(unknown)}; expected some of {', '.join(table)}")
 
+    import pandas as pd
+
+    from fer_features.benchmark.robustness import card_entry
     from fer_features.cnn.checkpoints import load_checkpoint, save_checkpoint
     from fer_features.cnn.loop import train_cnn
     from fer_features.cnn.recipe import TrainConfig
+    from fer_features.data.ferplus import ferplus_soft_targets
     from fer_features.data.sources import load_data
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = load_checkpoint(START)
-    data = load_data(args.data)
+    data = load_data(args.data, limit=args.limit or None)
     train, val = data.usage == "Training", data.usage == "PublicTest"
     X, y, X_val, y_val = data.X[train], data.y[train], data.X[val], data.y[val]  # labels as class indices
-    for arm, changes in ARMS.items():
-        t = time.perf_counter()
-        config = TrainConfig(net=dict(start["config"]["net"]), preset="compact", epochs=args.epochs, lr=args.lr,
-                             init_checkpoint=str(START), patience=args.epochs, **changes)  # fmt: skip
-        ckpt = train_cnn(X, y, X_val, y_val, config=config, classes=list(data.classes))
-        ckpt["classes"] = [str(c) for c in data.classes]  # what a model file needs to name its outputs
-        path = save_checkpoint(ckpt, out / f"{arm}.pt")
-        train_s = time.perf_counter() - t
-        report = out / f"{arm}.json"
-        cmd = [sys.executable, "-m", "fer_features.cli", "robustness", "--model", str(path), "--data", args.data,
-               "--split", "PublicTest", "--out", str(report)]  # fmt: skip
-        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-        rows = json.loads(report.read_text())
-        print(json.dumps({"arm": arm, "changes": changes, "train_seconds": round(train_s), "best_epoch": ckpt.get("best_epoch"),
-                          "rows": rows if isinstance(rows, dict) else rows[:0], "report": str(report)}), flush=True)  # fmt: skip
+    for arm in chosen:
+        changes, weight = table[arm]
+        spec = {"arm": arm, "changes": changes, "ferplus_weight": weight, "epochs": args.epochs, "lr": args.lr,
+                "limit": args.limit, "start": START.name}  # fmt: skip
+        path, report = out / f"{arm}.pt", out / f"{arm}.json"
+        if path.is_file():
+            ckpt = load_checkpoint(path)
+            done = ckpt.get("ablation", {}).get("spec")
+            if done is not None and done != spec:
+                sys.exit(f"{path} was trained as {done}, not {spec}: pass another --out or remove it")
+        else:
+            soft, targets = None, {"labels": "FER2013"}
+            if weight > 0:
+                mixed, has_votes = ferplus_soft_targets(data.subset(train), args.votes, weight=weight)
+                soft = mixed
+                targets = {"labels": "FER2013 + FERPlus votes", "votes": args.votes, "weight": weight,
+                           "faces_with_votes": int(has_votes.sum()), "faces": int(len(has_votes))}  # fmt: skip
+            config = TrainConfig(net=dict(start["config"]["net"]), preset="compact", epochs=args.epochs, lr=args.lr,
+                                 init_checkpoint=str(START), patience=args.epochs, **changes)  # fmt: skip
+            t = time.perf_counter()
+            ckpt = train_cnn(X, y, X_val, y_val, config=config, classes=list(data.classes), soft_train=soft,
+                             resume_path=out / f"{arm}.resume.pt")  # fmt: skip
+            ckpt["classes"] = [str(c) for c in data.classes]  # what a model file needs to name its outputs
+            ckpt["ablation"] = {"spec": spec, "targets": targets, "wall_seconds": round(time.perf_counter() - t)}
+            save_checkpoint(ckpt, path)
+        if not report.is_file():
+            cmd = [sys.executable, "-m", "fer_features.cli", "robustness", "--model", str(path), "--data", args.data,
+                   "--split", "PublicTest", "--out", str(report)]  # fmt: skip
+            if args.limit:
+                cmd += ["--limit", str(args.limit), "--framing-n", str(min(args.limit, 1000))]
+            subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        summary = card_entry(pd.DataFrame(json.loads(report.read_text())))  # clean, shifted mean, each shift
+        record = ckpt.get("ablation", {})
+        print(json.dumps({"arm": arm, "changes": changes, "targets": record.get("targets"),
+                          "train_seconds": ckpt.get("train_seconds"), "best_epoch": ckpt.get("best_epoch"),
+                          "val_accuracy": ckpt.get("val_accuracy"), "robustness": summary, "report": str(report)},
+                         default=float), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

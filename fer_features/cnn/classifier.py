@@ -115,6 +115,10 @@ class CNNClassifier(CNNModuleMixin, ClassifierMixin, BaseEstimator):
         Peak learning rate of the one-cycle schedule (SGD, Nesterov momentum 0.9).
     weight_decay, label_smoothing, max_rotation, max_shift, max_scale, erasing, patience
         Training hyper-parameters, as in :class:`~fer_features.cnn.recipe.TrainConfig`.
+    photometric : float, default=0.0
+        Probability per face of a random photometric transform in training (brightness,
+        contrast, gamma, blur, noise, low resolution, JPEG; :mod:`fer_features.cnn.photometric`);
+        0 is off.
     net : dict, optional
         Architecture (``widths``, ``convs_per_stage``, ``embedding_dim``, ``dropout``); default
         the preset's.
@@ -172,6 +176,7 @@ class CNNClassifier(CNNModuleMixin, ClassifierMixin, BaseEstimator):
         max_shift=4.0,
         max_scale=0.1,
         erasing=0.25,
+        photometric=0.0,
         patience=10,
         net=None,
         seed=0,
@@ -199,6 +204,7 @@ class CNNClassifier(CNNModuleMixin, ClassifierMixin, BaseEstimator):
         self.max_shift = max_shift
         self.max_scale = max_scale
         self.erasing = erasing
+        self.photometric = photometric
         self.patience = patience
         self.net = net
         self.seed = seed

@@ -7,12 +7,13 @@ standard protocol); the test split is never seen here.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -143,10 +144,12 @@ def train_cnn(
     state = {"epoch": 0, "history": [], "best_accuracy": -1.0, "best_epoch": -1, "best_state": None, "seconds": 0.0}
     # A resume file is used only for the same config and the same data.
     data_key = [len(xt), len(xv), round(mean, 6), round(std, 6), int(yt.sum()), int(yv.sum()), round(float(tt.sum()), 3)]
+    if soft_train is not None:  # distributions sum to 1 whatever they are: tell them apart by their values
+        data_key.append(hashlib.sha256(soft_train.tobytes()).hexdigest()[:16])
     resume_path = Path(resume_path) if resume_path else None
     if resume_path is not None and resume_path.is_file():
         saved = torch.load(resume_path, map_location="cpu", weights_only=False)
-        if saved.get("config") == asdict(cfg) and saved.get("data_key") == data_key:
+        if _saved_config(saved.get("config")) == asdict(cfg) and saved.get("data_key") == data_key:
             net.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
@@ -169,7 +172,7 @@ def train_cnn(
         for xb, tb in loader:
             t0 = time.perf_counter()
             xb, tb = xb.to(dev, non_blocking=True), tb.to(dev, non_blocking=True)
-            xb = augment(xb, cfg, aug_gen)
+            xb = augment(xb, cfg, aug_gen, mean=mean, std=std)
             xb, tb = mix_batch(xb, tb, cfg, aug_gen)
             if cfg.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
@@ -260,6 +263,15 @@ def train_cnn(
     if resume_path is not None and resume_path.exists():
         resume_path.unlink()
     return checkpoint
+
+
+def _saved_config(config: dict | None) -> dict | None:
+    """A stored config as :func:`~dataclasses.asdict` writes it today: the fields added to
+    :class:`TrainConfig` since it was written take their defaults, which were in force then."""
+    if config is None:
+        return None
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    return {**defaults, **config}
 
 
 def _teacher_targets(cfg: TrainConfig, X_train: np.ndarray, n_classes: int, dev, precision: str) -> tuple[dict, torch.Tensor]:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fer_features.cnn.photometric import photometric
 from fer_features.cnn.presets import PRESETS
 from fer_features.config import CNN_EPOCHS, TTA_MODES
 from fer_features.torch_utils import (
@@ -40,6 +41,13 @@ class TrainConfig:
         Random zoom, fraction (uniform in 1 ± this).
     erasing : float
         Probability of random erasing of a rectangle of 2-20% of the face (Zhong et al. 2020).
+    photometric : float
+        Probability per image of one photometric transform
+        (:func:`~fer_features.cnn.photometric.photometric`): brightness, contrast or gamma
+        jitter, Gaussian blur, Gaussian noise, low resolution or JPEG compression, at a random
+        strength up to the robustness benchmark's strongest
+        (:data:`~fer_features.cnn.photometric.PHOTOMETRIC_RANGES`; Hendrycks & Dietterich
+        2019). 0 (the default) turns it off and leaves the augmentation's random stream as it was.
     patience : int
         Stop after this many epochs without a better validation accuracy.
     seed : int
@@ -89,6 +97,7 @@ class TrainConfig:
     max_shift: float = 4.0
     max_scale: float = 0.1
     erasing: float = 0.25
+    photometric: float = 0.0
     patience: int = 10
     seed: int = 0
     precision: str = "auto"
@@ -111,6 +120,8 @@ class TrainConfig:
             raise ValueError(f"ema must be a decay in [0, 1), got {self.ema!r}")
         if not 0.0 <= self.distill <= 1.0 or self.distill_temperature <= 0:
             raise ValueError("distill is a weight in [0, 1] and distill_temperature positive")
+        if not 0.0 <= self.photometric <= 1.0:
+            raise ValueError(f"photometric is a probability in [0, 1], got {self.photometric!r}")
         if self.mixup < 0 or self.cutmix < 0:
             raise ValueError("mixup and cutmix are Beta alphas: 0 (off) or positive")
         if not self.net:
@@ -123,8 +134,12 @@ def to_tensor(X: np.ndarray, mean: float, std: float) -> torch.Tensor:
     return (torch.from_numpy(np.array(X, dtype=np.uint8, copy=True)).float().div_(255.0).sub_(mean).div_(std)).unsqueeze(1)
 
 
-def augment(x: torch.Tensor, cfg: TrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """Random flip, rotation, zoom and shift (one affine warp per image), then random erasing.
+def augment(
+    x: torch.Tensor, cfg: TrainConfig, generator: torch.Generator, *, mean: float = 0.0, std: float = 1.0
+) -> torch.Tensor:
+    """Random flip, rotation, zoom and shift (one affine warp per image), then a photometric
+    transform (:func:`~fer_features.cnn.photometric.photometric`, when ``cfg.photometric``), then
+    random erasing.
 
     Parameters
     ----------
@@ -132,6 +147,9 @@ def augment(x: torch.Tensor, cfg: TrainConfig, generator: torch.Generator) -> to
     cfg : TrainConfig
     generator : torch.Generator
         On x's device; makes the augmentation reproducible.
+    mean, std : float, default=0.0, 1.0
+        The standardisation of ``x`` (grey level / 255 is ``x * std + mean``), which the
+        photometric transforms need; :func:`to_tensor`'s.
 
     Returns
     -------
@@ -154,6 +172,8 @@ def augment(x: torch.Tensor, cfg: TrainConfig, generator: torch.Generator) -> to
     )  # maps output grid to input: flip x, rotate, zoom, shift
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if cfg.photometric > 0:  # nothing drawn when off: runs without it keep their random stream
+        x = photometric(x, cfg.photometric, generator, mean=mean, std=std)
     if cfg.erasing > 0:
         area = uniform(0.02, 0.2) * h * w
         aspect = torch.exp(uniform(math.log(0.3), math.log(3.3)))

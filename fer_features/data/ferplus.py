@@ -136,7 +136,6 @@ def load_ferplus(
     for an emotion is taken for annotator noise and removed before the vote is counted, in both
     modes. Rows with an empty ``Image name`` (faces FERPlus removed) are dropped.
     """
-    import pandas as pd
 
     if label_mode not in LABEL_MODES:
         raise ValueError(f"unknown label mode {label_mode!r}; expected one of {', '.join(LABEL_MODES)}")
@@ -154,6 +153,26 @@ def load_ferplus(
         )
     if not old.is_file():
         raise FileNotFoundError(f"{old}: no such file (the FER2013 challenge CSV with the pixels for {new.name})")
+    votes_df, votes = _read_votes(new)
+    pixels = load_fer2013(old, skip_bad=skip_bad, cache=cache, cache_dir=cache_dir)
+    row_of = _rows_of(pixels, votes_df, new)
+
+    names = tuple(EMOTIONS if classes == 7 else EMOTIONS8)
+    soft, keep = ferplus_labels(votes[row_of], label_mode=label_mode, classes=classes)
+    keep &= votes_df["Image name"].fillna("").str.strip().to_numpy(str)[row_of] != ""
+    X, usage = pixels.X[keep], pixels.usage[keep]
+    y = soft[keep].argmax(axis=1).astype(np.int64)
+    soft_kept = soft[keep] if label_mode == "probability" else None
+    return FERDataset(
+        X, y, usage, pixels.names[keep], str(new), _fingerprint(X, y, usage, soft_kept),
+        pixels.skipped, names, soft_kept,
+    )
+
+
+def _read_votes(new: Path):
+    """``fer2013new.csv`` as a DataFrame and its vote counts ``(n_rows, 10)`` float64, checked."""
+    import pandas as pd
+
     try:
         votes_df = pd.read_csv(new, dtype={"Usage": str, "Image name": str})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
@@ -168,33 +187,86 @@ def load_ferplus(
     bad = np.flatnonzero(~np.all(np.isfinite(votes) & (votes >= 0) & (votes == np.round(votes)), axis=1))
     if len(bad):
         raise DataError(f"{new}: line {bad[0] + 2}: vote counts must be non-negative integers")
+    return votes_df, votes
 
-    pixels = load_fer2013(old, skip_bad=skip_bad, cache=cache, cache_dir=cache_dir)
-    row_of = np.array([int(n.split()[1]) - 2 for n in pixels.names])  # "line N" -> 0-based row
-    n_rows = len(row_of) + len(pixels.skipped)  # rows skipped as bad count too
-    if n_rows != len(votes_df):
+
+def _rows_of(pixels: FERDataset, votes_df, new: Path, *, whole: bool = True) -> np.ndarray:
+    """The 0-based row of ``fer2013new.csv`` of each face of ``pixels`` (loaded from the challenge
+    CSV, whose names are ``"line N"``), checked: the same number of rows (``whole``; else none
+    past the vote file's end) and the same Usage."""
+    try:
+        row_of = np.array([int(n.split()[1]) - 2 for n in pixels.names], dtype=np.int64)  # "line N" -> 0-based row
+    except (IndexError, ValueError):
         raise DataError(
-            f"{new}: {len(votes_df)} rows, but {old} has {n_rows}: the FERPlus rows must correspond one to one, in order"
+            f"{pixels.source}: its faces are not named by line of the FER2013 challenge CSV; FERPlus votes pair "
+            "with fer2013.csv (or .csv.gz) rows only"
+        ) from None
+    n_rows = len(row_of) + len(pixels.skipped) if whole else int(row_of.max(initial=-1)) + 1  # skipped rows count
+    if (n_rows != len(votes_df)) if whole else (n_rows > len(votes_df)):
+        raise DataError(
+            f"{new}: {len(votes_df)} rows, but {pixels.source} has {n_rows}: the FERPlus rows must correspond one to one, "
+            "in order"
         )
     ferplus_usage = votes_df["Usage"].to_numpy(str)[row_of]
     mismatch = np.flatnonzero(ferplus_usage != pixels.usage)
     if len(mismatch):
         i = mismatch[0]
         raise DataError(
-            f"{new}: line {row_of[i] + 2}: Usage {str(ferplus_usage[i])!r} but {old} says {str(pixels.usage[i])!r}; "
-            "are these files a pair?"
+            f"{new}: line {row_of[i] + 2}: Usage {str(ferplus_usage[i])!r} but {pixels.source} says "
+            f"{str(pixels.usage[i])!r}; are these files a pair?"
         )
+    return row_of
 
-    names = tuple(EMOTIONS if classes == 7 else EMOTIONS8)
-    soft, keep = ferplus_labels(votes[row_of], label_mode=label_mode, classes=classes)
-    keep &= votes_df["Image name"].fillna("").str.strip().to_numpy(str)[row_of] != ""
-    X, usage = pixels.X[keep], pixels.usage[keep]
-    y = soft[keep].argmax(axis=1).astype(np.int64)
-    soft_kept = soft[keep] if label_mode == "probability" else None
-    return FERDataset(
-        X, y, usage, pixels.names[keep], str(new), _fingerprint(X, y, usage, soft_kept),
-        pixels.skipped, names, soft_kept,
-    )
+
+def ferplus_soft_targets(
+    data: FERDataset, votes: str | os.PathLike, *, weight: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """FER2013's one-hot labels mixed with the FERPlus vote distributions of the same faces.
+
+    Parameters
+    ----------
+    data : FERDataset
+        FER2013 loaded from the challenge CSV (:func:`~fer_features.data.fer2013.load_fer2013`
+        of ``fer2013.csv`` or ``fer2013.csv.gz``), or a subset of it (e.g. its Training faces).
+    votes : str or path-like
+        ``fer2013new.csv``, whose row i holds the votes for row i of the challenge CSV.
+    weight : float, default=0.5
+        Share of the vote distribution in each target, in [0, 1].
+
+    Returns
+    -------
+    targets : ndarray of shape (n_samples, 7), dtype float32
+        ``(1 - weight) * one_hot(data.y) + weight * votes``, rows summing to 1, in
+        :data:`~fer_features.config.EMOTIONS` order: the FERPlus paper's probability ("PLD")
+        targets [1]_ mixed with FER2013's labels. Faces without a vote distribution keep
+        their one-hot label.
+    has_votes : ndarray of shape (n_samples,), dtype bool
+        Faces with a distribution: not dropped by FERPlus (empty ``Image name``) and with
+        their top vote on one of the 7 classes after the single-vote noise is removed
+        (``label_mode='probability'`` of :func:`ferplus_labels`; contempt votes ignored).
+
+    Raises
+    ------
+    ValueError
+        For a weight outside [0, 1] or a data set of other classes than FER2013's 7.
+    DataError
+        If ``data``'s faces are not rows of the challenge CSV, or the two files disagree on
+        the number of rows or on a row's Usage.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight is a share in [0, 1], got {weight!r}")
+    if tuple(data.classes) != tuple(EMOTIONS):
+        raise ValueError(f"FERPlus soft targets are for FER2013's 7 classes {EMOTIONS}, got {tuple(data.classes)}")
+    new = Path(votes)
+    if not new.is_file():
+        raise FileNotFoundError(f"{new}: no such file (the FERPlus vote file {FERPLUS_FILE})")
+    votes_df, counts = _read_votes(new)
+    row_of = _rows_of(data, votes_df, new, whole=False)
+    soft, has_votes = ferplus_labels(counts[row_of], label_mode="probability", classes=7)
+    has_votes &= votes_df["Image name"].fillna("").str.strip().to_numpy(str)[row_of] != ""
+    one_hot = np.eye(len(EMOTIONS), dtype=np.float32)[np.asarray(data.y)]
+    targets = np.where(has_votes[:, None], (1.0 - weight) * one_hot + weight * soft, one_hot)
+    return targets.astype(np.float32), has_votes
 
 
 def ferplus_labels(votes: np.ndarray, *, label_mode: str = "majority", classes: int = 7) -> tuple[np.ndarray, np.ndarray]:

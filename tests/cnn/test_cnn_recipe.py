@@ -177,6 +177,40 @@ def test_training_on_soft_labels_uses_the_distributions():
         train_cnn(X, y, Xv, yv, config=tiny_config(), device="cpu", soft_train=votes[:10])
 
 
+def test_mixed_targets_are_what_the_loss_sees(monkeypatch, tmp_path):
+    """FER2013 one-hot mixed with vote distributions (ferplus_soft_targets' form) reach the loss as
+    they are; a resume file of other targets is not resumed."""
+    import fer_features.cnn.loop as loop
+
+    X, y = random_faces(64, seed=4), random_labels(64, seed=4)
+    Xv, yv = random_faces(24, seed=5), random_labels(24, seed=5)
+    votes = np.random.default_rng(1).dirichlet(np.ones(7), 64).astype(np.float32)
+    mixed = 0.5 * np.eye(7, dtype=np.float32)[y] + 0.5 * votes
+    seen = []
+    real = loop.soft_cross_entropy
+    monkeypatch.setattr(loop, "soft_cross_entropy", lambda logits, t, s=0.0: seen.append(t.clone()) or real(logits, t, s))
+    train_cnn(X, y, Xv, yv, config=tiny_config(epochs=1), device="cpu", soft_train=mixed)
+    rows = torch.cat(seen).numpy()
+    assert len(rows) == 64
+    np.testing.assert_allclose(np.sort(rows, axis=0), np.sort(mixed, axis=0), rtol=1e-6)
+
+    class Stop(Exception):
+        pass
+
+    def stop(record):
+        if record["epoch"] == 2:  # epoch 1 was saved
+            raise Stop
+
+    resume = tmp_path / "run.resume.pt"
+    with pytest.raises(Stop):
+        train_cnn(X, y, Xv, yv, config=tiny_config(epochs=3), device="cpu", soft_train=mixed, resume_path=resume, on_epoch=stop)
+    other = 0.8 * np.eye(7, dtype=np.float32)[y] + 0.2 * votes  # the same sums, other targets
+    epochs = []
+    train_cnn(X, y, Xv, yv, config=tiny_config(epochs=3), device="cpu", soft_train=other, resume_path=resume,
+              on_epoch=lambda r: epochs.append(r["epoch"]))  # fmt: skip
+    assert epochs == [1, 2, 3]
+
+
 def test_ema_keeps_the_averaged_weights():
     X, y = random_faces(96, seed=4), random_labels(96, seed=4)
     Xv, yv = random_faces(40, seed=5), random_labels(40, seed=5)

@@ -9,8 +9,14 @@ import pytest
 from conftest import assert_user_error, fer, pixel_string, write_csv
 
 from fer_features.config import EMOTIONS, EMOTIONS8
-from fer_features.data.fer2013 import DataError
-from fer_features.data.ferplus import FERPLUS_COLUMNS, ferplus_labels, find_ferplus_pair, load_ferplus
+from fer_features.data.fer2013 import DataError, load_fer2013
+from fer_features.data.ferplus import (
+    FERPLUS_COLUMNS,
+    ferplus_labels,
+    ferplus_soft_targets,
+    find_ferplus_pair,
+    load_ferplus,
+)
 
 # votes in FERPLUS_COLUMNS order: neutral happiness surprise sadness anger disgust fear contempt unknown NF
 ROWS = [
@@ -141,3 +147,52 @@ def test_missing_pixel_file_is_one_clear_line_in_the_cli(tmp_path):
     result = fer("train", "--data", str(path), "--features", "hog", "--out", str(tmp_path / "m.joblib"))
     assert_user_error(result, "fer2013new.csv", "put fer2013.csv or fer2013.csv.gz in")
     assert "missing column" not in result.output
+
+
+def test_soft_targets_mix_fer2013_labels_with_the_votes(tmp_path):
+    path, _ = write_pair(tmp_path / "d")
+    data = load_fer2013(path.parent / "fer2013.csv", cache=False)  # every face labelled angry (0)
+    targets, has_votes = ferplus_soft_targets(data, path, weight=0.5)
+    assert targets.shape == (len(ROWS), 7) and targets.dtype == np.float32
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
+    # unanimous happy, the neutral/sad tie, surprise and the 3/4/3 split have a distribution;
+    # unknown, contempt (not a class of 7), the removed row and not-a-face keep the one-hot label
+    assert has_votes.tolist() == [True, True, True, False, False, True, False, True, False]
+    angry, happy, neutral, sad = (EMOTIONS.index(c) for c in ("angry", "happy", "neutral", "sad"))
+    np.testing.assert_allclose(targets[0][[angry, happy]], [0.5, 0.5])
+    np.testing.assert_allclose(targets[2][[angry, neutral, sad]], [0.5, 0.25, 0.25])
+    np.testing.assert_array_equal(targets[~has_votes], np.eye(7, dtype=np.float32)[[0] * 4])
+    # the anger votes of line 9 add to its one-hot anger
+    np.testing.assert_allclose(targets[7][[0, 1, 2]], [0.5 + 0.15, 0.2, 0.15], rtol=1e-6)
+    # weights 0 and 1: FER2013's labels, FERPlus's distributions
+    np.testing.assert_array_equal(ferplus_soft_targets(data, path, weight=0.0)[0], np.eye(7, dtype=np.float32)[data.y])
+    votes_only = ferplus_soft_targets(data, path, weight=1.0)[0]
+    np.testing.assert_allclose(votes_only[has_votes], load_ferplus(path, label_mode="probability", cache=False).soft)
+
+
+def test_soft_targets_of_a_subset_follow_its_rows(tmp_path):
+    path, _ = write_pair(tmp_path / "d")
+    data = load_fer2013(path.parent / "fer2013.csv", cache=False)
+    whole, _ = ferplus_soft_targets(data, path)
+    order = np.array([7, 0, 5])
+    sub = data.subset(order)
+    np.testing.assert_array_equal(ferplus_soft_targets(sub, path)[0], whole[order])
+
+
+def test_soft_targets_refuse_what_does_not_pair(tmp_path):
+    path, _ = write_pair(tmp_path / "d")
+    data = load_fer2013(path.parent / "fer2013.csv", cache=False)
+    with pytest.raises(ValueError, match="share in"):
+        ferplus_soft_targets(data, path, weight=1.5)
+    with pytest.raises(FileNotFoundError, match="FERPlus vote file"):
+        ferplus_soft_targets(data, tmp_path / "missing.csv")
+    other, _ = write_pair(tmp_path / "e", usages=["PublicTest"] * len(ROWS))
+    with pytest.raises(DataError, match="are these files a pair"):
+        ferplus_soft_targets(load_fer2013(other.parent / "fer2013.csv", cache=False), path)
+    longer, _ = write_pair(tmp_path / "f", extra_rows=3)
+    with pytest.raises(DataError, match="correspond one to one"):
+        ferplus_soft_targets(load_fer2013(longer.parent / "fer2013.csv", cache=False), path)
+    renamed = data.subset(np.arange(len(data)))
+    renamed.names[:] = "face.png"
+    with pytest.raises(DataError, match="named by line"):
+        ferplus_soft_targets(renamed, path)
