@@ -30,7 +30,7 @@ app = typer.Typer(
 @app.callback()
 def _main() -> None:
     """Facial expression recognition with hand-crafted and learned features (FER2013 protocol)."""
-    from fer_features.interrupts import shield_workers_from_ctrl_c
+    from fer_features.cli.interrupts import shield_workers_from_ctrl_c
 
     shield_workers_from_ctrl_c()  # Ctrl-C: the command stops, no worker prints a traceback
 
