@@ -159,7 +159,9 @@ def test_cache_dir_and_model_path_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
     assert config.default_cache_dir(config.BENCHMARK_CACHE) == tmp_path / "benchmark"
     monkeypatch.setenv(config.ENV_MODEL, str(tmp_path / "m.joblib"))
-    assert config.default_model_path() == tmp_path / "m.joblib"
+    from fer_features.persist.bundled import default_model_path
+
+    assert default_model_path() == tmp_path / "m.joblib"
 
 
 # --------------------------------------------------------------------------- layering

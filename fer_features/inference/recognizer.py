@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from fer_features.config import DEFAULT_DETECTOR, IMAGE_SIZE, resolve_model
+from fer_features.config import DEFAULT_DETECTOR, IMAGE_SIZE
 from fer_features.faces.detectors import get_detector
 from fer_features.inference.photos import FacePrediction, PhotoResult
 
@@ -63,7 +63,11 @@ class Recognizer:
     model : estimator
         The fitted pipeline: ``(n, 48, 48)`` uint8 crops → ``predict_proba``.
     model_path : Path or None
-        Where it was loaded from.
+        Where it was loaded from (None for a pipeline given as it is).
+    model_format : {'skops', 'pickle', 'checkpoint'} or None
+        How it was read (:func:`fer_features.persist.files.open_model`).
+    bundled_model : str or None
+        The bundled model's name (``'default'``, ``'accurate'``) when the file is one of the package's.
     classes : list of str
         The model's classes, in the order of its probability columns.
 
@@ -100,17 +104,17 @@ class Recognizer:
         trusted: bool = False,
         max_pixels: int | None = None,
     ):
-        from fer_features.persist.files import load_model
+        from fer_features.persist.files import open_model
         from fer_features.torch_utils import move_model
 
         get_detector(detector)  # built once: an unknown name or a missing dlib (the train extra) fails here, not at the first photo
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
         if model is None or isinstance(model, (str, os.PathLike)):
-            self.model_path = resolve_model(model)
-            self.model = load_model(self.model_path, trusted=trusted)
+            loaded = open_model(model, trusted=trusted)  # the name resolved once, there
+            self.model, self.model_path, self.model_format, self.bundled_model = loaded.model, loaded.path, loaded.format, loaded.bundled
         else:
-            self.model_path, self.model = None, model
+            self.model, self.model_path, self.model_format, self.bundled_model = model, None, None, None
         move_model(self.model, device)
         self.detector, self.device, self.batch_size = detector, device, int(batch_size)
         self.upsample, self.min_score, self.progress = upsample, min_score, progress
