@@ -166,25 +166,26 @@ class Recognizer:
             In input order (a folder's files sorted); an unreadable file has its ``error`` set
             and no faces. Arrays have ``path=None``.
         """
-        from fer_features.faces.images import ImageError, decode_image
-        from fer_features.inference.photos import predict_photos
+        from fer_features.faces.alignment import faces_in
+        from fer_features.faces.images import ImageError
+        from fer_features.inference.photos import classify_faces
 
         items = list(_items(x))
         options = self._options(upsample, min_score)
         results: list[PhotoResult] = []
         with _bar(self._show_progress(progress, len(items)), len(items), "images") as advance:
             for start in range(0, len(items), self.batch_size):
-                chunk, images, readable = items[start : start + self.batch_size], [], []
+                chunk, found, readable = items[start : start + self.batch_size], [], []
                 for path, array in chunk:
-                    try:
-                        image = decode_image(path, max_pixels=self.max_pixels) if array is None else _as_image(array)
-                    except (OSError, ValueError, ImageError) as exc:
+                    try:  # read and find its faces; a 48x48 crop is its own face
+                        image, faces = faces_in(path if array is None else array, max_pixels=self.max_pixels, **options)
+                    except ImageError as exc:
                         results.append(PhotoResult(path=path, error=str(exc)))
                         continue
                     results.append(PhotoResult(path=path, width=image.shape[1], height=image.shape[0]))
-                    images.append(image)
+                    found.append(faces)
                     readable.append(len(results) - 1)
-                for index, faces in zip(readable, predict_photos(self.model, images, **options)):
+                for index, faces in zip(readable, classify_faces(self.model, found)):
                     results[index].faces = faces
                 advance(len(chunk))
         return results
@@ -355,17 +356,6 @@ def _items(x) -> Iterator[tuple[str | None, np.ndarray | None]]:
             yield from _items(item)
         return
     raise TypeError(f"cannot predict on a {type(x).__name__}: give paths, folders or image arrays")
-
-
-def _as_image(array: np.ndarray) -> np.ndarray:
-    """An in-memory image as the detector takes it: a 48x48 crop as it is, else RGB uint8."""
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE) and array.ndim == 2 and array.dtype == np.uint8:
-        return array
-    from fer_features.faces.images import to_rgb
-
-    return to_rgb(array)
 
 
 class _bar:
