@@ -76,9 +76,10 @@ def save_model(model, path: str | Path, card=None, *, extras: dict | None = None
         The model card (:class:`fer_features.persist.cards.ModelCard`, or any JSON-serialisable
         dict), written to :func:`card_path` with ``format`` and ``library_versions`` added (to
         a ModelCard too).
-    extras : dict of {path: callable}, optional
-        Other files of the run (plots, checkpoints): each callable is called with a temporary
-        path to write, moved onto its key with the model (see :func:`staged_outputs`).
+    extras : dict of {path: callable or bytes}, optional
+        Other files of the run (plots, checkpoints), moved onto their keys with the model (see
+        :func:`staged_outputs`): a callable is called with a temporary path to write, bytes are
+        written as they are.
 
     Returns
     -------
@@ -108,8 +109,11 @@ def save_model(model, path: str | Path, card=None, *, extras: dict | None = None
             else:
                 card = {**card, "format": fmt, "library_versions": library_versions()}
             stage.path(card_path(path)).write_text(json.dumps(card, indent=2, default=str) + "\n")
-        for target, write in (extras or {}).items():
-            write(stage.path(target))
+        for target, content in (extras or {}).items():
+            if isinstance(content, bytes):
+                stage.path(target).write_bytes(content)
+            else:
+                content(stage.path(target))
     return path
 
 
