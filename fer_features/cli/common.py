@@ -30,7 +30,7 @@ app = typer.Typer(
 @app.callback()
 def _main() -> None:
     """Facial expression recognition with hand-crafted and learned features (FER2013 protocol)."""
-    from fer_features.interrupts import shield_workers_from_ctrl_c
+    from fer_features.cli.interrupts import shield_workers_from_ctrl_c
 
     shield_workers_from_ctrl_c()  # Ctrl-C: the command stops, no worker prints a traceback
 
@@ -210,33 +210,31 @@ def check_outputs(*outputs: tuple[Path | None, bool, str]) -> None:
                 fail(str(exc))
 
 
-def model_note(path: Path | None) -> None:
+def model_note(path: Path | None, model_format: str | None, bundled: str | None) -> None:
     """Say on stderr which model file was read, and in which format (or which bundled model)."""
-    from fer_features.persist.files import model_format
-
-    if path is None or not path.is_file():
+    if path is None:
         return
-    if path.parent == config.bundled_models_dir():
-        how = f"the bundled model '{path.stem}'"
-    elif path.suffix == config.CHECKPOINT_SUFFIX:
+    if bundled is not None:
+        how = f"the bundled model '{bundled}'"
+    elif model_format == "checkpoint":
         how = "CNN checkpoint"
-    elif model_format(path) == "skops":
+    elif model_format == "skops":
         how = "skops format"
     else:
         how = "pickle (joblib) format, trusted with --trust-pickle"
     err_console.print(f"model {path} ({how})", highlight=False, soft_wrap=True)
 
 
-def read_model(path: Path, *, trust_pickle: bool = False, **options):
-    """The checked model of ``path`` (:func:`fer_features.persist.files.load_model`); a bad one exits 2."""
-    from fer_features.persist.files import ModelError, load_model
+def read_model(path: Path | None, *, trust_pickle: bool = False, **options):
+    """The checked model of ``path`` (:func:`fer_features.persist.files.open_model`); a bad one exits 2."""
+    from fer_features.persist.files import ModelError, open_model
 
     try:
-        model = load_model(path, trusted=trust_pickle, **options)
+        loaded = open_model(path, trusted=trust_pickle, **options)
     except ModelError as exc:
         fail(str(exc))
-    model_note(config.resolve_model(path))
-    return model
+    model_note(loaded.path, loaded.format, loaded.bundled)
+    return loaded.model
 
 
 def open_recognizer(model: Path | None, *, trust_pickle: bool = False, **options):
@@ -248,5 +246,5 @@ def open_recognizer(model: Path | None, *, trust_pickle: bool = False, **options
         recognizer = Recognizer(model, progress=False, trusted=trust_pickle, **options)
     except (ModelError, ImportError) as exc:
         fail(str(exc))
-    model_note(recognizer.model_path)
+    model_note(recognizer.model_path, recognizer.model_format, recognizer.bundled_model)
     return recognizer

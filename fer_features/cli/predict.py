@@ -61,20 +61,19 @@ def predict(
     code 2 once the batch is done. One video file (.mp4, .avi, .mov, .mkv, .webm, …) is read
     frame by frame: [bold]--out[/] CSV, [bold]--annotate[/] video, [bold]--every[/] k.
     """
-    from fer_features.inference.photos import expand_paths
-    from fer_features.inference.video import is_video
+    from fer_features.inference.video import sort_inputs
 
     options = dict(detector=detector.value, upsample=upsample, min_score=min_score, trust_pickle=trust_pickle, max_pixels=max_pixels)
-    if webcam or (paths and len(paths) == 1 and is_video(paths[0])):
-        return predict_video(None if webcam else paths[0], model, out, annotate, every, device, json_out, options)
+    inputs = sort_inputs([] if webcam else paths or [])
+    if webcam or inputs.video is not None:
+        return predict_video(inputs.video, model, out, annotate, every, device, json_out, options)
     if not paths:
         fail("give photos, folders of them or one video file, or --webcam")
     if out is not None:
         fail("--out writes the CSV of a video or the webcam; for photos use --json")
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        fail(f"{missing[0]}: no such file or folder")
-    files = expand_paths(paths)
+    if inputs.missing:
+        fail(f"{inputs.missing[0]}: no such file or folder")
+    files = inputs.photos
     if not files:
         fail(f"no image files in {', '.join(map(str, paths))}")
     check_outputs((annotate, len(files) > 1, "--annotate"))

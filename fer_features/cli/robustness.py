@@ -84,7 +84,7 @@ def robustness(
     from fer_features.benchmark.shifts import RobustnessError
 
     splits, shifts = _checked_options(split, shift, out, card)
-    pipe = read_model(model if model is not None else config.default_model_path(), trust_pickle=trust_pickle)
+    pipe = read_model(model, trust_pickle=trust_pickle)
     dataset = load_data(data, data_format, load_options(False, LabelMode.majority, 7))
     start = time.perf_counter()
     rows = []

@@ -37,7 +37,6 @@ from fer_features.cli.common import (
     check_outputs,
     command_line,
     fail,
-    feature_params,
     load_options,
     require_extra,
 )  # fmt: skip
@@ -95,7 +94,7 @@ def train(
     from fer_features.cli.progress import Reporter
     from fer_features.data.fer2013 import DataError
     from fer_features.persist.outputs import OutputError
-    from fer_features.training.cnn import log_cnn_epochs, parse_cnn_params
+    from fer_features.training.cnn import log_cnn_epochs
     from fer_features.training.run import train as train_model
     from fer_features.training.settings import TrainSettings
 
@@ -104,14 +103,13 @@ def train(
     if log_file is not None:
         log_cnn_epochs(log_file)
     try:
-        cnn_params = {**parse_cnn_params(cnn_param or []), "preset": preset.value, "epochs": epochs,
-                      "device": device.value, "precision": precision.value}  # fmt: skip
+        cnn_params = {"preset": preset.value, "epochs": epochs, "device": device.value, "precision": precision.value}
         settings = TrainSettings(
             features=features, clf=clf, pca=pca, class_weight=class_weight.value, balance=balance.value, augment=augment,
             augment_shift=augment_shift, n_jobs=n_jobs, seed=seed, limit=limit, cache_dir=cache_dir,
-            cnn_checkpoint=cnn_checkpoint, cnn_params=cnn_params, feature_params=feature_params(feature_param),
-            calibrate=calibrate,
-        )  # fmt: skip
+            cnn_checkpoint=cnn_checkpoint, cnn_params=cnn_params, cnn_param_items=tuple(cnn_param or ()),
+            feature_params=list(feature_param or ()), calibrate=calibrate,
+        )  # the --cnn-param and --feature-param items are parsed there, with the spec  # fmt: skip
         plan = settings.plan(out)  # checked once, before any data is read
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))

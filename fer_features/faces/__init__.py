@@ -3,10 +3,11 @@
 The path of a photo: :func:`~fer_features.faces.images.decode_image` (bytes or a file → RGB,
 with a pixel limit) → a detector of :data:`~fer_features.faces.detectors.DETECTORS` (boxes,
 eye points) → :func:`~fer_features.faces.alignment.find_faces` (each face rotated, scaled and
-cropped as FER2013's are).
+cropped as FER2013's are); :func:`~fer_features.faces.alignment.faces_in` does it all for one
+photo (a file, bytes or an array).
 """
 
-from fer_features.faces.alignment import Face, align_eyes, align_face, detect_faces, find_faces
+from fer_features.faces.alignment import Face, align_eyes, align_face, detect_faces, faces_in, find_faces
 from fer_features.faces.detectors import DETECTORS, Detection, get_detector, list_detectors
 from fer_features.faces.images import ImageError, decode_image, to_grey, to_rgb
 
@@ -19,6 +20,7 @@ __all__ = [
     "align_face",
     "decode_image",
     "detect_faces",
+    "faces_in",
     "find_faces",
     "get_detector",
     "list_detectors",

@@ -21,6 +21,7 @@ References
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,7 @@ from fer_features.config import IMAGE_SIZE as CROP_SIZE  # side of the aligned c
 from fer_features.extras import import_optional
 from fer_features.faces.detectors import Detection, get_detector
 from fer_features.faces.dlib_models import shape_predictor
-from fer_features.faces.images import to_grey, to_rgb
+from fer_features.faces.images import ImageError, decode_image, to_grey, to_rgb
 
 #: Where the eye centres (mean of the six landmarks of each eye) fall in a 48x48 FER2013 crop,
 #: in pixels ``(x, y)``: the image-left eye (the subject's right eye) first. Medians over the
@@ -59,8 +60,9 @@ class Face:
         from the detector's eye points and no landmarks were asked for.
     crop : ndarray of shape (48, 48), dtype uint8
         The aligned grey face, framed as FER2013 faces are.
-    score : float
-        Detector confidence (higher is surer; the scale is the detector's).
+    score : float or None
+        Detector confidence (higher is surer; the scale is the detector's); None for a 48x48
+        crop taken whole (:func:`faces_in`).
     eyes : ndarray of shape (2, 2), dtype float32
         The eye points the crop was aligned on, ``(x, y)`` in pixels, image-left eye first.
     """
@@ -251,3 +253,64 @@ def find_faces(
         crop = align_eyes(grey, eyes, target=target, size=size)
         faces.append(Face(box=d.box, landmarks=points, crop=crop, score=d.score, eyes=eyes))
     return faces
+
+
+def is_face_crop(image: np.ndarray) -> bool:
+    """True for a 48x48 image, which is taken as an aligned FER2013-style crop, not a photo."""
+    return image.shape[:2] == (CROP_SIZE, CROP_SIZE)
+
+
+def faces_in(
+    source,
+    *,
+    detector: str = DEFAULT_DETECTOR,
+    upsample: int | None = None,
+    min_score: float | None = None,
+    max_pixels: int | None = None,
+) -> tuple[np.ndarray, list[Face]]:
+    """Read a photo and find its faces, in one call: :func:`~fer_features.faces.images.decode_image`, then :func:`find_faces`.
+
+    A 48x48 image is taken as an aligned face crop (:func:`is_face_crop`), as FER2013's are: its
+    one face is the whole image, found without detection (box ``(0, 0, 48, 48)``, score None).
+
+    Parameters
+    ----------
+    source : path-like, bytes or ndarray
+        An image file or its bytes (decoded under ``max_pixels``), or an image array of shape
+        ``(height, width)``, ``(height, width, 1, 3 or 4)``, of any dtype
+        :func:`~fer_features.faces.images.to_rgb` takes.
+    detector, upsample, min_score
+        See :func:`find_faces`.
+    max_pixels : int, optional
+        See :func:`~fer_features.faces.images.decode_image`.
+
+    Returns
+    -------
+    image : ndarray of shape (height, width, 3), dtype uint8, or (48, 48)
+        The photo as RGB; a 48x48 grey uint8 crop as it was given.
+    faces : list of Face
+        Highest detection score first; empty if no face was found.
+
+    Raises
+    ------
+    ImageError
+        If the image cannot be read (a missing file too, with that message). Errors of the
+        detection itself (a bad ``upsample``) are not an unreadable image and pass as they are.
+    """
+    try:
+        if isinstance(source, (str, os.PathLike, bytes)):
+            image = decode_image(source, max_pixels=max_pixels)
+        else:
+            image = np.asarray(source)
+            if image.ndim == 3 and image.shape[2] == 1:
+                image = image[:, :, 0]
+            if not (image.ndim == 2 and is_face_crop(image) and image.dtype == np.uint8):
+                image = to_rgb(image)
+    except ImageError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ImageError(str(exc)) from exc
+    if is_face_crop(image):
+        whole = (0, 0, CROP_SIZE, CROP_SIZE)
+        return image, [Face(box=whole, landmarks=None, crop=to_grey(image), score=None)]
+    return image, find_faces(image, detector=detector, upsample=upsample, min_score=min_score)

@@ -137,6 +137,85 @@ def make_features(spec: str | Sequence[str], *, n_jobs: int | None = None, param
     return FeatureUnion(steps)
 
 
+def parse_features(spec: str | None, params: dict[str, dict] | Sequence[str] | None = None) -> tuple[list[str], dict[str, dict]]:
+    """A feature spec and its parameters, parsed together: the names and ``{name: {param: value}}``.
+
+    Parameters
+    ----------
+    spec : str or None
+        Names joined by ``+`` (:func:`parse_spec`); None for no features (an end-to-end head).
+    params : dict of {name: dict} or sequence of str, optional
+        Extractor parameters as a dict, or as the ``NAME.PARAM=VALUE`` strings of
+        ``--feature-param`` (:func:`parse_feature_params`).
+
+    Returns
+    -------
+    names : list of str
+    params : dict of {name: dict}
+        A new dict.
+
+    Raises
+    ------
+    ValueError
+        See :func:`parse_spec` and :func:`parse_feature_params`.
+    """
+    names = parse_spec(spec) if spec is not None else []
+    if params is None or isinstance(params, dict):
+        return names, {k: dict(v) for k, v in (params or {}).items()}
+    return names, parse_feature_params(list(params))
+
+
+def make_checked_features(
+    names: Sequence[str], *, n_jobs: int | None = None, params: dict[str, dict] | None = None
+) -> tuple[FeatureUnion, list[int]]:
+    """:func:`make_features`, checked: a copy of each extractor is fitted on one blank crop.
+
+    The copy's fit runs the extractor's parameter checks (and loads a CNN's checkpoint) before
+    any data is read, and gives the width of its block, so nothing is read again for it.
+    Warnings are silenced: a learning extractor (``sift-fisher``'s PCA and mixture,
+    ``sift-bovw``'s k-means) fitted on one flat image warns of degenerate data that the real fit
+    does not see.
+
+    Parameters
+    ----------
+    names : sequence of str
+        From :func:`parse_spec`.
+    n_jobs, params
+        As in :func:`make_features`.
+
+    Returns
+    -------
+    union : FeatureUnion
+        Unfitted.
+    widths : list of int
+        The width of each extractor's block, in spec order.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        For a bad parameter, or a missing CNN checkpoint or weights file.
+    """
+    import warnings
+
+    import numpy as np
+    from sklearn.base import clone
+
+    from fer_features.config import IMAGE_SIZE
+
+    union = make_features(names, n_jobs=n_jobs, params=params)
+    blank = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted_union = clone(union).fit(blank)
+    widths = []
+    for _, fitted in fitted_union.transformer_list:
+        if hasattr(fitted, "feature_dims"):
+            widths.append(int(fitted.feature_dims((IMAGE_SIZE, IMAGE_SIZE))))
+        else:
+            widths.append(len(fitted.get_feature_names_out()))
+    return union, widths
+
+
 def parse_feature_params(items: list[str], option: str = "--feature-param") -> dict[str, dict]:
     """``["hog.orientations=12"]`` → ``{"hog": {"orientations": 12}}``; values are JSON if they parse.
 
@@ -208,8 +287,10 @@ __all__ = [
     "SIFTFisherVector",
     "check_images",
     "list_features",
+    "make_checked_features",
     "make_features",
     "parse_feature_params",
+    "parse_features",
     "parse_spec",
     "register_feature",
 ]

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_features.config import DEFAULT_DETECTOR, IMAGE_SIZE, IMAGE_SUFFIXES
-from fer_features.faces.alignment import find_faces
-from fer_features.faces.images import to_grey
+from fer_features.config import DEFAULT_DETECTOR, IMAGE_SUFFIXES
+from fer_features.faces.alignment import Face, faces_in
 
 
 @dataclass
@@ -50,11 +49,6 @@ class PhotoResult:
         return asdict(self)
 
 
-def is_face_crop(image: np.ndarray) -> bool:
-    """True for a 48x48 image, which is taken as an aligned FER2013-style crop, not a photo."""
-    return image.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE)
-
-
 def expand_paths(paths: list[str | os.PathLike]) -> list[Path]:
     """Files as given, and the image files (by suffix, sorted, recursively) of folders given."""
     out: list[Path] = []
@@ -74,7 +68,7 @@ def predict_photos(
     upsample: int | None = None,
     min_score: float | None = None,
 ) -> list[list[FacePrediction]]:
-    """Classify every face of several photos with one batched model call.
+    """Classify every face of several photos with one batched model call (:func:`classify_faces`).
 
     Parameters
     ----------
@@ -93,32 +87,41 @@ def predict_photos(
     list of list of FacePrediction
         Per photo, its faces by detection score; an empty list where none was found.
     """
-    crops, owners, meta = [], [], []
-    for i, image in enumerate(images):
-        if is_face_crop(image):
-            crops.append(to_grey(image))
-            owners.append(i)
-            meta.append(((0, 0, IMAGE_SIZE, IMAGE_SIZE), None))
-            continue
-        for face in find_faces(image, detector=detector, upsample=upsample, min_score=min_score):
-            crops.append(face.crop)
-            owners.append(i)
-            meta.append((tuple(int(v) for v in face.box), face.score))
-    results: list[list[FacePrediction]] = [[] for _ in images]
+    return classify_faces(model, [faces_in(image, detector=detector, upsample=upsample, min_score=min_score)[1] for image in images])
+
+
+def classify_faces(model, faces: list[list[Face]]) -> list[list[FacePrediction]]:
+    """Classify the faces of several photos with one batched model call.
+
+    Parameters
+    ----------
+    model : fitted pipeline
+        Takes ``(n, 48, 48)`` uint8 crops; has ``predict_proba`` and ``classes_``.
+    faces : list of list of Face
+        Per photo, its faces (:func:`fer_features.faces.alignment.faces_in`).
+
+    Returns
+    -------
+    list of list of FacePrediction
+        Per photo, a prediction for each of its faces, in their order.
+    """
+    crops = [face.crop for photo in faces for face in photo]
+    results: list[list[FacePrediction]] = [[] for _ in faces]
     if not crops:
         return results
-    proba = model.predict_proba(np.stack(crops))
+    proba = iter(model.predict_proba(np.stack(crops)))
     classes = [str(c) for c in model.classes_]
-    for owner, (box, score), p in zip(owners, meta, proba):
-        k = int(np.argmax(p))
-        results[owner].append(
-            FacePrediction(
-                box=box,
-                label=classes[k],
-                probabilities={c: round(float(v), 4) for c, v in zip(classes, p)},
-                detection_score=None if score is None else round(score, 3),
+    for owner, photo in enumerate(faces):
+        for face, p in zip(photo, proba):
+            k = int(np.argmax(p))
+            results[owner].append(
+                FacePrediction(
+                    box=tuple(int(v) for v in face.box),
+                    label=classes[k],
+                    probabilities={c: round(float(v), 4) for c, v in zip(classes, p)},
+                    detection_score=None if face.score is None else round(face.score, 3),
+                )
             )
-        )
     return results
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from fer_features.config import DEFAULT_DETECTOR, IMAGE_SIZE, resolve_model
+from fer_features.config import DEFAULT_DETECTOR, IMAGE_SIZE
 from fer_features.faces.detectors import get_detector
 from fer_features.inference.photos import FacePrediction, PhotoResult
 
@@ -63,7 +63,11 @@ class Recognizer:
     model : estimator
         The fitted pipeline: ``(n, 48, 48)`` uint8 crops → ``predict_proba``.
     model_path : Path or None
-        Where it was loaded from.
+        Where it was loaded from (None for a pipeline given as it is).
+    model_format : {'skops', 'pickle', 'checkpoint'} or None
+        How it was read (:func:`fer_features.persist.files.open_model`).
+    bundled_model : str or None
+        The bundled model's name (``'default'``, ``'accurate'``) when the file is one of the package's.
     classes : list of str
         The model's classes, in the order of its probability columns.
 
@@ -100,17 +104,17 @@ class Recognizer:
         trusted: bool = False,
         max_pixels: int | None = None,
     ):
-        from fer_features.persist.files import load_model
+        from fer_features.persist.files import open_model
         from fer_features.torch_utils import move_model
 
         get_detector(detector)  # built once: an unknown name or a missing dlib (the train extra) fails here, not at the first photo
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
         if model is None or isinstance(model, (str, os.PathLike)):
-            self.model_path = resolve_model(model)
-            self.model = load_model(self.model_path, trusted=trusted)
+            loaded = open_model(model, trusted=trusted)  # the name resolved once, there
+            self.model, self.model_path, self.model_format, self.bundled_model = loaded.model, loaded.path, loaded.format, loaded.bundled
         else:
-            self.model_path, self.model = None, model
+            self.model, self.model_path, self.model_format, self.bundled_model = model, None, None, None
         move_model(self.model, device)
         self.detector, self.device, self.batch_size = detector, device, int(batch_size)
         self.upsample, self.min_score, self.progress = upsample, min_score, progress
@@ -162,25 +166,26 @@ class Recognizer:
             In input order (a folder's files sorted); an unreadable file has its ``error`` set
             and no faces. Arrays have ``path=None``.
         """
-        from fer_features.faces.images import ImageError, decode_image
-        from fer_features.inference.photos import predict_photos
+        from fer_features.faces.alignment import faces_in
+        from fer_features.faces.images import ImageError
+        from fer_features.inference.photos import classify_faces
 
         items = list(_items(x))
         options = self._options(upsample, min_score)
         results: list[PhotoResult] = []
         with _bar(self._show_progress(progress, len(items)), len(items), "images") as advance:
             for start in range(0, len(items), self.batch_size):
-                chunk, images, readable = items[start : start + self.batch_size], [], []
+                chunk, found, readable = items[start : start + self.batch_size], [], []
                 for path, array in chunk:
-                    try:
-                        image = decode_image(path, max_pixels=self.max_pixels) if array is None else _as_image(array)
-                    except (OSError, ValueError, ImageError) as exc:
+                    try:  # read and find its faces; a 48x48 crop is its own face
+                        image, faces = faces_in(path if array is None else array, max_pixels=self.max_pixels, **options)
+                    except ImageError as exc:
                         results.append(PhotoResult(path=path, error=str(exc)))
                         continue
                     results.append(PhotoResult(path=path, width=image.shape[1], height=image.shape[0]))
-                    images.append(image)
+                    found.append(faces)
                     readable.append(len(results) - 1)
-                for index, faces in zip(readable, predict_photos(self.model, images, **options)):
+                for index, faces in zip(readable, classify_faces(self.model, found)):
                     results[index].faces = faces
                 advance(len(chunk))
         return results
@@ -351,17 +356,6 @@ def _items(x) -> Iterator[tuple[str | None, np.ndarray | None]]:
             yield from _items(item)
         return
     raise TypeError(f"cannot predict on a {type(x).__name__}: give paths, folders or image arrays")
-
-
-def _as_image(array: np.ndarray) -> np.ndarray:
-    """An in-memory image as the detector takes it: a 48x48 crop as it is, else RGB uint8."""
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE) and array.ndim == 2 and array.dtype == np.uint8:
-        return array
-    from fer_features.faces.images import to_rgb
-
-    return to_rgb(array)
 
 
 class _bar:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_features.config import DEFAULT_DETECTOR, VIDEO_SUFFIXES
-from fer_features.inference.photos import FacePrediction, annotate, predict_photos
+from fer_features.inference.photos import FacePrediction, annotate, expand_paths, predict_photos
 
 #: Frame rate assumed when a file does not declare one, in frames per second.
 DEFAULT_FPS = 25.0
@@ -32,6 +32,38 @@ class VideoError(ValueError):
 def is_video(path: str | os.PathLike) -> bool:
     """True for a file name ending in one of :data:`VIDEO_SUFFIXES`."""
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass
+class Inputs:
+    """What a list of paths given to ``fer predict`` is: one video, or photos (see :func:`sort_inputs`)."""
+
+    video: Path | None = None
+    photos: list[Path] = field(default_factory=list)
+    missing: list[Path] = field(default_factory=list)
+
+
+def sort_inputs(paths: list[str | os.PathLike]) -> Inputs:
+    """Sort paths into one video file, or photos with folders expanded to their image files.
+
+    Parameters
+    ----------
+    paths : list of path-like
+        Photos, folders of them, or a single video file (:func:`is_video`: by its name).
+
+    Returns
+    -------
+    Inputs
+        ``video``: the one path, when it is the only one and a video's name (it need not exist:
+        opening it says so); else ``photos``, the files and the image files of the folders among
+        the paths that exist (:func:`~fer_features.inference.photos.expand_paths`), and
+        ``missing``, those that do not.
+    """
+    paths = [Path(p) for p in paths]
+    if len(paths) == 1 and is_video(paths[0]):
+        return Inputs(video=paths[0])
+    missing = [p for p in paths if not p.exists()]
+    return Inputs(photos=expand_paths([p for p in paths if p.exists()]), missing=missing)
 
 
 def open_capture(source: str | os.PathLike | int):

@@ -2,7 +2,7 @@
 
 The package carries two trained pipelines as package data, each a skops file with its model
 card beside it (``fer_features/models/NAME.skops`` and ``NAME.json``), found through
-:func:`fer_features.config.bundled_models_dir` (``importlib.resources``), never by a path
+:func:`fer_features.persist.bundled.bundled_models_dir` (``importlib.resources``), never by a path
 relative to the working folder:
 
 * ``default``: the embedding of a compact CNN (distilled from an ensemble of four networks)
@@ -12,7 +12,7 @@ relative to the working folder:
 
 A name picks a bundled model wherever a model is asked for (``fer predict --model accurate``,
 ``Recognizer("accurate")``, ``$FER_MODEL=accurate``); a path picks a file of yours
-(:func:`fer_features.config.resolve_model`). :func:`list_models` describes both kinds from
+(:func:`fer_features.persist.bundled.resolve_model`). :func:`list_models` describes both kinds from
 their cards, and :func:`compare_cards` tells whether a model you trained scores as a bundled
 one does.
 """
@@ -27,9 +27,8 @@ from fer_features.config import (
     CHECKPOINT_SUFFIX,
     MODEL_SUFFIX,
     USAGES,
-    bundled_model_path,
-    resolve_model,
 )
+from fer_features.persist.bundled import bundled_model_path, resolve_model
 from fer_features.persist.cards import card_path, read_card
 from fer_features.persist.files import PICKLE_SUFFIXES
 

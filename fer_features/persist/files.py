@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from fer_features.config import (
@@ -26,8 +27,8 @@ from fer_features.config import (
     CHECKPOINT_SUFFIX,
     DEFAULT_DATA,
     DEFAULT_TRAIN_OUT,
-    resolve_model,
 )
+from fer_features.persist.bundled import bundled_name, resolve_model
 from fer_features.persist.cards import card_path, library_versions
 from fer_features.persist.outputs import staged_outputs
 from fer_features.persist.trust import current_type_paths, skops_io, trusted_types
@@ -75,9 +76,10 @@ def save_model(model, path: str | Path, card=None, *, extras: dict | None = None
         The model card (:class:`fer_features.persist.cards.ModelCard`, or any JSON-serialisable
         dict), written to :func:`card_path` with ``format`` and ``library_versions`` added (to
         a ModelCard too).
-    extras : dict of {path: callable}, optional
-        Other files of the run (plots, checkpoints): each callable is called with a temporary
-        path to write, moved onto its key with the model (see :func:`staged_outputs`).
+    extras : dict of {path: callable or bytes}, optional
+        Other files of the run (plots, checkpoints), moved onto their keys with the model (see
+        :func:`staged_outputs`): a callable is called with a temporary path to write, bytes are
+        written as they are.
 
     Returns
     -------
@@ -107,8 +109,11 @@ def save_model(model, path: str | Path, card=None, *, extras: dict | None = None
             else:
                 card = {**card, "format": fmt, "library_versions": library_versions()}
             stage.path(card_path(path)).write_text(json.dumps(card, indent=2, default=str) + "\n")
-        for target, write in (extras or {}).items():
-            write(stage.path(target))
+        for target, content in (extras or {}).items():
+            if isinstance(content, bytes):
+                stage.path(target).write_bytes(content)
+            else:
+                content(stage.path(target))
     return path
 
 
@@ -119,7 +124,8 @@ def load_model(path: str | Path | None = None, *, trusted: bool = False, tta=Fal
     ----------
     path : str or Path, optional
         A model file, or the name of a bundled model (``'default'``, ``'accurate'``: see
-        :func:`fer_features.config.resolve_model`); defaults to :func:`default_model_path`
+        :func:`fer_features.persist.bundled.resolve_model`); defaults to
+        :func:`~fer_features.persist.bundled.default_model_path`
         (``$FER_MODEL``, else the bundled ``default``). The format is read from the content. A ``.pt``
         file is a CNN checkpoint (``fer train --clf cnn``; tensors only, read with
         ``torch.load(weights_only=True)``), loaded as :meth:`CNNClassifier.from_checkpoint
@@ -146,12 +152,60 @@ def load_model(path: str | Path | None = None, *, trusted: bool = False, tta=Fal
         If the file is missing (the message says how to train one), unreadable, or holds
         something that is not a fer-features pipeline (see :func:`check_pipeline`).
     """
-    path = resolve_model(path)
+    return open_model(path, trusted=trusted, tta=tta, precision=precision).model
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model read by :func:`open_model`, and where it came from.
+
+    Attributes
+    ----------
+    model : sklearn.pipeline.Pipeline
+        Checked (:func:`check_pipeline`); takes ``(n, 48, 48)`` uint8 face crops.
+    path : Path
+        The file read (a bundled model's name resolved by
+        :func:`~fer_features.persist.bundled.resolve_model`).
+    format : {'skops', 'pickle', 'checkpoint'}
+        How it was read.
+    bundled : str or None
+        The bundled model's name (``'default'``) when the file is one of the package's.
+    """
+
+    model: object
+    path: Path
+    format: str
+    bundled: str | None = None
+
+
+def open_model(model: str | Path | None = None, *, trusted: bool = False, tta=False, precision: str = "auto") -> LoadedModel:
+    """:func:`load_model`, and where the model came from: its file, format and bundled name.
+
+    The model argument is resolved once, here: ``fer predict`` and :class:`~fer_features.Recognizer`
+    say which file they read without resolving it again.
+
+    Parameters
+    ----------
+    model : str or Path, optional
+        As ``path`` in :func:`load_model`.
+    trusted, tta, precision
+        As in :func:`load_model`.
+
+    Returns
+    -------
+    LoadedModel
+
+    Raises
+    ------
+    UnsafeModelError, ModelError
+        As :func:`load_model`.
+    """
+    path = resolve_model(model)
     if path.suffix == CHECKPOINT_SUFFIX:
         from fer_features.cnn.classifier import CNNClassifier
 
         try:
-            return CNNClassifier.from_checkpoint(path, tta=tta, precision=precision)
+            return LoadedModel(CNNClassifier.from_checkpoint(path, tta=tta, precision=precision), path, "checkpoint")
         except (ValueError, FileNotFoundError) as exc:
             raise ModelError(str(exc)) from None
     if not path.is_file():
@@ -159,8 +213,9 @@ def load_model(path: str | Path | None = None, *, trusted: bool = False, tta=Fal
             f"{path}: no such model file; the bundled models are {', '.join(BUNDLED_MODELS)} (`fer models` lists them "
             f"with any in ./models), or train one with `fer train --data {DEFAULT_DATA} --out {DEFAULT_TRAIN_OUT}`"
         )
-    if model_format(path) == "skops":
-        model = _load_skops(path)
+    fmt = model_format(path)
+    if fmt == "skops":
+        pipe = _load_skops(path)
     else:
         if not trusted:
             raise UnsafeModelError(
@@ -171,11 +226,11 @@ def load_model(path: str | Path | None = None, *, trusted: bool = False, tta=Fal
         import joblib
 
         try:
-            model = joblib.load(path)
+            pipe = joblib.load(path)
         except Exception as exc:  # joblib/pickle raise many types for a bad file
             raise ModelError(f"{path}: not a readable model file ({exc.__class__.__name__}: {exc})") from None
-    check_pipeline(model, path)
-    return model
+    check_pipeline(pipe, path)
+    return LoadedModel(pipe, path, fmt, bundled_name(path))
 
 
 def _load_skops(path: Path):

@@ -8,9 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from fer_features.config import (
-    bundled_models_dir,
-)
+from fer_features.persist.bundled import bundled_models_dir
 
 
 class OutputError(ValueError):

@@ -219,7 +219,7 @@ def create_app(
     model_path : path-like, optional
         Trained pipeline (``.skops``; a pickle only with ``trust_pickle``), loaded once when the
         app starts (its lifespan) by :func:`fer_features.persist.files.load_model`; defaults to
-        :func:`fer_features.config.default_model_path` (``$FER_MODEL``, else the bundled
+        :func:`fer_features.persist.bundled.default_model_path` (``$FER_MODEL``, else the bundled
         ``default``); a bundled model's name (``'accurate'``) picks it. Its model card, if any, is read for
         ``/health``.
     model : fitted pipeline, optional
@@ -260,8 +260,8 @@ def create_app(
     from starlette.concurrency import run_in_threadpool
 
     from fer_features import __version__
-    from fer_features.config import default_model_path, resolve_model
     from fer_features.inference.recognizer import Recognizer
+    from fer_features.persist.bundled import default_model_path, resolve_model
     from fer_features.persist.cards import read_card
     from fer_features.persist.files import model_format
 

@@ -191,7 +191,7 @@ def evaluate_split(
 
 
 def plot_confusion_matrix(cm, path: str | Path, *, title: str = "") -> Path:
-    """Save a row-normalised confusion matrix as PNG (matplotlib).
+    """Save a row-normalised confusion matrix as PNG (:func:`fer_features.plotting.confusion_matrix_png`).
 
     Parameters
     ----------
@@ -206,21 +206,14 @@ def plot_confusion_matrix(cm, path: str | Path, *, title: str = "") -> Path:
     -------
     Path
     """
-    from sklearn.metrics import ConfusionMatrixDisplay
+    from fer_features.persist.outputs import atomic_path
+    from fer_features.plotting import confusion_matrix_png
 
-    from fer_features.plotting import pyplot, save_figure
-
-    plt = pyplot()
-
-    cm = np.asarray(cm, dtype=float)
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100)
-    ConfusionMatrixDisplay(norm, display_labels=list(EMOTIONS8[: len(cm)])).plot(
-        ax=ax, cmap="Blues", values_format=".2f", colorbar=True, xticks_rotation=45
-    )
-    ax.set_title(title or "Confusion matrix (rows: true class, normalised)")
-    fig.tight_layout()
-    return save_figure(fig, path)
+    path = Path(path)
+    png = confusion_matrix_png(cm, title=title)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(png)
+    return path
 
 
 def format_report(metrics: dict, *, max_listed: int = 10) -> str:

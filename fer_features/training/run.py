@@ -308,13 +308,13 @@ def train(
     timings["evaluate_seconds"] = round(time.perf_counter() - t, 2)
     emit("evaluate-done", {"metrics": metrics, "title": name})
 
+    timings["total_seconds"] = round(time.perf_counter() - t0, 2)
     if out is not None and "PrivateTest" in metrics:
-        from fer_features.training.evaluation import plot_confusion_matrix
+        from fer_features.plotting import confusion_matrix_png
 
         private = metrics["PrivateTest"]
         title = f"{name}, PrivateTest (acc {private['accuracy']:.3f})"
-        extras[out.with_suffix(CONFUSION_SUFFIX)] = lambda p: plot_confusion_matrix(private["confusion_matrix"], p, title=title)
-    timings["total_seconds"] = round(time.perf_counter() - t0, 2)
+        extras[out.with_suffix(CONFUSION_SUFFIX)] = confusion_matrix_png(private["confusion_matrix"], title=title)
     source = dataset.source if isinstance(data, FERDataset) else str(data)
     card = ModelCard.for_run(
         name=out.stem if out is not None else "model",

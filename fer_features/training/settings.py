@@ -6,8 +6,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from fer_features.config import (
     CNN_EPOCHS,
     DEFAULT_CLASSIFIER,
@@ -65,8 +63,14 @@ class TrainSettings:
     cnn_params : dict
         :class:`~fer_features.cnn.CNNClassifier` parameters of a CNN that is trained (``preset``,
         ``epochs``, ``device`` …); ``device`` is also the ``cnn`` feature's.
-    feature_params : dict of {name: dict}
-        Extractor parameters, e.g. ``{"hog": {"orientations": 12}}``.
+    cnn_param_items : sequence of str
+        More of them as ``fer train --cnn-param`` gives them, ``KEY=VALUE``
+        (:func:`~fer_features.training.cnn.parse_cnn_params`), parsed into ``cnn_params`` when
+        the settings are made (an entry of ``cnn_params`` wins).
+    feature_params : dict of {name: dict} or sequence of str
+        Extractor parameters, e.g. ``{"hog": {"orientations": 12}}``, or as ``--feature-param``
+        gives them (``["hog.orientations=12"]``), parsed with the spec when the settings are
+        made (:func:`~fer_features.features.parse_features`).
     calibrate : bool
         Temperature-scale the head's probabilities on PublicTest after the fit
         (:func:`temperature_scale_head`; feature pipelines; ``cnn-ensemble`` fits its own).
@@ -85,8 +89,9 @@ class TrainSettings:
     cache_dir: str | os.PathLike | None = None
     cnn_checkpoint: str | os.PathLike | None = None
     cnn_params: dict = field(default_factory=dict)
-    feature_params: dict = field(default_factory=dict)
+    feature_params: dict | list = field(default_factory=dict)
     calibrate: bool = False
+    cnn_param_items: tuple[str, ...] = ()
 
     def __post_init__(self):
         from fer_features.heads.registry import END_TO_END, PRETRAINED
@@ -95,12 +100,14 @@ class TrainSettings:
         self.pretrained = self.clf in PRETRAINED  # networks trained already: fit loads them
         if self.features is None and not self.end_to_end:
             self.features = DEFAULT_FEATURES
-        from fer_features.features import parse_spec
+        from fer_features.features import parse_features
+        from fer_features.training.cnn import parse_cnn_params
 
-        # the spec, parsed once: an unknown or repeated name is a ValueError here, before anything else
-        self.feature_names = tuple(parse_spec(self.features)) if self.features not in (None, "pixels") else ()
+        # the spec and its parameters, parsed once: an unknown or repeated name is a ValueError here, before anything else
+        names, self.feature_params = parse_features(self.features if self.features != "pixels" else None, self.feature_params)
+        self.feature_names = tuple(names)
         self.pca = self.pca or None
-        self.cnn_params = {"epochs": CNN_EPOCHS, **self.cnn_params}
+        self.cnn_params = {"epochs": CNN_EPOCHS, **parse_cnn_params(list(self.cnn_param_items)), **self.cnn_params}
 
     @property
     def uses_cnn(self) -> bool:
@@ -133,12 +140,12 @@ class TrainSettings:
         FileNotFoundError
             For a missing CNN checkpoint or weights file.
         """
-        from fer_features.features import make_features
+        from fer_features.features import make_checked_features, make_features
         from fer_features.heads.registry import make_classifier
         from fer_features.training.pipelines import build_pipeline, feature_pipeline
 
         uses_cnn = self.uses_cnn  # an unknown classifier: make_classifier's ValueError below, listing the valid ones
-        if self.end_to_end or uses_cnn:
+        if self.end_to_end or (uses_cnn and not self.cnn_checkpoint):  # the cnn feature with its checkpoint: when checked below
             from fer_features.torch_utils import resolve_device
 
             resolve_device(self.cnn_params.get("device", "auto"))  # a missing GPU, before any data is read
@@ -168,8 +175,8 @@ class TrainSettings:
             if self.end_to_end:
                 pipe = build_pipeline(self.features, self.clf, **options)
             else:  # the union once: its extractors' copies fitted on a blank crop check them and give their widths
-                union = make_features(self.feature_names, n_jobs=options.pop("n_jobs"), params=options.pop("feature_params"))
-                pipe = feature_pipeline(union, self.clf, block_dims=_check_extractors(union), n_jobs=self.n_jobs, **options)
+                union, widths = make_checked_features(self.feature_names, n_jobs=options.pop("n_jobs"), params=options.pop("feature_params"))
+                pipe = feature_pipeline(union, self.clf, block_dims=widths, n_jobs=self.n_jobs, **options)
             if self.pretrained:  # its networks load, carry what the precision needs and agree on the classes
                 pipe.named_steps["clf"].load_members()
         return pipe
@@ -269,34 +276,3 @@ class TrainPlan:
     settings: TrainSettings
     pipeline: object
     out: Path | None = None
-
-
-def _check_extractors(union) -> list[int]:
-    """Fit a copy of each extractor on one blank crop: its parameter checks, before any data is read.
-
-    Warnings are silenced: a learning extractor (``sift-fisher``'s PCA and mixture, ``sift-bovw``'s
-    k-means) fitted on one flat image warns of degenerate data that the real fit does not see.
-
-    Returns
-    -------
-    list of int
-        The width of each extractor's block, from the fitted copy (the ``cnn`` feature's from its
-        network, loaded once here).
-    """
-    import warnings
-
-    from sklearn.base import clone
-
-    from fer_features.config import IMAGE_SIZE
-
-    blank = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fitted_union = clone(union).fit(blank)
-    widths = []
-    for _, fitted in fitted_union.transformer_list:
-        if hasattr(fitted, "feature_dims"):
-            widths.append(int(fitted.feature_dims((IMAGE_SIZE, IMAGE_SIZE))))
-        else:
-            widths.append(len(fitted.get_feature_names_out()))
-    return widths

@@ -213,7 +213,7 @@ def test_card_entry_is_added_and_the_rest_kept(tiny_model, tmp_path):
 
 
 def test_card_in_the_bundled_models_is_refused(tiny_model):
-    from fer_features.config import bundled_models_dir
+    from fer_features.persist.bundled import bundled_models_dir
     from fer_features.persist.outputs import OutputError
 
     frame = R.run_robustness(tiny_model, pattern_dataset(), shifts=["blur"], framing_n=0, splits=["PublicTest"])

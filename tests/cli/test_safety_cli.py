@@ -242,7 +242,7 @@ def test_workers_start_with_sigint_blocked():
     from joblib import Parallel, delayed
     from joblib.externals.loky import get_reusable_executor
 
-    from fer_features.interrupts import shield_workers_from_ctrl_c
+    from fer_features.cli.interrupts import shield_workers_from_ctrl_c
 
     assert shield_workers_from_ctrl_c() and shield_workers_from_ctrl_c()  # idempotent
     get_reusable_executor().shutdown(wait=True, kill_workers=True)  # fresh workers, born shielded
@@ -252,7 +252,7 @@ def test_workers_start_with_sigint_blocked():
 
 
 def test_every_command_installs_the_shield(monkeypatch):
-    import fer_features.interrupts as interrupts
+    import fer_features.cli.interrupts as interrupts
 
     calls = []
     monkeypatch.setattr(interrupts, "shield_workers_from_ctrl_c", lambda: calls.append(1) or True)

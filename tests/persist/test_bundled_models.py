@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from conftest import assert_user_error, fer
 
 from fer_features import config
 from fer_features.models import compare_cards, list_models, model_info
+from fer_features.persist import bundled
 from fer_features.persist.cards import read_card
 from fer_features.persist.files import load_model
 from fer_features.persist.outputs import OutputError, check_writable
@@ -18,8 +20,8 @@ from fer_features.persist.outputs import OutputError, check_writable
 
 @pytest.mark.parametrize("name", config.BUNDLED_MODELS)
 def test_each_bundled_model_is_package_data_with_a_card(name):
-    path = config.bundled_model_path(name)
-    assert path.parent == config.bundled_models_dir()
+    path = bundled.bundled_model_path(name)
+    assert path.parent == bundled.bundled_models_dir()
     assert path.is_file() and path.suffix == config.MODEL_SUFFIX
     card = read_card(path)
     assert set(card["classes"]) <= set(config.EMOTIONS8)
@@ -29,28 +31,28 @@ def test_each_bundled_model_is_package_data_with_a_card(name):
 def test_bundled_directory_is_inside_the_installed_package():
     import fer_features
 
-    assert config.bundled_models_dir() == config.Path(fer_features.__file__).parent / "models"
+    assert bundled.bundled_models_dir() == Path(fer_features.__file__).parent / "models"
 
 
 def test_a_name_picks_a_bundled_model_and_a_path_picks_a_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert config.resolve_model("accurate") == config.bundled_model_path("accurate")
-    assert config.resolve_model(config.Path("default")) == config.bundled_model_path("default")
-    assert config.resolve_model("models/mine.skops") == config.Path("models/mine.skops")
-    assert config.resolve_model("unknown") == config.Path("unknown")
+    assert bundled.resolve_model("accurate") == bundled.bundled_model_path("accurate")
+    assert bundled.resolve_model(Path("default")) == bundled.bundled_model_path("default")
+    assert bundled.resolve_model("models/mine.skops") == Path("models/mine.skops")
+    assert bundled.resolve_model("unknown") == Path("unknown")
     (tmp_path / "accurate").write_bytes(b"a file of the user's")  # an existing file is that file
-    assert config.resolve_model("accurate") == config.Path("accurate")
+    assert bundled.resolve_model("accurate") == Path("accurate")
     with pytest.raises(ValueError, match="default, accurate"):
-        config.bundled_model_path("nope")
+        bundled.bundled_model_path("nope")
 
 
 def test_default_model_is_the_bundled_default_unless_FER_MODEL_names_another(monkeypatch, tmp_path):
     monkeypatch.delenv(config.ENV_MODEL, raising=False)
-    assert config.default_model_path() == config.bundled_model_path(config.DEFAULT_MODEL)
+    assert bundled.default_model_path() == bundled.bundled_model_path(config.DEFAULT_MODEL)
     monkeypatch.setenv(config.ENV_MODEL, "accurate")
-    assert config.default_model_path() == config.bundled_model_path("accurate")
+    assert bundled.default_model_path() == bundled.bundled_model_path("accurate")
     monkeypatch.setenv(config.ENV_MODEL, str(tmp_path / "m.skops"))
-    assert config.default_model_path() == tmp_path / "m.skops"
+    assert bundled.default_model_path() == tmp_path / "m.skops"
 
 
 def test_bundled_default_loads_from_another_folder_and_classifies_crops(tmp_path, monkeypatch):
@@ -60,7 +62,7 @@ def test_bundled_default_loads_from_another_folder_and_classifies_crops(tmp_path
     proba = model.predict_proba(np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8))
     assert proba.shape == (3, len(model.classes_))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
-    assert list(model.classes_) == read_card(config.bundled_model_path("default"))["classes"]
+    assert list(model.classes_) == read_card(bundled.bundled_model_path("default"))["classes"]
 
 
 def test_missing_model_names_the_bundled_ones(tmp_path):
@@ -72,12 +74,12 @@ def test_missing_model_names_the_bundled_ones(tmp_path):
 
 def test_no_output_is_written_into_the_bundled_models():
     with pytest.raises(OutputError, match="bundled models"):
-        check_writable(config.bundled_models_dir() / "mine.skops")
+        check_writable(bundled.bundled_models_dir() / "mine.skops")
 
 
 def test_fer_train_refuses_an_out_inside_the_package(make_fer):
     result = fer("train", "--data", make_fer().zip, "--features", "hog", "--clf", "logreg",
-                 "--out", config.bundled_models_dir() / "default.skops")  # fmt: skip
+                 "--out", bundled.bundled_models_dir() / "default.skops")  # fmt: skip
     assert_user_error(result, "bundled models")
 
 
@@ -109,7 +111,7 @@ def test_fer_models_lists_bundled_then_local_models(tmp_path, monkeypatch, tiny_
     rows = json.loads(result.stdout)
     assert [(r["name"], r["source"]) for r in rows] == [*((n, "bundled") for n in config.BUNDLED_MODELS), ("mine", "file")]
     for row in rows[:2]:
-        card = read_card(config.bundled_model_path(row["name"]))
+        card = read_card(bundled.bundled_model_path(row["name"]))
         assert row["accuracy"] == card["metrics"]["PrivateTest"]["accuracy"]
         assert row["command"] == card["command"]
     assert rows == list_models("models")
@@ -176,5 +178,5 @@ def test_bundled_models_name_todays_type_paths(name):
     """Re-saved with the sub-packages' paths: they load without the renaming of old files."""
     from fer_features.persist.trust import OLD_TYPE_PATHS, skops_io, trusted_types
 
-    found = set(skops_io().get_untrusted_types(file=config.bundled_model_path(name)))
+    found = set(skops_io().get_untrusted_types(file=bundled.bundled_model_path(name)))
     assert found <= trusted_types() and not found & set(OLD_TYPE_PATHS)

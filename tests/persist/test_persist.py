@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fer_features.config import default_model_path
+from fer_features.persist.bundled import default_model_path
 from fer_features.persist.cards import card_path, library_versions, read_card
 from fer_features.persist.files import ModelError, UnsafeModelError, load_model, model_format, save_model
 from fer_features.persist.outputs import OutputError, atomic_path, check_writable, staged_outputs
