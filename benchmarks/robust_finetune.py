@@ -15,7 +15,12 @@ then measured with ``fer robustness --split PublicTest`` (selection data only). 
   ``--photometric`` of the faces (``TrainConfig.photometric``; :mod:`fer_features.cnn.photometric`);
 - ``ferplus-soft``: the recipe, its targets ``(1 - w) * FER2013 one-hot + w * FERPlus vote
   distribution`` of the same faces, ``w = --ferplus-weight`` (:func:`ferplus_soft_targets`);
-- ``photometric+ferplus``: both.
+- ``photometric+ferplus``: both;
+- ``distill``: the recipe, its targets half the label and half the mean distribution of the
+  ``--teacher`` networks on the (clean, mirror-averaged) Training faces (Hinton et al. 2015;
+  ``TrainConfig.teacher``): the committed members of ``make accurate``, whose knowledge the
+  start checkpoint was distilled from and plain fine-tuning loses;
+- ``photometric+distill``: both.
 
 Prints one JSON line per arm (its targets, training seconds, best epoch, PublicTest accuracy and
 the report's clean, shifted-mean and per-shift scores). Resumable: an arm whose checkpoint (``ARM.pt``) and report
@@ -37,16 +42,21 @@ ROOT = Path(__file__).resolve().parents[1]
 START = ROOT / "models" / "cnn-compact-stem2-ens.pt"
 DATA = ROOT.parent / "shared" / "data"
 SHIFT_MATCHED = {"max_rotation": 25.0, "max_scale": 0.25, "erasing": 0.5}
+#: The networks of ``make accurate`` (Makefile ACCURATE_CNNS), the teacher of the distill arms.
+TEACHER = ",".join(str(ROOT / "models" / m) for m in ("cnn-large.pt", "cnn-compact-ens.pt", "cnn-compact-stem2-ens.pt"))
 
 
-def arms(photometric: float, ferplus_weight: float) -> dict[str, tuple[dict, float]]:
+def arms(photometric: float, ferplus_weight: float, teacher: str = TEACHER) -> dict[str, tuple[dict, float]]:
     """Each arm's changes to the TrainConfig and the weight of the FERPlus votes in its targets."""
+    distill = {"teacher": teacher, "distill": 0.5}
     return {
         "recipe": ({}, 0.0),
         "shift-matched": (SHIFT_MATCHED, 0.0),
         "photometric": ({"photometric": photometric}, 0.0),
         "ferplus-soft": ({}, ferplus_weight),
         "photometric+ferplus": ({"photometric": photometric}, ferplus_weight),
+        "distill": (distill, 0.0),
+        "photometric+distill": ({"photometric": photometric, **distill}, 0.0),
     }
 
 
@@ -59,10 +69,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.005)
     parser.add_argument("--photometric", type=float, default=0.5, help="share of faces with a photometric shift")
     parser.add_argument("--ferplus-weight", type=float, default=0.5, help="weight of the FERPlus votes in the targets")
+    parser.add_argument("--teacher", default=TEACHER, help="comma-separated checkpoints of the distill arms' teacher")
     parser.add_argument("--limit", type=int, default=0, help="faces per split (smoke test); 0: all")
     parser.add_argument("--out", default="/tmp/robust-finetune")
     args = parser.parse_args()
-    table = arms(args.photometric, args.ferplus_weight)
+    table = arms(args.photometric, args.ferplus_weight, args.teacher)
     chosen = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = [a for a in chosen if a not in table]
     if unknown:
