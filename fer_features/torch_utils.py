@@ -178,64 +178,31 @@ def batched_forward(
     """
     import torch
 
-    def one(span: tuple[int, int]):
+    def one(start: int):
         with torch.inference_mode():  # thread-local, as autocast: entered in the thread that runs the batch
-            xb = X[span[0] : span[1]].to(device, non_blocking=True)
+            xb = X[start : start + batch_size].to(device, non_blocking=True)
             if channels_last and xb.dim() == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(device, precision):
                 return forward(xb).float().cpu()
 
+    starts = range(0, len(X), batch_size)
     workers = threads_for(len(X)) if device.type == "cpu" else None
-    spans = batch_spans(len(X), batch_size, workers or 1)
     was_training = net.training if net is not None else False
     if net is not None:
         net.eval()
     try:
         nested = threading.current_thread().name.startswith(_POOL_PREFIX)  # a batch's forward that calls this
-        if workers is not None and workers > 1 and len(spans) > 1 and not nested:
-            out = list(_batch_pool(workers).map(one, spans))  # side by side, one torch thread each
+        if workers is not None and workers > 1 and len(starts) > 1 and not nested:
+            out = list(_batch_pool(workers).map(one, starts))  # side by side, one torch thread each
         else:
             if device.type == "cpu":
                 set_cpu_threads(len(X))
-            out = [one(span) for span in spans]
+            out = [one(start) for start in starts]
     finally:
         if net is not None:
             net.train(was_training)
     return torch.cat(out)
-
-
-def batch_spans(n: int, batch_size: int, workers: int = 1) -> list[tuple[int, int]]:
-    """``(start, stop)`` of the batches of ``n`` rows, shrinking towards the end when threads share them.
-
-    With one worker: slices of ``batch_size``. With several, guided self-scheduling
-    (Polychronopoulos & Kuck 1987): each batch holds ``remaining / (2 * workers)`` rows, at most
-    ``batch_size`` and at least ``batch_size // 8`` (16 or more), so the last batches are small
-    and a worker slowed by another process does not hold up the end of the call with a full batch.
-
-    Parameters
-    ----------
-    n : int
-        Rows in the call.
-    batch_size : int
-        The largest batch.
-    workers : int, default=1
-        Threads that take the batches.
-
-    Returns
-    -------
-    list of (int, int)
-        Consecutive spans covering ``range(n)``.
-    """
-    if workers <= 1:
-        return [(start, min(n, start + batch_size)) for start in range(0, n, batch_size)]
-    smallest = min(batch_size, max(16, batch_size // 8))
-    spans, start = [], 0
-    while start < n:
-        size = min(batch_size, max(smallest, -(-(n - start) // (2 * workers))))
-        spans.append((start, min(n, start + size)))
-        start += size
-    return spans
 
 
 _POOLS: dict[tuple[int, int], object] = {}

@@ -68,18 +68,3 @@ def test_the_face_detector_takes_a_second_thread_only_on_an_idle_core(monkeypatc
         monkeypatch.setenv("OMP_NUM_THREADS", omp)
     monkeypatch.setattr(threads, "idle_cores", lambda cores=None: idle)
     assert YuFaceDetector()._threads() == expected
-
-
-@pytest.mark.parametrize(("n", "batch_size", "workers"), [(3589, 512, 2), (3589, 512, 3), (1000, 256, 1), (10, 512, 2), (0, 64, 2)])
-def test_batch_spans_cover_the_rows_once_in_order_and_shrink_at_the_end_when_shared(n, batch_size, workers):
-    from fer_features.torch_utils import batch_spans
-
-    spans = batch_spans(n, batch_size, workers)
-    assert [start for start, _ in spans] == ([0] if n else []) + [stop for _, stop in spans[:-1]]  # consecutive
-    assert (spans[-1][1] if spans else 0) == n
-    sizes = [stop - start for start, stop in spans]
-    assert all(0 < s <= batch_size for s in sizes)
-    if workers == 1:
-        assert sizes[:-1] == [batch_size] * (len(sizes) - 1)
-    elif n > 2 * workers * batch_size:
-        assert sizes[0] == batch_size and max(sizes[-2 * workers :]) < batch_size // 2  # the last batches are small
