@@ -8,7 +8,7 @@ relative to the working folder:
 * ``default``: the embedding of a compact CNN (distilled from an ensemble of four networks)
   run in int8, then logistic regression, temperature-scaled on PublicTest; what ``make run``
   trains.
-* ``accurate``: three CNNs in int8, their probabilities averaged; what ``make accurate`` builds.
+* ``accurate``: four CNNs in int8, their probabilities averaged; what ``make accurate`` builds.
 
 A name picks a bundled model wherever a model is asked for (``fer predict --model accurate``,
 ``Recognizer("accurate")``, ``$FER_MODEL=accurate``); a path picks a file of yours
