@@ -22,6 +22,7 @@ from fer_features.cli.common import (
     LabelMode,
     ModelOpt,
     TrustPickleOpt,
+    Tta,
     app,
     check_outputs,
     command_line,
@@ -49,6 +50,7 @@ EyesOpt = Annotated[
     typer.Option(min=0, help="Also measure eye positions and face size in this many FER2013 crops and the pipeline's crops (0: skip)."),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the samples and of every shift.")]
+TtaOpt = Annotated[Tta, typer.Option(help="CNN checkpoint (.pt): test-time augmentation none, flip or ten-crop.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the rows to this .csv or .json.", rich_help_panel=OUTPUT)]
 CardOpt = Annotated[
     Path | None,
@@ -72,6 +74,7 @@ def robustness(
     card: CardOpt = None,
     json_out: JsonOpt = False,
     trust_pickle: TrustPickleOpt = False,
+    tta: TtaOpt = Tta.none,
 ) -> None:
     """Accuracy and balanced accuracy of a model on FER2013 faces under the shifts of real photos.
 
@@ -84,7 +87,7 @@ def robustness(
     from fer_features.benchmark.shifts import RobustnessError
 
     splits, shifts = _checked_options(split, shift, out, card)
-    pipe = read_model(model, trust_pickle=trust_pickle)
+    pipe = read_model(model, trust_pickle=trust_pickle, tta=tta.value)
     dataset = load_data(data, data_format, load_options(False, LabelMode.majority, 7))
     start = time.perf_counter()
     rows = []
@@ -107,7 +110,7 @@ def robustness(
             stats = framing_comparison(dataset, split=splits[0], n=eyes, seed=seed, detector=detector.value)
     wall = time.perf_counter() - start
     settings = {"splits": splits, "shifts": shifts, "limit": limit, "framing_n": framing_n, "seed": seed,
-                "detector": detector.value, "model": str(model or config.DEFAULT_MODEL), "wall_seconds": round(wall, 1)}  # fmt: skip
+                "detector": detector.value, "model": str(model or config.DEFAULT_MODEL), "tta": tta.value, "wall_seconds": round(wall, 1)}  # fmt: skip
     _write(frame, out, card, settings)
     if json_out:
         return _print_json(frame, stats, settings)

@@ -264,3 +264,21 @@ def test_cli_rejects_bad_input(tiny_model_path, tiny_csv, tmp_path, monkeypatch,
     options.update(dict(zip(args[::2], args[1::2])))
     result = fer("robustness", *[x for pair in options.items() for x in pair])
     assert_user_error(result, fragment)
+
+
+def test_cli_passes_test_time_augmentation_to_a_checkpoint_and_records_it(tiny_csv, tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from conftest import make_checkpoint
+
+    from fer_features.cli import robustness as command
+    from fer_features.cnn.checkpoints import save_checkpoint
+
+    path = save_checkpoint({**make_checkpoint(seed=5), "classes": list(EMOTIONS)}, tmp_path / "net.pt")
+    seen = []
+    real = command.read_model
+    monkeypatch.setattr(command, "read_model", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    result = fer("robustness", "--model", path, "--data", tiny_csv, "--shift", "jpeg", "--split", "PublicTest",
+                 "--framing-n", "0", "--tta", "flip", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert seen[0]["tta"] == "flip" and seen[0]["tta"] == json.loads(result.stdout)["settings"]["tta"]
+    assert real(path, tta="flip").tta == "flip"  # and the loader puts it on the model
