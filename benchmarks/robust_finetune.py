@@ -18,6 +18,7 @@ then measured with ``fer robustness --split PublicTest`` (selection data only). 
 - ``photometric+ferplus``: both;
 - ``mixup+cutmix``: the recipe, each batch mixed by mixup (alpha 0.2; Zhang et al. 2018) or
   CutMix (alpha 1.0, Yun et al. 2019; a pasted rectangle, an occlusion) at random;
+- ``photometric+mixup+cutmix``: both;
 - ``distill``: the recipe, its targets half the label and half the mean distribution of the
   ``--teacher`` networks on the (clean, mirror-averaged) Training faces (Hinton et al. 2015;
   ``TrainConfig.teacher``): the committed members of ``make accurate``, whose knowledge the
@@ -58,6 +59,7 @@ def arms(photometric: float, ferplus_weight: float, teacher: str = TEACHER) -> d
         "ferplus-soft": ({}, ferplus_weight),
         "photometric+ferplus": ({"photometric": photometric}, ferplus_weight),
         "mixup+cutmix": ({"mixup": 0.2, "cutmix": 1.0}, 0.0),
+        "photometric+mixup+cutmix": ({"photometric": photometric, "mixup": 0.2, "cutmix": 1.0}, 0.0),
         "distill": (distill, 0.0),
         "photometric+distill": ({"photometric": photometric, **distill}, 0.0),
     }
