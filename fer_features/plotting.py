@@ -32,17 +32,21 @@ def save_figure(fig, path: str | Path, *, dpi: float | None = None) -> Path:
     -------
     Path
     """
+    return save_png(figure_png(fig, dpi=dpi), path)
+
+
+def save_png(png: bytes, path: str | Path) -> Path:
+    """Write PNG bytes (:func:`figure_png`, :func:`confusion_matrix_png`) to ``path``, atomically, folders created."""
     from fer_features.persist.outputs import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", **({"dpi": dpi} if dpi else {}))
-    pyplot().close(fig)
+        tmp.write_bytes(png)
     return path
 
 
 def figure_png(fig, *, dpi: float | None = None) -> bytes:
-    """``fig`` as PNG bytes (as :func:`save_figure` writes them), and closed.
+    """``fig`` as PNG bytes, and closed.
 
     Parameters
     ----------

@@ -206,14 +206,9 @@ def plot_confusion_matrix(cm, path: str | Path, *, title: str = "") -> Path:
     -------
     Path
     """
-    from fer_features.persist.outputs import atomic_path
-    from fer_features.plotting import confusion_matrix_png
+    from fer_features.plotting import confusion_matrix_png, save_png
 
-    path = Path(path)
-    png = confusion_matrix_png(cm, title=title)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(png)
-    return path
+    return save_png(confusion_matrix_png(cm, title=title), path)
 
 
 def format_report(metrics: dict, *, max_listed: int = 10) -> str:
