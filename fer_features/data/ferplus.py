@@ -159,7 +159,7 @@ def load_ferplus(
 
     names = tuple(EMOTIONS if classes == 7 else EMOTIONS8)
     soft, keep = ferplus_labels(votes[row_of], label_mode=label_mode, classes=classes)
-    keep &= votes_df["Image name"].fillna("").str.strip().to_numpy(str)[row_of] != ""
+    keep &= _kept_by_ferplus(votes_df)[row_of]
     X, usage = pixels.X[keep], pixels.usage[keep]
     y = soft[keep].argmax(axis=1).astype(np.int64)
     soft_kept = soft[keep] if label_mode == "probability" else None
@@ -188,6 +188,11 @@ def _read_votes(new: Path):
     if len(bad):
         raise DataError(f"{new}: line {bad[0] + 2}: vote counts must be non-negative integers")
     return votes_df, votes
+
+
+def _kept_by_ferplus(votes_df) -> np.ndarray:
+    """Per row of ``fer2013new.csv``, whether FERPlus kept the face: bool ``(n_rows,)``, False where ``Image name`` is empty."""
+    return votes_df["Image name"].fillna("").str.strip().to_numpy(str) != ""
 
 
 def _rows_of(pixels: FERDataset, votes_df, new: Path, *, whole: bool = True) -> np.ndarray:
@@ -263,7 +268,7 @@ def ferplus_soft_targets(
     votes_df, counts = _read_votes(new)
     row_of = _rows_of(data, votes_df, new, whole=False)
     soft, has_votes = ferplus_labels(counts[row_of], label_mode="probability", classes=7)
-    has_votes &= votes_df["Image name"].fillna("").str.strip().to_numpy(str)[row_of] != ""
+    has_votes &= _kept_by_ferplus(votes_df)[row_of]
     one_hot = np.eye(len(EMOTIONS), dtype=np.float32)[np.asarray(data.y)]
     targets = np.where(has_votes[:, None], (1.0 - weight) * one_hot + weight * soft, one_hot)
     return targets.astype(np.float32), has_votes
