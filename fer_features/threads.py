@@ -21,7 +21,7 @@ The policy, applied when :mod:`fer_features` is imported:
   own intra-op threads, every layer of every batch waited at a barrier for the slower core, and
   a sleeping thread had to be woken for each layer (BENCHMARKS.md, "Busy machine").
 * The face detector takes a second thread only while a second core is idle
-  (:func:`idle_cores`): on two threads yuface finds the faces of a photo in about half the
+  (:func:`detector_threads`, :func:`idle_cores`): on two threads yuface finds the faces of a photo in about half the
   time, but a thread that has to share its core with another process makes the call wait for it.
 * ``OMP_NUM_THREADS``, when set, wins over all of this: the user's choice.
 """
@@ -100,3 +100,25 @@ def idle_cores(cores: int | None = None) -> int:
     if running is None:
         return 1
     return max(1, min(cores, cores - (running - 1)))
+
+
+def detector_threads(most: int = 2) -> int:
+    """OpenMP threads for one face detection: :func:`idle_cores`, at most ``most``.
+
+    ``OMP_NUM_THREADS``, when it is a number, wins (still at most ``most``).
+
+    Parameters
+    ----------
+    most : int, default=2
+        The most threads a detection can use well (the detector's working copy of a photo has
+        few rows to share).
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    user = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if user.isdigit():  # the user's choice wins
+        return max(1, min(most, int(user)))
+    return min(most, idle_cores())

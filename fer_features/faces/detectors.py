@@ -25,7 +25,6 @@ References
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -150,13 +149,10 @@ class YuFaceDetector(FaceDetector):
     max_threads = 2
 
     def _threads(self) -> int:
-        """OpenMP threads for this call: idle cores (:func:`~fer_features.threads.idle_cores`), at most :attr:`max_threads`."""
-        from fer_features.threads import idle_cores
+        """OpenMP threads for this call (:func:`fer_features.threads.detector_threads`), at most :attr:`max_threads`."""
+        from fer_features.threads import detector_threads
 
-        user = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-        if user.isdigit():  # the user's choice wins
-            return max(1, min(self.max_threads, int(user)))
-        return min(self.max_threads, idle_cores())
+        return detector_threads(self.max_threads)
 
     def _detect(self, rgb: np.ndarray, upsample: int):
         from yuface import c_detect
