@@ -52,6 +52,7 @@ def train_cnn(
     on_epoch: Callable[[dict], None] | None = None,
     soft_train: np.ndarray | None = None,
     classes: Sequence[str] | None = None,
+    views_train: np.ndarray | None = None,
 ) -> dict:
     """Train a :class:`~fer_features.cnn.net.FERNet` and return its best checkpoint.
 
@@ -79,6 +80,10 @@ def train_cnn(
     classes : sequence of str, optional
         The name of each class index. Needed only to start from a checkpoint
         (``config.init_checkpoint``) with other classes: rows are matched by these names.
+    views_train : ndarray of shape (n_train, 48, 48), dtype uint8, optional
+        Each Training face as the photo pipeline frames it
+        (:func:`~fer_features.data.photos.pipeline_views`); each image is replaced by its view
+        with probability ``config.pipeline_views``. Needed when that is above 0.
 
     Returns
     -------
@@ -90,7 +95,8 @@ def train_cnn(
     Raises
     ------
     ValueError
-        If ``soft_train`` does not have one row per training image, or ``config.init_checkpoint``
+        If ``soft_train`` or ``views_train`` does not have one row per training image,
+        ``config.pipeline_views`` is on without ``views_train``, or ``config.init_checkpoint``
         holds another network, or other classes while ``classes`` (or its own) are unknown.
     FileNotFoundError
         If ``config.init_checkpoint`` names a missing file.
@@ -111,6 +117,11 @@ def train_cnn(
         if soft_train.ndim != 2 or len(soft_train) != len(y_train):
             raise ValueError(f"soft_train must have shape (n_train, n_classes), got {soft_train.shape} for {len(y_train)} images")
         n_classes = max(n_classes, soft_train.shape[1])
+    if cfg.pipeline_views > 0:
+        if views_train is None:
+            raise ValueError("config.pipeline_views needs views_train (fer_features.data.photos.pipeline_views of the Training faces)")
+        if np.shape(views_train) != np.shape(X_train):
+            raise ValueError(f"views_train must have the shape of X_train {np.shape(X_train)}, got {np.shape(views_train)}")
     mean = float(X_train.mean() / 255.0)
     std = float(X_train.std() / 255.0) or 1.0
     init, init_rows = _init_checkpoint(cfg, n_classes, classes)
@@ -132,8 +143,9 @@ def train_cnn(
     ema_net = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
     loader_gen = torch.Generator().manual_seed(cfg.seed)
     # drop_last keeps batch norm away from a last batch of one image, unless that leaves no batch
+    views = [to_tensor(views_train, mean, std)] if cfg.pipeline_views > 0 else []
     loader = DataLoader(
-        TensorDataset(xt, tt), batch_size=cfg.batch_size, shuffle=True, drop_last=len(xt) > cfg.batch_size, generator=loader_gen
+        TensorDataset(xt, tt, *views), batch_size=cfg.batch_size, shuffle=True, drop_last=len(xt) > cfg.batch_size, generator=loader_gen
     )
     steps_per_epoch = len(loader)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -146,6 +158,8 @@ def train_cnn(
     data_key = [len(xt), len(xv), round(mean, 6), round(std, 6), int(yt.sum()), int(yv.sum()), round(float(tt.sum()), 3)]
     if soft_train is not None:  # distributions sum to 1 whatever they are: tell them apart by their values
         data_key.append(hashlib.sha256(soft_train.tobytes()).hexdigest()[:16])
+    if views:
+        data_key.append(hashlib.sha256(np.ascontiguousarray(views_train).tobytes()).hexdigest()[:16])
     resume_path = Path(resume_path) if resume_path else None
     if resume_path is not None and resume_path.is_file():
         saved = torch.load(resume_path, map_location="cpu", weights_only=False)
@@ -169,9 +183,12 @@ def train_cnn(
         start = time.perf_counter()
         net.train()
         total, count, aug_s, step_s = 0.0, 0, 0.0, 0.0
-        for xb, tb in loader:
+        for xb, tb, *vb in loader:
             t0 = time.perf_counter()
             xb, tb = xb.to(dev, non_blocking=True), tb.to(dev, non_blocking=True)
+            if vb:  # the photo pipeline's framing in place of FER2013's, image by image
+                pick = torch.rand(len(xb), device=dev, generator=aug_gen) < cfg.pipeline_views
+                xb = torch.where(pick[:, None, None, None], vb[0].to(dev, non_blocking=True), xb)
             xb = augment(xb, cfg, aug_gen, mean=mean, std=std)
             xb, tb = mix_batch(xb, tb, cfg, aug_gen)
             if cfg.channels_last:

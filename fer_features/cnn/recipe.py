@@ -48,6 +48,14 @@ class TrainConfig:
         strength up to the robustness benchmark's strongest
         (:data:`~fer_features.cnn.photometric.PHOTOMETRIC_RANGES`; Hendrycks & Dietterich
         2019). 0 (the default) turns it off and leaves the augmentation's random stream as it was.
+    pipeline_views : float
+        Probability per image of training on its *pipeline view* in place of the FER2013 crop:
+        the face as the photo pipeline detects and aligns it
+        (:func:`~fer_features.data.photos.pipeline_views`), before the other augmentations.
+        FER2013's framing varies around the eye positions the pipeline aligns every face to, so a
+        network trained on FER2013's framing alone meets a new framing in every photo. Needs the
+        views (``views_train`` of :func:`~fer_features.cnn.loop.train_cnn`). 0 (the default)
+        turns it off and leaves the random streams as they were.
     patience : int
         Stop after this many epochs without a better validation accuracy.
     seed : int
@@ -98,6 +106,7 @@ class TrainConfig:
     max_scale: float = 0.1
     erasing: float = 0.25
     photometric: float = 0.0
+    pipeline_views: float = 0.0
     patience: int = 10
     seed: int = 0
     precision: str = "auto"
@@ -122,6 +131,8 @@ class TrainConfig:
             raise ValueError("distill is a weight in [0, 1] and distill_temperature positive")
         if not 0.0 <= self.photometric <= 1.0:
             raise ValueError(f"photometric is a probability in [0, 1], got {self.photometric!r}")
+        if not 0.0 <= self.pipeline_views <= 1.0:
+            raise ValueError(f"pipeline_views is a probability in [0, 1], got {self.pipeline_views!r}")
         if self.mixup < 0 or self.cutmix < 0:
             raise ValueError("mixup and cutmix are Beta alphas: 0 (off) or positive")
         if not self.net:

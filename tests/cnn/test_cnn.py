@@ -569,8 +569,8 @@ def val_counter(monkeypatch, tiny_data):
     return reset
 
 
-def interrupted_run(data, cfg, resume_path, at_epoch=2):
-    """Train until ``at_epoch``'s record arrives, then stop as Ctrl-C would; the records seen."""
+def interrupted_run(data, cfg, resume_path, at_epoch=2, **kwargs):
+    """Train until ``at_epoch``'s record arrives, then stop as Ctrl-C would; the records seen (``kwargs``: more of train_cnn's)."""
     records = []
 
     def on_epoch(rec):
@@ -579,7 +579,7 @@ def interrupted_run(data, cfg, resume_path, at_epoch=2):
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        train_cnn(*data, config=cfg, device="cpu", resume_path=resume_path, on_epoch=on_epoch)
+        train_cnn(*data, config=cfg, device="cpu", resume_path=resume_path, on_epoch=on_epoch, **kwargs)
     return records
 
 
