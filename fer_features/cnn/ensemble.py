@@ -182,10 +182,17 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         return round(float(minimize_scalar(log_loss, bounds=(0.05, 10.0), method="bounded").x), 4)
 
     def _mean_proba(self, X):
-        return sum(member.predict_proba(X) for member in self.estimators_) / len(self.estimators_)
+        classes = [str(c) for c in self.classes_]
+        total = 0.0
+        for member in self.estimators_:
+            p = member.predict_proba(X)
+            own = [str(c) for c in member.classes_]
+            total = total + (p if own == classes else p[:, [own.index(c) for c in classes]])  # columns matched by name
+        return total / len(self.estimators_)
 
     def load_members(self):
-        """Load the member networks of ``checkpoints`` and check that they name the same classes.
+        """Load the member networks of ``checkpoints`` and check that they name the same classes
+        (in any order: each member's probabilities are matched to the first's by class name).
 
         Returns
         -------
@@ -209,7 +216,7 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{path}: {exc}" if str(path) not in str(exc) else str(exc)) from None
         classes = [str(c) for c in members[0].classes_]
         for path, member in zip(paths[1:], members[1:]):
-            if [str(c) for c in member.classes_] != classes:
+            if sorted(str(c) for c in member.classes_) != sorted(classes):
                 raise ValueError(f"{path}: its classes {[str(c) for c in member.classes_]} differ from {paths[0]}'s {classes}")
         return paths, members
 

@@ -65,6 +65,24 @@ def test_probabilities_are_the_mean_of_the_members(members, faces):
     np.testing.assert_allclose(listed.predict_proba(faces[60:]), proba, atol=1e-12)
 
 
+def test_members_may_list_their_classes_in_another_order(members, faces, tmp_path):
+    """A network trained with the data's class order (FER2013's) averages with alphabetical ones, column by column."""
+    import torch
+
+    ckpt = torch.load(members[1], map_location="cpu", weights_only=False)
+    order = [5, 0, 6, 1, 4, 2, 3]  # a permutation of the rows: the same network, its outputs listed in another order
+    ckpt["classes"] = [CLASSES[i] for i in order]
+    for key in ("classifier.weight", "classifier.bias"):
+        ckpt["state_dict"][key] = ckpt["state_dict"][key][order]
+    save_checkpoint(ckpt, tmp_path / "shuffled.pt")
+    alone = CNNClassifier.from_checkpoint(tmp_path / "shuffled.pt", device="cpu").predict_proba(faces[60:])
+    assert not np.allclose(alone, CNNClassifier.from_checkpoint(members[1], device="cpu").predict_proba(faces[60:]))
+    same = CNNEnsembleClassifier(checkpoints=f"{members[0]}+{members[1]}", device="cpu").fit(faces[:14], labels(14))
+    mixed = CNNEnsembleClassifier(checkpoints=f"{members[0]}+{tmp_path / 'shuffled.pt'}", device="cpu").fit(faces[:14], labels(14))
+    assert list(mixed.classes_) == CLASSES
+    np.testing.assert_allclose(mixed.predict_proba(faces[60:]), same.predict_proba(faces[60:]), atol=1e-5)
+
+
 def test_temperature_is_fitted_on_the_validation_split(members, faces):
     from sklearn.metrics import log_loss
 
