@@ -23,7 +23,14 @@ then measured with ``fer robustness --split PublicTest`` (selection data only). 
   ``--teacher`` networks on the (clean, mirror-averaged) Training faces (Hinton et al. 2015;
   ``TrainConfig.teacher``): the committed members of ``make accurate``, whose knowledge the
   start checkpoint was distilled from and plain fine-tuning loses;
-- ``photometric+distill``: both.
+- ``photometric+distill``: both;
+- ``pipeline-views``: the recipe, each face replaced with probability ``--pipeline-views`` by
+  its view through the photo pipeline (made a photo, found by the detector and re-aligned:
+  :func:`fer_features.data.photos.pipeline_views`; ``TrainConfig.pipeline_views``), the framing
+  every photo's face has; the views of the Training faces are made once and kept in
+  ``--out``/``pipeline-views.npz``;
+- ``photometric+pipeline-views``, ``pipeline-views+distill``: both;
+- ``photometric+mixup+cutmix+pipeline-views``: all three.
 
 Prints one JSON line per arm (its targets, training seconds, best epoch, PublicTest accuracy and
 the report's clean, shifted-mean and per-shift scores). Resumable: an arm whose checkpoint (``ARM.pt``) and report
@@ -41,6 +48,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 START = ROOT / "models" / "cnn-compact-stem2-ens.pt"
 DATA = ROOT.parent / "shared" / "data"
@@ -49,9 +58,10 @@ SHIFT_MATCHED = {"max_rotation": 25.0, "max_scale": 0.25, "erasing": 0.5}
 TEACHER = ",".join(str(ROOT / "models" / m) for m in ("cnn-large.pt", "cnn-compact-ens.pt", "cnn-compact-stem2-ens.pt"))
 
 
-def arms(photometric: float, ferplus_weight: float, teacher: str = TEACHER) -> dict[str, tuple[dict, float]]:
+def arms(photometric: float, ferplus_weight: float, teacher: str = TEACHER, views: float = 0.5) -> dict[str, tuple[dict, float]]:
     """Each arm's changes to the TrainConfig and the weight of the FERPlus votes in its targets."""
     distill = {"teacher": teacher, "distill": 0.5}
+    mixing = {"mixup": 0.2, "cutmix": 1.0}
     return {
         "recipe": ({}, 0.0),
         "shift-matched": (SHIFT_MATCHED, 0.0),
@@ -62,6 +72,10 @@ def arms(photometric: float, ferplus_weight: float, teacher: str = TEACHER) -> d
         "photometric+mixup+cutmix": ({"photometric": photometric, "mixup": 0.2, "cutmix": 1.0}, 0.0),
         "distill": (distill, 0.0),
         "photometric+distill": ({"photometric": photometric, **distill}, 0.0),
+        "pipeline-views": ({"pipeline_views": views}, 0.0),
+        "photometric+pipeline-views": ({"photometric": photometric, "pipeline_views": views}, 0.0),
+        "pipeline-views+distill": ({"pipeline_views": views, **distill}, 0.0),
+        "photometric+mixup+cutmix+pipeline-views": ({"photometric": photometric, **mixing, "pipeline_views": views}, 0.0),
     }
 
 
@@ -74,11 +88,12 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.005)
     parser.add_argument("--photometric", type=float, default=0.5, help="share of faces with a photometric shift")
     parser.add_argument("--ferplus-weight", type=float, default=0.5, help="weight of the FERPlus votes in the targets")
+    parser.add_argument("--pipeline-views", type=float, default=0.5, help="share of faces seen through the photo pipeline")
     parser.add_argument("--teacher", default=TEACHER, help="comma-separated checkpoints of the distill arms' teacher")
     parser.add_argument("--limit", type=int, default=0, help="faces per split (smoke test); 0: all")
     parser.add_argument("--out", default="/tmp/robust-finetune")
     args = parser.parse_args()
-    table = arms(args.photometric, args.ferplus_weight, args.teacher)
+    table = arms(args.photometric, args.ferplus_weight, args.teacher, args.pipeline_views)
     chosen = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = [a for a in chosen if a not in table]
     if unknown:
@@ -91,6 +106,7 @@ def main() -> None:
     from fer_features.cnn.loop import train_cnn
     from fer_features.cnn.recipe import TrainConfig
     from fer_features.data.ferplus import ferplus_soft_targets
+    from fer_features.data.photos import pipeline_views
     from fer_features.data.sources import load_data
 
     out = Path(args.out)
@@ -116,11 +132,21 @@ def main() -> None:
                 soft = mixed
                 targets = {"labels": "FER2013 + FERPlus votes", "votes": args.votes, "weight": weight,
                            "faces_with_votes": int(has_votes.sum()), "faces": int(len(has_votes))}  # fmt: skip
+            views = None
+            if changes.get("pipeline_views"):
+                cache = out / "pipeline-views.npz"
+                if not cache.is_file():
+                    t = time.perf_counter()
+                    made, found = pipeline_views(X)
+                    np.savez(cache, views=made, found=found, seconds=time.perf_counter() - t)
+                views = np.load(cache)["views"]
+                if views.shape != X.shape:
+                    sys.exit(f"{cache} holds views of {len(views)} faces, not of these {len(X)}: remove it")
             config = TrainConfig(net=dict(start["config"]["net"]), preset="compact", epochs=args.epochs, lr=args.lr,
                                  init_checkpoint=str(START), patience=args.epochs, **changes)  # fmt: skip
             t = time.perf_counter()
             ckpt = train_cnn(X, y, X_val, y_val, config=config, classes=list(data.classes), soft_train=soft,
-                             resume_path=out / f"{arm}.resume.pt")  # fmt: skip
+                             resume_path=out / f"{arm}.resume.pt", views_train=views)  # fmt: skip
             ckpt["classes"] = [str(c) for c in data.classes]  # what a model file needs to name its outputs
             ckpt["ablation"] = {"spec": spec, "targets": targets, "wall_seconds": round(time.perf_counter() - t)}
             save_checkpoint(ckpt, path)

@@ -6,6 +6,7 @@ and "Memory on long runs")::
     python benchmarks/steady.py busy --rounds 2          # quiet vs one busy core, ours vs the fer package
     python benchmarks/steady.py video --frames 300,9000  # peak RSS of `fer predict VIDEO --out CSV`
     python benchmarks/steady.py serve --requests 100,5000  # RSS of `fer serve` after N requests
+    python benchmarks/steady.py photo --rounds 8 --baseline DIR  # quiet photo latency, ours vs an earlier checkout
 
 ``busy``: each round runs, quiet and then with one plain busy loop (``python -c "while True:
 pass"``, a process that takes one core), a child process of ours and one of the ``fer`` package
@@ -16,6 +17,12 @@ and one ``Recognizer.predict`` on it; the package: its own classify loop) and pe
 p50 and p95 of 30 calls on skimage's astronaut after a warm-up (ours: ``Recognizer.predict`` on
 the file; the package: ``FER().detect_emotions``). Ours also measures ``fer serve`` (one and four
 clients; p50 of the request) and a 150-frame video (frames/s of ``fer predict VIDEO``'s path).
+
+``photo``: the quiet per-photo latency of ours against the checkout at ``--baseline``, nothing
+else measured: each round runs one child of each (the order swapped every round), each timing
+``--calls`` calls of ``Recognizer.predict`` on the astronaut after a warm-up. A photo takes tens
+of milliseconds, so two children minutes apart differ by more than a code change does; many
+short alternating rounds, and the median of the per-round ratio, tell the two apart.
 
 ``video``: a clip of N frames made from the astronaut (shifted a few pixels per frame, 512x512,
 MPEG-4) goes through ``fer predict CLIP --out CSV`` in a child process; its peak resident memory
@@ -133,6 +140,21 @@ def child_ours(model: str, photo: str, clip: str) -> dict:
     return out
 
 
+def child_photo(model: str, photo: str, calls: str) -> dict:
+    """Photo latency alone: p50/p95 of ``calls`` calls of ``Recognizer.predict`` on the file."""
+    from fer_features import Recognizer
+
+    rec = Recognizer(model)
+    for _ in range(3):
+        rec.predict(photo)
+    times = []
+    for _ in range(int(calls)):
+        t = time.perf_counter()
+        rec.predict(photo)
+        times.append(time.perf_counter() - t)
+    return {"photo": percentiles(times)}
+
+
 def child_peer(photo: str) -> dict:
     """The fer package's numbers (run in its venv): crops/s of its classify loop, photo p50/p95."""
     import zipfile
@@ -231,6 +253,28 @@ def busy(args) -> list[dict]:
     return rows
 
 
+def photo(args) -> list[dict]:
+    if not args.baseline:
+        raise SystemExit("photo compares two checkouts: pass --baseline DIR")
+    rows, ratios = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(astronaut_png(Path(tmp)))
+        order = [("ours", None), (f"ours at {args.baseline}", args.baseline)]
+        for r in range(args.rounds):
+            p50 = {}
+            for who, checkout in order if r % 2 == 0 else order[::-1]:
+                before = load()
+                result = run_child(sys.executable, ["photo", args.model, path, str(args.calls)], checkout)
+                row = {"round": r + 1, "who": who, **result, "load_before": before, "load_after": load()}
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+                p50[checkout] = result["photo"]["p50_ms"]
+            ratios.append(p50[None] / p50[args.baseline])
+    print(json.dumps({"p50_ratio_ours_to_baseline": {"per_round": [round(x, 3) for x in ratios],
+                                                     "median": round(statistics.median(ratios), 3)}}), flush=True)  # fmt: skip
+    return rows
+
+
 def video(args) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -264,19 +308,20 @@ def serve(args) -> list[dict]:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "child":
         who, *rest = sys.argv[2:]
-        print(json.dumps(child_ours(*rest) if who == "ours" else child_peer(*rest)))
+        print(json.dumps({"ours": child_ours, "photo": child_photo, "peer": child_peer}[who](*rest)))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("busy", "video", "serve"))
+    parser.add_argument("what", choices=("busy", "photo", "video", "serve"))
     parser.add_argument("--model", default="default", help="a bundled model's name or a model file")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--peer-python", default="/tmp/peer-venv/bin/python")
-    parser.add_argument("--baseline", help="busy: also measure the fer_features of this checkout (an earlier commit)")
+    parser.add_argument("--baseline", help="busy, photo: also measure the fer_features of this checkout (an earlier commit)")
+    parser.add_argument("--calls", type=int, default=60, help="photo: timed calls per child")
     parser.add_argument("--frames", default="300,9000")
     parser.add_argument("--requests", default="100,5000")
     args = parser.parse_args()
     print(json.dumps({"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)), "load": load(), "argv": sys.argv[1:]}), flush=True)
-    {"busy": busy, "video": video, "serve": serve}[args.what](args)
+    {"busy": busy, "photo": photo, "video": video, "serve": serve}[args.what](args)
 
 
 if __name__ == "__main__":
