@@ -30,7 +30,7 @@ class Recognizer:
     ----------
     model : str, path-like or fitted estimator, optional
         The name of a model shipped in the package (``'default'``: a compact CNN in int8 →
-        logistic regression; ``'accurate'``: four CNNs in int8, averaged; ``fer models`` lists
+        logistic regression; ``'accurate'``: five CNNs in int8, averaged; ``fer models`` lists
         them), a model file (``.skops`` from ``fer train``; a ``.joblib`` pickle only with
         ``trusted``; a CNN checkpoint ``.pt``), an already loaded pipeline, or None for the
         default: ``$FER_MODEL``, else the bundled ``'default'``.
