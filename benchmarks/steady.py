@@ -103,6 +103,18 @@ def percentiles(seconds: list[float]) -> dict:
 # --------------------------------------------------------------------------- children (run in process)
 
 
+def latency(call, *, calls: int, warmup: int = 1) -> dict:
+    """p50/p95 of ``calls`` timed calls of ``call()`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return percentiles(times)
+
+
 def child_ours(model: str, photo: str, clip: str) -> dict:
     """Our numbers: crops/s, photo p50/p95, fer serve (1 and 4 clients), video frames/s."""
     from fer_features import Recognizer
@@ -124,13 +136,8 @@ def child_ours(model: str, photo: str, clip: str) -> dict:
     t = time.perf_counter()
     rec.predict(X)  # the Recognizer's path: batches of 64 crops
     recognizer_crops_s = len(X) / (time.perf_counter() - t)
-    rec.predict(photo)
-    times = []
-    for _ in range(30):
-        t = time.perf_counter()
-        rec.predict(photo)
-        times.append(time.perf_counter() - t)
-    out = {"crops_per_s": round(crops_s), "recognizer_crops_per_s": round(recognizer_crops_s), "photo": percentiles(times)}
+    photo_ms = latency(lambda: rec.predict(photo), calls=30)
+    out = {"crops_per_s": round(crops_s), "recognizer_crops_per_s": round(recognizer_crops_s), "photo": photo_ms}
     try:
         summary = rec.predict_video(clip, stream=True).run()
     except TypeError:  # a checkout from before streaming (--baseline)
@@ -145,14 +152,7 @@ def child_photo(model: str, photo: str, calls: str) -> dict:
     from fer_features import Recognizer
 
     rec = Recognizer(model)
-    for _ in range(3):
-        rec.predict(photo)
-    times = []
-    for _ in range(int(calls)):
-        t = time.perf_counter()
-        rec.predict(photo)
-        times.append(time.perf_counter() - t)
-    return {"photo": percentiles(times)}
+    return {"photo": latency(lambda: rec.predict(photo), calls=int(calls), warmup=3)}
 
 
 def child_peer(photo: str) -> dict:
@@ -173,13 +173,7 @@ def child_peer(photo: str) -> dict:
     det._classify_emotions(pre)  # the package's own loop: one invoke per face
     crops_s = len(X) / (time.perf_counter() - t)
     img = cv2.imread(photo)
-    det.detect_emotions(img)
-    times = []
-    for _ in range(30):
-        t = time.perf_counter()
-        det.detect_emotions(img)
-        times.append(time.perf_counter() - t)
-    return {"crops_per_s": round(crops_s), "photo": percentiles(times)}
+    return {"crops_per_s": round(crops_s), "photo": latency(lambda: det.detect_emotions(img), calls=30)}
 
 
 def serve_latency(model: str, photo: str, *, requests: int, concurrency: int, sample_every: int = 0) -> dict:
