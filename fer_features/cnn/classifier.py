@@ -335,24 +335,23 @@ class CNNClassifier(CNNModuleMixin, ClassifierMixin, BaseEstimator):
             if None in order:
                 raise ValueError(f"soft_classes {soft_classes} do not cover the labels {list(self.classes_)}")
             soft_idx = np.asarray(soft, dtype=np.float32)[:, order]
-        views = None
-        if self.pipeline_views > 0:
-            from fer_features.data.photos import pipeline_views
-
-            views, _ = pipeline_views(X)
         if X_val is None:
             from sklearn.model_selection import train_test_split
 
-            rows = np.arange(len(X))
-            train_rows, val_rows = train_test_split(rows, test_size=self.validation_fraction, stratify=y_idx, random_state=self.seed)
-            X, X_val, y_idx, yv_idx = X[train_rows], X[val_rows], y_idx[train_rows], y_idx[val_rows]
-            views = views[train_rows] if views is not None else None
+            X, X_val, y_idx, yv_idx = train_test_split(
+                X, y_idx, test_size=self.validation_fraction, stratify=y_idx, random_state=self.seed
+            )
         else:
             X_val = check_images(X_val, estimator="CNNClassifier", min_size=16)
             unknown = set(np.unique(y_val)) - set(self.classes_)
             if unknown:
                 raise ValueError(f"validation labels {sorted(unknown)} do not occur in the training labels")
             yv_idx = np.searchsorted(self.classes_, np.asarray(y_val))
+        views = None
+        if self.pipeline_views > 0:  # of the training faces only, once the validation ones are set apart
+            from fer_features.data.photos import pipeline_views
+
+            views, _ = pipeline_views(X)
         ckpt = train_cnn(
             X, y_idx, X_val, yv_idx, config=self.train_config(), device=self.device, resume_path=self.resume_path,
             on_epoch=on_epoch, soft_train=soft_idx, classes=[str(c) for c in self.classes_], views_train=views,

@@ -465,7 +465,7 @@ def pipeline_views(
         The pipeline's crop of the highest-scoring face found in each photo; the crop itself
         where none was found.
     found : ndarray of shape (n_faces,), dtype bool
-        Whether a face was found (the view differs from the crop).
+        Whether a face was found (where not, the view is the crop itself).
 
     Raises
     ------

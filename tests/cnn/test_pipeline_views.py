@@ -17,6 +17,7 @@ from fer_features.data.photos import crop_as_photo, pipeline_views  # noqa: E402
 from fer_features.faces.alignment import find_faces  # noqa: E402
 
 tiny_data, val_counter = test_cnn.tiny_data, test_cnn.val_counter  # test_cnn's fixtures, here too
+real_small, tiny_preset = test_cnn.real_small, test_cnn.tiny_preset
 
 
 def test_pipeline_views_are_the_photo_paths_crops(real_faces):
@@ -77,3 +78,23 @@ def test_a_resume_file_is_not_used_with_other_views(tiny_data, tmp_path, val_cou
     trained = []
     train_cnn(X, y, X_val, y_val, config=cfg, device="cpu", resume_path=resume, on_epoch=trained.append, views_train=np.zeros_like(X))
     assert [rec["epoch"] for rec in trained] == [1, 2, 3]
+
+
+def test_classifier_makes_views_of_its_training_faces_only(real_small, tiny_preset, monkeypatch):
+    import fer_features.data.photos as photos
+    from fer_features.cnn.classifier import CNNClassifier
+
+    X, y, _, _ = real_small
+    seen = []
+
+    def fake_views(faces):  # records what it was asked for; the mirror image as the view
+        seen.append(faces)
+        return np.ascontiguousarray(faces[:, :, ::-1]), np.ones(len(faces), bool)
+
+    monkeypatch.setattr(photos, "pipeline_views", fake_views)
+    clf = CNNClassifier(preset=tiny_preset, epochs=1, batch_size=32, device="cpu", validation_fraction=0.2, pipeline_views=0.5)
+    clf.fit(X[:150], y[:150])
+    assert len(seen) == 1 and len(seen[0]) == 120  # the 30 held out for validation get no views
+    assert clf.checkpoint_["config"]["pipeline_views"] == 0.5
+    CNNClassifier(preset=tiny_preset, epochs=1, batch_size=32, device="cpu", validation_fraction=0.2).fit(X[:150], y[:150])
+    assert len(seen) == 1  # off: no views are made
