@@ -67,6 +67,15 @@ CalibrateOpt = Annotated[
         rich_help_panel=FEATURES,
     ),
 ]
+PriorOpt = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        help="--clf cnn-ensemble: divide its probabilities by the Training class frequencies to this power "
+        "(logit adjustment; 0: none, 1: balanced classes): more recall of rare classes, less accuracy on FER2013's mix.",
+        rich_help_panel=CNN,
+    ),
+]
 LogFileOpt = Annotated[Path | None, typer.Option(help="Append each CNN epoch's record (JSON) to this file, for long runs.", rich_help_panel=CNN)]
 
 
@@ -81,6 +90,7 @@ def train(
     cnn_checkpoint: CheckpointOpt = None, preset: PresetOpt = Preset.small, epochs: EpochsOpt = config.CNN_EPOCHS,
     device: DeviceOpt = Device.auto, precision: PrecisionOpt = InferencePrecision.auto, cnn_param: CnnParamOpt = None,
     log_file: LogFileOpt = None, feature_param: FeatureParamOpt = None, calibrate: CalibrateOpt = False,
+    prior_correction: PriorOpt = 0.0,
 ) -> None:  # fmt: skip
     """Fit a pipeline on [bold]Training[/], report PublicTest and PrivateTest, save it with a model card.
 
@@ -104,6 +114,8 @@ def train(
         log_cnn_epochs(log_file)
     try:
         cnn_params = {"preset": preset.value, "epochs": epochs, "device": device.value, "precision": precision.value}
+        if prior_correction:
+            cnn_params["prior_correction"] = prior_correction
         settings = TrainSettings(
             features=features, clf=clf, pca=pca, class_weight=class_weight.value, balance=balance.value, augment=augment,
             augment_shift=augment_shift, n_jobs=n_jobs, seed=seed, limit=limit, cache_dir=cache_dir,

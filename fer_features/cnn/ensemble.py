@@ -33,6 +33,17 @@ def _check_labels(y, classes, what: str) -> list[str]:
     return names
 
 
+def _prior_correction(value) -> float:
+    """``value`` as a float >= 0, or a ValueError."""
+    try:
+        tau = float(value)
+    except (TypeError, ValueError):
+        tau = float("nan")
+    if isinstance(value, (str, bool)) or not tau >= 0:
+        raise ValueError(f"prior_correction must be a number >= 0, got {value!r}")
+    return tau
+
+
 def _positive_temperature(value) -> float:
     """``value`` as a positive float, or a ValueError."""
     try:
@@ -63,6 +74,15 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
     selection split, PublicTest, in ``fer train``); the labels do not change
     (BENCHMARKS.md, section "Probability calibration").
 
+    FER2013's classes are far from balanced (a quarter of the Training faces are happy, 1.5%
+    disgusted), and the networks learned those frequencies as priors. ``prior_correction``
+    ``tau`` divides the mean probabilities by the Training class frequencies to the power
+    ``tau`` before the temperature, ``log(p) - tau * log(prior)`` (post-hoc logit adjustment,
+    Menon et al. 2021): ``tau = 1`` is the Bayes rule for balanced classes when ``p`` is
+    calibrated, smaller values go part of the way. It trades accuracy on FER2013's own mix for
+    recall of the rare classes, for photos whose emotions are not mixed as FER2013's are
+    (balanced accuracy; BENCHMARKS.md, section "Robustness").
+
     Parameters
     ----------
     checkpoints : str, path-like or sequence of them, default=''
@@ -80,6 +100,10 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         ``tta`` the members' probabilities are averaged over views first, and the same
         temperature is applied to them.
 
+    prior_correction : float, default=0.0
+        ``tau >= 0``, the power of the Training class frequencies the probabilities are divided
+        by (0: none). The frequencies are those of ``y`` in :meth:`fit`, each count plus one.
+
     Changing ``checkpoints``, ``precision`` or ``device`` of a fitted ensemble with
     :meth:`set_params` loads its members again (new ``checkpoints`` also reset a fitted
     temperature to 1.0: fit again); ``tta`` is passed on to them.
@@ -94,6 +118,9 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         The members' paths, as loaded.
     temperature_ : float
         The temperature applied to the mean probabilities.
+    class_prior_ : ndarray of shape (n_classes,), dtype float64
+        The class frequencies of ``y`` in :meth:`fit` (counts plus one, normalised): the prior
+        that ``prior_correction`` divides out.
 
     References
     ----------
@@ -104,6 +131,8 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
            IEEE TPAMI 20(3), 226–239, 1998. doi:10.1109/34.667881
     .. [3] Guo, C., Pleiss, G., Sun, Y. and Weinberger, K. Q. "On calibration of modern neural
            networks." ICML 2017. arXiv:1706.04599
+    .. [4] Menon, A. K., Jayasumana, S., Rawat, A. S., Jain, H., Veit, A. and Kumar, S.
+           "Long-tail learning via logit adjustment." ICLR 2021. arXiv:2007.07314
 
     Examples
     --------
@@ -113,12 +142,13 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
     (3589, 7)
     """
 
-    def __init__(self, *, checkpoints="", precision="auto", tta=False, device="auto", temperature="auto"):
+    def __init__(self, *, checkpoints="", precision="auto", tta=False, device="auto", temperature="auto", prior_correction=0.0):
         self.checkpoints = checkpoints
         self.precision = precision
         self.tta = tta
         self.device = device
         self.temperature = temperature
+        self.prior_correction = prior_correction
 
     def fit(self, X, y, X_val=None, y_val=None):
         """Load the member networks, check them against the labels and fit the temperature.
@@ -135,6 +165,8 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
             The split the temperature is fitted on (``temperature='auto'``): never the faces
             the model is scored on.
 
+        The class frequencies of ``y`` become ``class_prior_``.
+
         Returns
         -------
         self
@@ -144,14 +176,18 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         ValueError
             If no checkpoint is given, a checkpoint cannot be loaded (or lacks the int8
             calibration that ``precision='int8'`` needs), the members' classes differ, a label
-            is not among them, or ``temperature`` is neither 'auto' nor a positive number.
+            is not among them, ``temperature`` is neither 'auto' nor a positive number, or
+            ``prior_correction`` is not a number >= 0.
         FileNotFoundError
             If a checkpoint is missing.
         """
         X = check_images(X, estimator="CNNEnsembleClassifier", min_size=16)
         check_consistent_length(X, y)
         paths, members = self.load_members()
-        _check_labels(y, members[0].classes_, "labels")
+        names = _check_labels(y, members[0].classes_, "labels")
+        _prior_correction(self.prior_correction)
+        counts = np.array([np.sum(np.asarray(y).astype(str) == c) for c in names], dtype=np.float64) + 1.0
+        self.class_prior_ = counts / counts.sum()
         self.estimators_ = members
         self.classes_ = np.asarray(members[0].classes_)
         self.checkpoints_ = paths
@@ -165,7 +201,7 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _fit_temperature(self, X_val, y_val) -> float:
-        """The temperature minimising the log loss of the mean probabilities on ``X_val``."""
+        """The temperature minimising the log loss of the (prior-corrected) mean probabilities on ``X_val``."""
         from scipy.optimize import minimize_scalar
         from scipy.special import log_softmax
 
@@ -174,12 +210,18 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         classes = _check_labels(y_val, self.classes_, "validation labels")
         column = {c: i for i, c in enumerate(classes)}
         rows = np.arange(len(y_val)), np.asarray([column[v] for v in np.asarray(y_val).astype(str)])
-        log_p = _log_proba(self._mean_proba(X_val))
+        log_p = self._scores(X_val)
 
         def log_loss(t):
             return float(-np.mean(log_softmax(log_p / t, axis=1)[rows]))
 
         return round(float(minimize_scalar(log_loss, bounds=(0.05, 10.0), method="bounded").x), 4)
+
+    def _scores(self, X) -> np.ndarray:
+        """``log`` of the mean probabilities less ``prior_correction * log(class_prior_)``: the logits the temperature divides."""
+        scores = _log_proba(self._mean_proba(X))
+        tau = float(getattr(self, "prior_correction", 0.0))  # models saved before the parameter existed
+        return scores - tau * np.log(self.class_prior_) if tau else scores
 
     def _mean_proba(self, X):
         classes = [str(c) for c in self.classes_]
@@ -238,14 +280,15 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X):
-        """Mean of the members' class probabilities, temperature-scaled, ``(n_samples, n_classes)`` float64."""
+        """Mean of the members' class probabilities, prior-corrected and temperature-scaled, ``(n_samples, n_classes)`` float64."""
         check_is_fitted(self, "estimators_")
         X = check_images(X, estimator="CNNEnsembleClassifier", min_size=16)
         from scipy.special import softmax
 
-        p = self._mean_proba(X)
         t = getattr(self, "temperature_", 1.0)
-        return p if t == 1.0 else softmax(_log_proba(p) / t, axis=1)
+        if t == 1.0 and not getattr(self, "prior_correction", 0.0):
+            return self._mean_proba(X)
+        return softmax(self._scores(X) / t, axis=1)
 
     def predict(self, X):
         """Most probable label per image, ``(n_samples,)``."""

@@ -62,7 +62,9 @@ class TrainSettings:
         ``cnn-ensemble`` classifier, its networks: paths joined by ``+``.
     cnn_params : dict
         :class:`~fer_features.cnn.CNNClassifier` parameters of a CNN that is trained (``preset``,
-        ``epochs``, ``device`` …); ``device`` is also the ``cnn`` feature's.
+        ``epochs``, ``device`` …); ``device`` is also the ``cnn`` feature's. For the
+        ``cnn-ensemble`` classifier: its ``device``, ``precision``, ``tta`` and
+        ``prior_correction``.
     cnn_param_items : sequence of str
         More of them as ``fer train --cnn-param`` gives them, ``KEY=VALUE``
         (:func:`~fer_features.training.cnn.parse_cnn_params`), parsed into ``cnn_params`` when
@@ -162,6 +164,8 @@ class TrainSettings:
         if self.calibrate and self.end_to_end:
             own = " (it fits its own temperature on PublicTest)" if self.pretrained else ""
             raise ValueError(f"--calibrate is for feature pipelines, not the {self.clf} classifier{own}")
+        if self.cnn_params.get("prior_correction") and not self.pretrained:
+            raise ValueError("--prior-correction is for --clf cnn-ensemble (trained networks whose probabilities it corrects)")
         if self.cnn_params.get("precision") == "int8" and not self.end_to_end:
             raise ValueError(
                 "--precision int8 is for --clf cnn and cnn-ensemble; for the cnn feature give --feature-param cnn.precision=int8"
@@ -241,7 +245,7 @@ class TrainSettings:
             feature_params.setdefault("cnn", {}).update(checkpoint=str(checkpoint), device=self.cnn_params.get("device", "auto"))
         clf_params = None
         if self.pretrained:
-            inference = {k: self.cnn_params[k] for k in ("device", "precision", "tta") if k in self.cnn_params}
+            inference = {k: self.cnn_params[k] for k in ("device", "precision", "tta", "prior_correction") if k in self.cnn_params}
             clf_params = {"checkpoints": "+".join(self.checkpoints()), **inference}
         elif self.end_to_end:
             resume = {"resume_path": str(Path(out).with_suffix(".resume.pt"))} if out is not None else {}

@@ -116,6 +116,34 @@ def test_temperature_is_fitted_on_the_validation_split(members, faces):
         CNNEnsembleClassifier(checkpoints=members).fit(faces[:14], labels(14), X_val=faces[20:60], y_val=y_val[:-1])
 
 
+def test_prior_correction_divides_out_the_training_class_frequencies(members, faces):
+    from scipy.special import softmax
+
+    y = np.asarray(CLASSES)[[0] * 40 + [3] * 15 + [5] * 5]  # three classes seen, at 40 : 15 : 5
+    plain = CNNEnsembleClassifier(checkpoints=members, device="cpu").fit(faces[:60], y)
+    counts = np.array([41, 1, 1, 16, 1, 6, 1], dtype=float)  # each count plus one, in CLASSES' order
+    np.testing.assert_allclose(plain.class_prior_, counts / counts.sum())
+    for tau in (0.5, 1.0):
+        fixed = CNNEnsembleClassifier(checkpoints=members, device="cpu", prior_correction=tau).fit(faces[:60], y)
+        expected = softmax(np.log(plain.predict_proba(faces[60:])) - tau * np.log(plain.class_prior_), axis=1)
+        np.testing.assert_allclose(fixed.predict_proba(faces[60:]), expected, atol=1e-9)
+    # the frequent class loses faces to the rare ones, never the other way round
+    frequent = CLASSES.index(CLASSES[0])
+    assert np.sum(fixed.predict(faces[60:]) == CLASSES[frequent]) <= np.sum(plain.predict(faces[60:]) == CLASSES[frequent])
+    # the temperature is fitted on the corrected scores: the validation log loss at its minimum
+    from sklearn.metrics import log_loss
+
+    y_val = fixed.predict(faces[20:60])  # labels the corrected model gets two times in three: a finite best temperature
+    y_val[::3] = labels(40)[::3]
+    fitted = CNNEnsembleClassifier(checkpoints=members, device="cpu", prior_correction=0.5).fit(faces[:60], y, X_val=faces[20:60], y_val=y_val)
+    loss = lambda t: log_loss(y_val, softmax(fitted._scores(faces[20:60]) / t, axis=1), labels=CLASSES)  # noqa: E731
+    assert 0.05 < fitted.temperature_ < 10.0
+    assert loss(fitted.temperature_) <= min(loss(1.0), loss(fitted.temperature_ * 1.2), loss(fitted.temperature_ / 1.2)) + 1e-9
+    for bad in (-0.5, "strong", None):
+        with pytest.raises(ValueError, match="prior_correction"):
+            CNNEnsembleClassifier(checkpoints=members, prior_correction=bad).fit(faces[:14], labels(14))
+
+
 def test_int8_members_use_their_measured_batch_size(members, faces):
     ens = CNNEnsembleClassifier(checkpoints="+".join(members), precision="int8", device="cpu").fit(faces[:14], labels(14))
     assert [m.batch_size for m in ens.estimators_] == [256, 48]  # no measurement: 256; then the checkpoint's
@@ -209,6 +237,13 @@ def test_fer_train_cnn_ensemble_cli(members, faces, tmp_path):
     expected.fit(faces[:14], labels(14), X_val=faces[60:90], y_val=public_labels)
     assert card["cnn"]["temperature"] == expected.temperature_ != 1.0
     np.testing.assert_allclose(model.predict_proba(X_private), expected.predict_proba(X_private), atol=1e-9)
+    corrected = tmp_path / "ens-prior.skops"
+    result = fer("train", "--data", str(data), "--clf", "cnn-ensemble", "--cnn-checkpoint", "+".join(members),
+                 "--precision", "int8", "--prior-correction", "0.5", "--out", str(corrected))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert load_model(corrected).named_steps["clf"].prior_correction == 0.5
+    assert_user_error(fer("train", "--data", str(data), "--features", "hog", "--clf", "logreg", "--prior-correction", "0.5",
+                          "--out", str(tmp_path / "x.skops")), "--prior-correction")  # fmt: skip
     accuracy = float(np.mean(model.predict(X_private) == np.asarray(EMOTIONS)[np.arange(90, 120) % 7]))
     assert card["metrics"]["PrivateTest"]["accuracy"] == pytest.approx(accuracy)
     assert_user_error(fer("train", "--data", str(data), "--clf", "cnn-ensemble", "--out", str(tmp_path / "x.skops")),
