@@ -57,3 +57,83 @@ def net_from_checkpoint(ckpt: dict, device: torch.device) -> torch.nn.Module:
     net = build_net({**ckpt["config"]["net"], "n_classes": ckpt["n_classes"]})
     net.load_state_dict(_float_state(ckpt))
     return net.to(device).eval()
+
+
+def average_checkpoints(paths) -> dict:
+    """A uniform model soup: the mean of the weights of networks fine-tuned from one start.
+
+    Networks fine-tuned from the same pre-trained weights with different recipes stay in one
+    basin of the loss, and the mean of their weights is often as accurate as the best of them
+    and more robust to shifts, at the cost of one network (Wortsman et al. 2022; averaging a
+    fine-tune with its start is WiSE-FT, Wortsman et al. 2022b). Batch-norm statistics are
+    averaged with the weights.
+
+    Parameters
+    ----------
+    paths : sequence of str or path-like
+        Two or more checkpoints (:func:`save_checkpoint`) of one architecture (``config["net"]``),
+        the same classes (in any order: classifier rows are matched by name to the first's) and
+        the same input standardisation (``mean``, ``std``).
+
+    Returns
+    -------
+    dict
+        A checkpoint of the first member's config and classes, float16 weights, and ``"soup"``:
+        each member's path, best epoch, validation accuracy and training config (its recipe).
+        It has no int8 calibration:
+        add one with :func:`~fer_features.cnn.int8.add_int8_calibration` (``fer quantize``).
+
+    Raises
+    ------
+    ValueError
+        For fewer than two checkpoints, or members that differ in architecture, classes or
+        standardisation; the message names the member.
+    FileNotFoundError
+        If a checkpoint is missing.
+
+    References
+    ----------
+    .. [1] Wortsman, M. et al. "Model soups: averaging weights of multiple fine-tuned models
+           improves accuracy without increasing inference time." ICML 2022. arXiv:2203.05482
+    .. [2] Wortsman, M. et al. "Robust fine-tuning of zero-shot models." CVPR 2022.
+           arXiv:2109.01903
+    """
+    paths = [Path(p) for p in paths]
+    if len(paths) < 2:
+        raise ValueError(f"a soup needs at least two checkpoints, got {len(paths)}")
+    members = [load_checkpoint(p) for p in paths]
+    first = members[0]
+    names = [str(c) for c in first.get("classes") or []]
+    if not names:
+        raise ValueError(f"{paths[0]}: the checkpoint has no class names")
+    states = []
+    for path, ckpt in zip(paths, members):
+        if dict(ckpt["config"]["net"]) != dict(first["config"]["net"]) or ckpt["n_classes"] != first["n_classes"]:
+            raise ValueError(f"{path}: its network {ckpt['config']['net']} is not {paths[0]}'s {first['config']['net']}")
+        own = [str(c) for c in ckpt.get("classes") or []]
+        if sorted(own) != sorted(names):
+            raise ValueError(f"{path}: its classes {own} differ from {paths[0]}'s {names}")
+        if (float(ckpt["mean"]), float(ckpt["std"])) != (float(first["mean"]), float(first["std"])):
+            raise ValueError(f"{path}: its input standardisation differs from {paths[0]}'s (not fine-tuned from one start)")
+        state = _float_state(ckpt)
+        if own != names:  # the classifier's rows in the first member's order
+            order = [own.index(c) for c in names]
+            n = int(first["n_classes"])
+            state = {k: (v[order] if v.is_floating_point() and v.ndim >= 1 and v.shape[0] == n and k.startswith("classifier.") else v)
+                     for k, v in state.items()}  # fmt: skip
+        states.append(state)
+    soup = {}
+    for key, value in states[0].items():
+        if value.is_floating_point():
+            soup[key] = (sum(s[key] for s in states) / len(states)).half()
+        else:
+            soup[key] = value  # counters (batches seen): the first member's
+    keep = ("format", "config", "mean", "std", "n_classes", "device", "precision", "soft_labels", "classes")
+    checkpoint = {k: first[k] for k in keep if k in first}
+    checkpoint["state_dict"] = soup
+    checkpoint["soup"] = {
+        "method": "uniform",
+        "members": [{"checkpoint": str(p), "best_epoch": c.get("best_epoch"), "val_accuracy": c.get("val_accuracy"),
+                     "config": {k: v for k, v in c["config"].items() if k != "net"}} for p, c in zip(paths, members)],
+    }  # fmt: skip
+    return checkpoint
