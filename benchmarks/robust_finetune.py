@@ -3,7 +3,7 @@ arm, then score each on the robustness benchmark.
 
     python benchmarks/robust_finetune.py --epochs 4 --out /tmp/abl
 
-Every arm starts from ``models/cnn-compact-stem2-ens.pt`` and trains the same epochs at the same
+Every arm starts from ``models/cnn-compact-stem2-ens.pt`` (``--start``: another checkpoint) and trains the same epochs at the same
 learning rate on FER2013 Training (best epoch on PublicTest's FER2013 labels); each checkpoint is
 then measured with ``fer robustness --split PublicTest`` (selection data only). The arms
 (``--arms``, comma-separated; default all):
@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--ferplus-weight", type=float, default=0.5, help="weight of the FERPlus votes in the targets")
     parser.add_argument("--pipeline-views", type=float, default=0.5, help="share of faces seen through the photo pipeline")
     parser.add_argument("--teacher", default=TEACHER, help="comma-separated checkpoints of the distill arms' teacher")
+    parser.add_argument("--start", default=str(START), help="the checkpoint every arm starts from")
     parser.add_argument("--limit", type=int, default=0, help="faces per split (smoke test); 0: all")
     parser.add_argument("--out", default="/tmp/robust-finetune")
     args = parser.parse_args()
@@ -111,14 +112,15 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    start = load_checkpoint(START)
+    start_path = Path(args.start)
+    start = load_checkpoint(start_path)
     data = load_data(args.data, limit=args.limit or None)
     train, val = data.usage == "Training", data.usage == "PublicTest"
     X, y, X_val, y_val = data.X[train], data.y[train], data.X[val], data.y[val]  # labels as class indices
     for arm in chosen:
         changes, weight = table[arm]
         spec = {"arm": arm, "changes": changes, "ferplus_weight": weight, "epochs": args.epochs, "lr": args.lr,
-                "limit": args.limit, "start": START.name}  # fmt: skip
+                "limit": args.limit, "start": start_path.name}  # fmt: skip
         path, report = out / f"{arm}.pt", out / f"{arm}.json"
         if path.is_file():
             ckpt = load_checkpoint(path)
@@ -142,8 +144,8 @@ def main() -> None:
                 views = np.load(cache)["views"]
                 if views.shape != X.shape:
                     sys.exit(f"{cache} holds views of {len(views)} faces, not of these {len(X)}: remove it")
-            config = TrainConfig(net=dict(start["config"]["net"]), preset="compact", epochs=args.epochs, lr=args.lr,
-                                 init_checkpoint=str(START), patience=args.epochs, **changes)  # fmt: skip
+            config = TrainConfig(net=dict(start["config"]["net"]), preset=start["config"].get("preset", "compact"), epochs=args.epochs,
+                                 lr=args.lr, init_checkpoint=str(start_path), patience=args.epochs, **changes)  # fmt: skip
             t = time.perf_counter()
             ckpt = train_cnn(X, y, X_val, y_val, config=config, classes=list(data.classes), soft_train=soft,
                              resume_path=out / f"{arm}.resume.pt", views_train=views)  # fmt: skip
