@@ -153,7 +153,9 @@ def batched_forward(
 ):
     """Apply ``forward`` to ``X`` batch by batch, gathered on the CPU.
 
-    Runs under ``torch.inference_mode()``. The batches are slices of ``X`` (views, no copy):
+    Runs under ``torch.inference_mode()``. On the CPU with several workers, the batches are
+    made equal and their number a multiple of the workers (never larger than ``batch_size``), so
+    that no thread waits for another's last batch. The batches are slices of ``X`` (views, no copy):
     a ``DataLoader`` over a ``TensorDataset`` indexes and re-stacks every row, which cost ~8 ms
     of a one-face call here, as much as the network itself.
 
@@ -186,8 +188,14 @@ def batched_forward(
             with autocast(device, precision):
                 return forward(xb).float().cpu()
 
-    starts = range(0, len(X), batch_size)
     workers = threads_for(len(X)) if device.type == "cpu" else None
+    if workers is not None and workers > 1 and len(X) > batch_size:
+        # as many batches as before, rounded up to a multiple of the workers and made equal: 3,589
+        # faces in batches of 512 were 7 full ones and 5 faces, one thread's fourth batch the other's idle time
+        n_batches = -(-len(X) // batch_size)
+        n_batches = -(-n_batches // workers) * workers
+        batch_size = -(-len(X) // n_batches)
+    starts = range(0, len(X), batch_size)
     was_training = net.training if net is not None else False
     if net is not None:
         net.eval()

@@ -68,3 +68,21 @@ def test_the_face_detector_takes_a_second_thread_only_on_an_idle_core(monkeypatc
         monkeypatch.setenv("OMP_NUM_THREADS", omp)
     monkeypatch.setattr(threads, "idle_cores", lambda cores=None: idle)
     assert YuFaceDetector()._threads() == expected
+
+
+def test_a_large_call_is_split_into_equal_batches_for_the_workers(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from fer_features import torch_utils
+
+    seen = []
+    forward = lambda xb: (seen.append(len(xb)), xb.sum(dim=1, keepdim=True))[1]  # noqa: E731
+    X = torch.arange(3589 * 2, dtype=torch.float32).reshape(3589, 2)
+    monkeypatch.setattr(torch_utils, "threads_for", lambda n: 2)
+    out = torch_utils.batched_forward(forward, X, torch.device("cpu"), 512)
+    torch.testing.assert_close(out, X.sum(dim=1, keepdim=True))  # every row once, in order
+    # 7 full batches of 512 and one of 5 faces left one thread idle for a batch: now 8 of about 449
+    assert len(seen) == 8 and max(seen) - min(seen) < len(seen) and max(seen) <= 512
+    seen.clear()
+    monkeypatch.setattr(torch_utils, "threads_for", lambda n: 1)  # one thread: the batches as asked
+    torch_utils.batched_forward(forward, X, torch.device("cpu"), 512)
+    assert seen == [512] * 7 + [5]
