@@ -92,9 +92,9 @@ CNN_EPOCHS = 25
 #: The FER2013 data, relative to the repository root.
 DEFAULT_DATA = Path("../shared/data/fer2013.csv.gz")
 #: The trained models shipped inside the package, by name: ``fer_features/models/NAME.skops`` with
-#: its model card ``NAME.json`` (``fer models`` lists them). ``default`` is what ``make run`` trains
-#: (the compact CNN in int8 → logistic regression); ``accurate`` what ``make accurate`` builds
-#: (five CNNs in int8, their probabilities averaged).
+#: its model card ``NAME.json`` (``fer models`` lists them). ``default`` is what ``make run`` builds
+#: (a compact CNN in int8, its probabilities prior-corrected); ``accurate`` what ``make accurate``
+#: builds (three CNNs in int8, their probabilities averaged and prior-corrected).
 BUNDLED_MODELS: tuple[str, ...] = ("default", "accurate")
 #: The bundled model ``fer predict``, ``fer evaluate``, ``fer serve`` and ``Recognizer()`` use when
 #: no model is given and ``$FER_MODEL`` is unset.

@@ -29,9 +29,8 @@ class Recognizer:
     Parameters
     ----------
     model : str, path-like or fitted estimator, optional
-        The name of a model shipped in the package (``'default'``: a compact CNN in int8 →
-        logistic regression; ``'accurate'``: five CNNs in int8, averaged; ``fer models`` lists
-        them), a model file (``.skops`` from ``fer train``; a ``.joblib`` pickle only with
+        The name of a model shipped in the package (``'default'``: a compact CNN in int8;
+        ``'accurate'``: three CNNs in int8, averaged; ``fer models`` lists them), a model file (``.skops`` from ``fer train``; a ``.joblib`` pickle only with
         ``trusted``; a CNN checkpoint ``.pt``), an already loaded pipeline, or None for the
         default: ``$FER_MODEL``, else the bundled ``'default'``.
     detector : {'yuface', 'hog', 'mmod'} or a registered name, default='yuface'

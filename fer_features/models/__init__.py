@@ -5,10 +5,12 @@ card beside it (``fer_features/models/NAME.skops`` and ``NAME.json``), found thr
 :func:`fer_features.persist.bundled.bundled_models_dir` (``importlib.resources``), never by a path
 relative to the working folder:
 
-* ``default``: the embedding of a compact CNN (distilled from an ensemble of four networks, then
-  fine-tuned for the shifts of real photos) run in int8, then logistic regression, temperature-scaled on PublicTest; what ``make run``
-  trains.
-* ``accurate``: five CNNs in int8, their probabilities averaged; what ``make accurate`` builds.
+* ``default``: a compact CNN (distilled from an ensemble of four networks, then fine-tuned six
+  ways for the shifts of real photos and the six averaged into one network) run in int8, its
+  probabilities divided by the square root of the Training class frequencies and
+  temperature-scaled on PublicTest; what ``make run`` builds.
+* ``accurate``: three CNNs in int8, their probabilities averaged and divided by the Training
+  class frequencies to the power 1/4; what ``make accurate`` builds.
 
 A name picks a bundled model wherever a model is asked for (``fer predict --model accurate``,
 ``Recognizer("accurate")``, ``$FER_MODEL=accurate``); a path picks a file of yours
