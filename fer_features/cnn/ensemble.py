@@ -265,6 +265,8 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
     def set_params(self, **params):
         """Set parameters; a fitted ensemble passes ``tta`` on to its members and loads them again
         for new ``checkpoints``, ``precision`` or ``device`` (each with its own int8 batch size)."""
+        if "prior_correction" in params:  # applied at once, with the temperature fitted before (fit again to refit it)
+            _prior_correction(params["prior_correction"])
         super().set_params(**params)
         if hasattr(self, "estimators_"):
             if "temperature" in params and params["temperature"] != "auto":  # 'auto' keeps the fitted one until fit

@@ -142,6 +142,10 @@ def test_prior_correction_divides_out_the_training_class_frequencies(members, fa
     for bad in (-0.5, "strong", None):
         with pytest.raises(ValueError, match="prior_correction"):
             CNNEnsembleClassifier(checkpoints=members, prior_correction=bad).fit(faces[:14], labels(14))
+        with pytest.raises(ValueError, match="prior_correction"):
+            fitted.set_params(prior_correction=bad)
+    # a fitted ensemble applies a new correction at once
+    np.testing.assert_allclose(plain.set_params(prior_correction=1.0).predict_proba(faces[60:]), expected, atol=1e-9)
 
 
 def test_int8_members_use_their_measured_batch_size(members, faces):
