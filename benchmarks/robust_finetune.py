@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--pipeline-views", type=float, default=0.5, help="share of faces seen through the photo pipeline")
     parser.add_argument("--teacher", default=TEACHER, help="comma-separated checkpoints of the distill arms' teacher")
     parser.add_argument("--start", default=str(START), help="the checkpoint every arm starts from")
+    parser.add_argument("--seed", type=int, default=0, help="the training seed (batch order, augmentation)")
     parser.add_argument("--limit", type=int, default=0, help="faces per split (smoke test); 0: all")
     parser.add_argument("--out", default="/tmp/robust-finetune")
     args = parser.parse_args()
@@ -120,7 +121,7 @@ def main() -> None:
     for arm in chosen:
         changes, weight = table[arm]
         spec = {"arm": arm, "changes": changes, "ferplus_weight": weight, "epochs": args.epochs, "lr": args.lr,
-                "limit": args.limit, "start": start_path.name}  # fmt: skip
+                "limit": args.limit, "start": start_path.name, **({"seed": args.seed} if args.seed else {})}  # fmt: skip
         path, report = out / f"{arm}.pt", out / f"{arm}.json"
         if path.is_file():
             ckpt = load_checkpoint(path)
@@ -145,7 +146,7 @@ def main() -> None:
                 if views.shape != X.shape:
                     sys.exit(f"{cache} holds views of {len(views)} faces, not of these {len(X)}: remove it")
             config = TrainConfig(net=dict(start["config"]["net"]), preset=start["config"].get("preset", "compact"), epochs=args.epochs,
-                                 lr=args.lr, init_checkpoint=str(start_path), patience=args.epochs, **changes)  # fmt: skip
+                                 lr=args.lr, init_checkpoint=str(start_path), patience=args.epochs, seed=args.seed, **changes)  # fmt: skip
             t = time.perf_counter()
             ckpt = train_cnn(X, y, X_val, y_val, config=config, classes=list(data.classes), soft_train=soft,
                              resume_path=out / f"{arm}.resume.pt", views_train=views)  # fmt: skip
