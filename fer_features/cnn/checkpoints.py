@@ -17,6 +17,13 @@ def _float_state(ckpt: dict) -> dict[str, torch.Tensor]:
     return {k: (v.float() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
 
 
+def same_net(a: dict, b: dict) -> bool:
+    """Whether two architectures (``config["net"]``) are the same, lists and tuples alike
+    (a checkpoint keeps the tuples of its config; one read back from JSON has lists)."""
+    normalise = lambda net: {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in dict(net).items()}  # noqa: E731
+    return normalise(a) == normalise(b)
+
+
 def save_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Path:
     """Write a checkpoint from :func:`train_cnn` atomically (float16 weights: a few MiB)."""
     from fer_features.persist.outputs import atomic_path
@@ -108,7 +115,7 @@ def average_checkpoints(paths) -> dict:
         raise ValueError(f"{paths[0]}: the checkpoint has no class names")
     states = []
     for path, ckpt in zip(paths, members):
-        if dict(ckpt["config"]["net"]) != dict(first["config"]["net"]) or ckpt["n_classes"] != first["n_classes"]:
+        if not same_net(ckpt["config"]["net"], first["config"]["net"]) or ckpt["n_classes"] != first["n_classes"]:
             raise ValueError(f"{path}: its network {ckpt['config']['net']} is not {paths[0]}'s {first['config']['net']}")
         own = [str(c) for c in ckpt.get("classes") or []]
         if sorted(own) != sorted(names):

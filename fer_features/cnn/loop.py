@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from fer_features.cnn.checkpoints import CHECKPOINT_FORMAT, _float_state, load_checkpoint, net_from_checkpoint
+from fer_features.cnn.checkpoints import CHECKPOINT_FORMAT, _float_state, load_checkpoint, net_from_checkpoint, same_net
 from fer_features.cnn.net import build_net
 from fer_features.cnn.recipe import TrainConfig, augment, mix_batch, predict_logits, soft_cross_entropy, to_tensor
 from fer_features.torch_utils import (
@@ -334,8 +334,7 @@ def _init_checkpoint(
         return None, None
     init = load_checkpoint(cfg.init_checkpoint)
     theirs, ours = dict(init["config"]["net"]), dict(cfg.net)
-    normalise = lambda net: {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in net.items()}  # noqa: E731
-    if normalise(theirs) != normalise(ours):
+    if not same_net(theirs, ours):
         raise ValueError(f"{cfg.init_checkpoint}: its network {theirs} is not this run's {ours}; pass the same preset")
     their_classes = [str(c) for c in init["classes"]] if init.get("classes") is not None else None
     our_classes = [str(c) for c in classes] if classes is not None else None

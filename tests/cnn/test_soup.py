@@ -61,6 +61,9 @@ def test_soup_refuses_members_of_another_start(tmp_path):
         average_checkpoints([a, shifted])
     with pytest.raises(FileNotFoundError):
         average_checkpoints([a, tmp_path / "gone.pt"])
+    # the same network with its widths as a list (a config read back from JSON) is one architecture
+    listed = _member(tmp_path, 7, net={**TINY, "widths": list(TINY["widths"])})
+    assert average_checkpoints([a, listed])["soup"]["members"][1]["checkpoint"] == str(listed)
 
 
 def test_fer_soup_cli(tmp_path):
