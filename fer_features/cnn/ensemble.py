@@ -186,7 +186,8 @@ class CNNEnsembleClassifier(ClassifierMixin, BaseEstimator):
         paths, members = self.load_members()
         names = _check_labels(y, members[0].classes_, "labels")
         _prior_correction(self.prior_correction)
-        counts = np.array([np.sum(np.asarray(y).astype(str) == c) for c in names], dtype=np.float64) + 1.0
+        labels = np.asarray(y).astype(str)
+        counts = np.array([np.sum(labels == c) for c in names], dtype=np.float64) + 1.0
         self.class_prior_ = counts / counts.sum()
         self.estimators_ = members
         self.classes_ = np.asarray(members[0].classes_)
