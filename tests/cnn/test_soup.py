@@ -7,9 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import TINY, assert_user_error, fer, make_checkpoint  # noqa: E402
+from conftest import TINY, assert_user_error, fer, make_checkpoint, pattern_images, pixel_string, write_csv  # noqa: E402
 
-from fer_features.cnn.checkpoints import average_checkpoints, load_checkpoint, save_checkpoint  # noqa: E402
+from fer_features.cnn.checkpoints import average_checkpoints, greedy_soup, load_checkpoint, save_checkpoint  # noqa: E402
+from fer_features.cnn.classifier import CNNClassifier  # noqa: E402
 from fer_features.config import EMOTIONS  # noqa: E402
 
 CLASSES = sorted(EMOTIONS)
@@ -76,3 +77,72 @@ def test_fer_soup_cli(tmp_path):
     assert all(torch.equal(written[k], expected[k]) for k in expected)
     assert_user_error(fer("soup", str(a), str(tmp_path / "wide.pt"), "--out", str(tmp_path / "x.pt")), "wide.pt")
     assert not (tmp_path / "x.pt").exists()
+
+
+def _greedy_case(tmp_path):
+    """A network, an exact copy of it, and one whose classifier is -3 times its own: on faces
+    labelled with the first network's predictions the first and the copy score 1, and any soup
+    with the third scores the argmin of the first's logits."""
+    a = _member(tmp_path, 1)
+    copy = save_checkpoint(load_checkpoint(a), tmp_path / "copy.pt")
+    bad_ckpt = load_checkpoint(a)
+    for key in ("classifier.weight", "classifier.bias"):
+        bad_ckpt["state_dict"][key] = (-3 * bad_ckpt["state_dict"][key].float()).half()
+    bad = save_checkpoint(bad_ckpt, tmp_path / "bad.pt")
+    X, _ = pattern_images(per_class=3)
+    y = CNNClassifier.from_checkpoint(a, precision="fp32").predict(X)
+    return a, copy, bad, X, y
+
+
+def test_greedy_soup_keeps_only_the_members_that_do_not_lower_accuracy(tmp_path):
+    a, copy, bad, X, y = _greedy_case(tmp_path)
+    soup = greedy_soup([bad, copy, a], X, y)
+    trace = soup["soup"]["ingredients"]
+    # tried best first (the copy and the first tie: given order), the bad one last and left out
+    assert [t["checkpoint"] for t in trace] == [str(copy), str(a), str(bad)]
+    assert [t["kept"] for t in trace] == [True, True, False]
+    assert trace[0]["accuracy"] == trace[1]["soup_accuracy"] == 1.0 and trace[2]["soup_accuracy"] < 1.0
+    assert [m["checkpoint"] for m in soup["soup"]["members"]] == [str(copy), str(a)]
+    assert soup["soup"]["method"] == "greedy" and soup["soup"]["held_out"] == len(y)
+    first = load_checkpoint(a)["state_dict"]
+    assert all(torch.equal(soup["state_dict"][k], first[k]) for k in first)  # the mean of two equal networks
+    # the uniform soup of the same three is a different, worse network
+    uniform = average_checkpoints([bad, copy, a])
+    assert not torch.equal(uniform["state_dict"]["classifier.weight"], first["classifier.weight"])
+
+
+def test_greedy_soup_checks_its_input(tmp_path):
+    a, copy, bad, X, y = _greedy_case(tmp_path)
+    with pytest.raises(ValueError, match="at least one"):
+        greedy_soup([], X, y)
+    with pytest.raises(ValueError, match="labels"):
+        greedy_soup([a, copy], X, y[:-1])
+    with pytest.raises(ValueError, match="not among"):
+        greedy_soup([a, copy], X, np.where(y == y[0], "bored", y))
+    wide = _member(tmp_path, 4, net={**TINY, "embedding_dim": 32})
+    with pytest.raises(ValueError, match="m4.pt: its network"):
+        greedy_soup([a, wide], X, y)
+    assert greedy_soup([bad], X, y)["soup"]["members"][0]["checkpoint"] == str(bad)  # one ingredient: itself
+
+
+def test_fer_soup_greedy_cli_chooses_on_publictest_only(tmp_path):
+    a, copy, bad, X, y = _greedy_case(tmp_path)
+    from fer_features.config import EMOTIONS as ORDER
+
+    # PublicTest labelled as the first network predicts; PrivateTest labelled the other way, so
+    # a soup chosen on PrivateTest would keep the bad network
+    wrong = CNNClassifier.from_checkpoint(bad, precision="fp32").predict(X)
+    rows = [(ORDER.index(label), pixel_string(x), "PublicTest") for x, label in zip(X, y)]
+    rows += [(ORDER.index(label), pixel_string(x), "PrivateTest") for x, label in zip(X, wrong)]
+    rows += [(ORDER.index(label), pixel_string(x), "Training") for x, label in zip(X[:7], y[:7])]
+    data = write_csv(tmp_path / "fer2013.csv", rows)
+    out = tmp_path / "greedy.pt"
+    result = fer("soup", str(bad), str(a), "--greedy", "--data", str(data), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert [m["checkpoint"] for m in load_checkpoint(out)["soup"]["members"]] == [str(a)]
+    assert "left out" in result.output and "bad.pt" in result.output
+    no_public = write_csv(tmp_path / "private.csv", [r for r in rows if r[2] != "PublicTest"])
+    assert_user_error(
+        fer("soup", str(a), "--greedy", "--data", str(no_public), "--out", str(tmp_path / "y.pt")), "PublicTest"
+    )
+    assert not (tmp_path / "y.pt").exists()
