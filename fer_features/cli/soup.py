@@ -50,6 +50,11 @@ def soup(
     from fer_features.cnn.checkpoints import average_checkpoints, greedy_soup, save_checkpoint
 
     check_outputs((out, False, "--out"))
+    missing = [str(p) for p in checkpoints if not p.is_file()]
+    if missing:  # before FER2013 is read
+        fail(f"{missing[0]}: no such CNN checkpoint")
+    if not greedy and (data != Path(config.DEFAULT_DATA) or data_format != DataFormat.auto):
+        fail("--data and --format choose a greedy soup's members: add --greedy, or leave them out")
     try:
         if greedy:
             dataset = load_data(data, data_format, load_options(False, LabelMode.majority, 7))
@@ -70,4 +75,5 @@ def soup(
                 f"{step['checkpoint']}: alone {step['accuracy']:.4f}, soup with it {step['soup_accuracy']:.4f}: {verdict}"
             )
     n = len(ckpt["soup"]["members"])
-    console.print(f"{out}: the mean of {n} networks' weights written; int8: fer quantize {out}")
+    what = "the one network kept" if n == 1 else f"the mean of {n} networks' weights"
+    console.print(f"{out}: {what} written; int8: fer quantize {out}")

@@ -109,7 +109,7 @@ def average_checkpoints(paths) -> dict:
     if len(paths) < 2:
         raise ValueError(f"a soup needs at least two checkpoints, got {len(paths)}")
     members, states = _soup_members(paths)
-    return _soup(paths, members, states, method="uniform")
+    return _soup(paths, members, states, reference=members[0], method="uniform")
 
 
 def greedy_soup(paths, X, y, *, batch_size: int = 512) -> dict:
@@ -118,7 +118,7 @@ def greedy_soup(paths, X, y, *, batch_size: int = 512) -> dict:
     The ingredients are sorted by their accuracy on held-out faces ``(X, y)``, best first; the
     soup starts as the best one, and each next ingredient joins it if the mean of the weights,
     with it, is at least as accurate on ``(X, y)`` as without it (Wortsman et al. 2022, Recipe 1,
-    "greedy soup"). Unlike the uniform soup (:func:`average_checkpoints`), a fine-tune that left
+    "greedy soup") [1]_. Unlike the uniform soup (:func:`average_checkpoints`), a fine-tune that left
     the start's basin, or one that is simply worse, cannot drag the average down. Accuracy is
     measured in float32 on the CPU, with the float16 weights the soup is saved with.
 
@@ -142,14 +142,16 @@ def greedy_soup(paths, X, y, *, batch_size: int = 512) -> dict:
         A checkpoint as :func:`average_checkpoints` returns, with ``"soup"``'s ``"method"``
         ``"greedy"``, ``"members"`` the ingredients kept, and ``"ingredients"``: for each, in the
         order tried, its path, its own accuracy, the soup's accuracy with it and whether it was
-        kept; ``"held_out"``: the number of faces. With one ingredient the soup is that network.
+        kept (keys ``"checkpoint"``, ``"accuracy"``, ``"soup_accuracy"``, ``"kept"``);
+        ``"held_out"``: the number of faces. Its config and class order are the first path's,
+        whichever ingredients are kept. With one ingredient the soup is that network.
 
     Raises
     ------
     ValueError
-        For no checkpoints, ingredients that are not fine-tunes of one network (as in
-        :func:`average_checkpoints`), ``X`` and ``y`` of different lengths, or labels that are not
-        among the checkpoints' classes.
+        For no checkpoints or no faces, ingredients that are not fine-tunes of one network (as
+        in :func:`average_checkpoints`), ``X`` and ``y`` of different lengths, or labels that are
+        not among the checkpoints' classes.
     FileNotFoundError
         If a checkpoint is missing.
 
@@ -166,6 +168,8 @@ def greedy_soup(paths, X, y, *, batch_size: int = 512) -> dict:
     if not paths:
         raise ValueError("a greedy soup needs at least one checkpoint, got none")
     y = np.asarray(y).astype(str)
+    if not len(y):
+        raise ValueError("a greedy soup needs held-out faces to choose on, got none")
     if len(X) != len(y):
         raise ValueError(f"X holds {len(X)} faces but y {len(y)} labels")
     members, states = _soup_members(paths)
@@ -177,10 +181,12 @@ def greedy_soup(paths, X, y, *, batch_size: int = 512) -> dict:
     xt = to_tensor(X, float(members[0]["mean"]), float(members[0]["std"]))
     cpu = torch.device("cpu")
 
+    def soup_of(chosen: list[int]) -> dict:  # in the first path's config and class order, whatever is kept
+        picked = [paths[i] for i in chosen], [members[i] for i in chosen], [states[i] for i in chosen]
+        return _soup(*picked, reference=members[0], method="greedy")
+
     def accuracy(chosen: list[int]) -> float:
-        ckpt = _soup(
-            [paths[i] for i in chosen], [members[i] for i in chosen], [states[i] for i in chosen], method="greedy"
-        )
+        ckpt = soup_of(chosen)
         logits = predict_logits(
             net_from_checkpoint(ckpt, cpu), xt, cpu, batch_size, precision="fp32", channels_last=False
         )
@@ -196,9 +202,7 @@ def greedy_soup(paths, X, y, *, batch_size: int = 512) -> dict:
         if kept:
             chosen, best = chosen + [i], score
         trace.append({"checkpoint": str(paths[i]), "accuracy": own[i], "soup_accuracy": score, "kept": kept})
-    checkpoint = _soup(
-        [paths[i] for i in chosen], [members[i] for i in chosen], [states[i] for i in chosen], method="greedy"
-    )
+    checkpoint = soup_of(chosen)
     checkpoint["soup"].update(ingredients=trace, held_out=int(len(y)))
     return checkpoint
 
@@ -234,9 +238,9 @@ def _soup_members(paths: list[Path]) -> tuple[list[dict], list[dict]]:
     return members, states
 
 
-def _soup(paths: list[Path], members: list[dict], states: list[dict], *, method: str) -> dict:
-    """The checkpoint of the mean of ``states`` (float16 weights), in the first member's config and classes."""
-    first = members[0]
+def _soup(paths: list[Path], members: list[dict], states: list[dict], *, reference: dict, method: str) -> dict:
+    """The checkpoint of the mean of ``states`` (float16 weights) with ``reference``'s config and classes:
+    ``states`` must hold the classifier rows in ``reference``'s class order (:func:`_soup_members`)."""
     soup = {}
     for key, value in states[0].items():
         if value.is_floating_point():
@@ -244,7 +248,7 @@ def _soup(paths: list[Path], members: list[dict], states: list[dict], *, method:
         else:
             soup[key] = value  # counters (batches seen): the first member's
     keep = ("format", "config", "mean", "std", "n_classes", "device", "precision", "soft_labels", "classes")
-    checkpoint = {k: first[k] for k in keep if k in first}
+    checkpoint = {k: reference[k] for k in keep if k in reference}
     checkpoint["state_dict"] = soup
     checkpoint["soup"] = {
         "method": method,

@@ -109,14 +109,35 @@ def test_greedy_soup_keeps_only_the_members_that_do_not_lower_accuracy(tmp_path)
     # the uniform soup of the same three is a different, worse network
     uniform = average_checkpoints([bad, copy, a])
     assert not torch.equal(uniform["state_dict"]["classifier.weight"], first["classifier.weight"])
+    # the recorded accuracy is the saved soup's own
+    path = save_checkpoint(soup, tmp_path / "soup.pt")
+    assert np.mean(CNNClassifier.from_checkpoint(path, precision="fp32").predict(X) == y) == trace[1]["soup_accuracy"]
+
+
+def test_greedy_soup_keeps_the_first_paths_class_order_when_another_member_is_best(tmp_path):
+    a, copy, bad, X, y = _greedy_case(tmp_path)
+    # the bad network first, its classes listed the other way round: the best member (a) is not first
+    flipped = load_checkpoint(bad)
+    order = CLASSES[::-1]
+    flipped["classes"] = order
+    for key in ("classifier.weight", "classifier.bias"):
+        flipped["state_dict"][key] = flipped["state_dict"][key][[CLASSES.index(c) for c in order]]
+    first = save_checkpoint(flipped, tmp_path / "flipped.pt")
+    soup = greedy_soup([first, a], X, y)
+    assert [m["checkpoint"] for m in soup["soup"]["members"]] == [str(a)]
+    assert soup["classes"] == order
+    path = save_checkpoint(soup, tmp_path / "soup.pt")
+    np.testing.assert_array_equal(CNNClassifier.from_checkpoint(path, precision="fp32").predict(X), y)
 
 
 def test_greedy_soup_checks_its_input(tmp_path):
     a, copy, bad, X, y = _greedy_case(tmp_path)
     with pytest.raises(ValueError, match="at least one"):
         greedy_soup([], X, y)
-    with pytest.raises(ValueError, match="labels"):
+    with pytest.raises(ValueError, match="faces but y"):
         greedy_soup([a, copy], X, y[:-1])
+    with pytest.raises(ValueError, match="held-out faces"):
+        greedy_soup([a, copy], X[:0], y[:0])
     with pytest.raises(ValueError, match="not among"):
         greedy_soup([a, copy], X, np.where(y == y[0], "bored", y))
     wide = _member(tmp_path, 4, net={**TINY, "embedding_dim": 32})
@@ -146,3 +167,8 @@ def test_fer_soup_greedy_cli_chooses_on_publictest_only(tmp_path):
         fer("soup", str(a), "--greedy", "--data", str(no_public), "--out", str(tmp_path / "y.pt")), "PublicTest"
     )
     assert not (tmp_path / "y.pt").exists()
+    assert_user_error(
+        fer("soup", str(a), str(tmp_path / "gone.pt"), "--greedy", "--data", str(data), "--out", str(tmp_path / "w.pt")), "gone.pt"
+    )
+    assert_user_error(fer("soup", str(a), str(copy), "--data", str(data), "--out", str(tmp_path / "z.pt")), "--greedy")
+    assert not (tmp_path / "z.pt").exists()
