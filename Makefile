@@ -6,7 +6,7 @@ DATA   ?= ../shared/data/fer2013.csv.gz
 MODEL  ?= models/fer-default.skops
 CNN    ?= models/cnn-compact-stem2-soup.pt
 PRIOR  ?= 0.5
-ACCURATE_CNNS  ?= models/cnn-large.pt+models/cnn-compact-ens.pt+models/cnn-compact-stem2-soup.pt
+ACCURATE_CNNS  ?= models/cnn-large.pt+models/cnn-compact-ens-soup.pt+models/cnn-compact-stem2-soup.pt
 ACCURATE_PRIOR ?= 0.25
 ACCURATE_MODEL ?= models/fer-accurate.skops
 
@@ -32,9 +32,9 @@ run: install
 	  --prior-correction $(PRIOR) --out $(MODEL)
 	$(BIN)/fer models compare $(MODEL) default
 
-## The most accurate pipeline: three committed CNNs (large, a distilled compact one and the
-## default's soup) in int8, their probabilities averaged and divided by the Training class
-## frequencies to the power 1/4 (nothing is trained; under a minute). The most accurate
+## The most accurate pipeline: three committed CNNs (large, a soup of a distilled compact one and
+## its fine-tune, and the default's soup) in int8, their probabilities averaged and divided by
+## the Training class frequencies to the power 1/4 (nothing is trained; under a minute). The most accurate
 ## hand-crafted + CNN feature pipeline (hog+lbp+landmarks+cnn -> svm) is in BENCHMARKS.md.
 accurate: install
 	$(BIN)/fer train --data $(DATA) --clf cnn-ensemble --cnn-checkpoint $(ACCURATE_CNNS) --precision int8 \
