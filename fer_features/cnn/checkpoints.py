@@ -159,7 +159,7 @@ def greedy_soup(paths, X, y, *, batch_size: int = 512) -> dict:
     -----
     The choice is made in float32. A soup that will run in int8 should be scored again after
     ``fer quantize``: half a point of greedy gain on PublicTest is within what int8 rounding
-    moves (BENCHMARKS.md, "Robustness", fourth round: a greedy soup 0.4 points above the
+    moves (BENCHMARKS.md, "Robustness", fourth round: a greedy soup half a point above the
     uniform one in float32 fell below it in int8).
 
     References
