@@ -36,6 +36,12 @@ def soup(
             "--greedy", help="Add each network, best first, only if PublicTest accuracy does not fall (a greedy soup)."
         ),
     ] = False,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="--greedy: judge the soups in fp32 or in int8 (each calibrated on Training faces, as fer quantize does)."
+        ),
+    ] = "fp32",
     data: DataOpt = config.DEFAULT_DATA,
     data_format: FormatOpt = DataFormat.auto,
 ) -> None:
@@ -44,8 +50,8 @@ def soup(
     The soup costs what one network costs at inference. By default it is the uniform mean of all
     the networks; with [bold]--greedy[/] the networks are sorted by PublicTest accuracy and each
     joins only if the soup's PublicTest accuracy does not fall (--data: the FER2013 faces;
-    PrivateTest is never used). It has no int8 calibration: run [bold]fer quantize OUT[/] before
-    --precision int8.
+    PrivateTest is never used), judged in [bold]--precision int8[/] for a soup that will run in
+    int8. It has no int8 calibration: run [bold]fer quantize OUT[/] before --precision int8.
     """
     from fer_features.cnn.checkpoints import average_checkpoints, greedy_soup, save_checkpoint
 
@@ -53,16 +59,25 @@ def soup(
     missing = [str(p) for p in checkpoints if not p.is_file()]
     if missing:  # before FER2013 is read
         fail(f"{missing[0]}: no such CNN checkpoint")
-    if not greedy and (data != Path(config.DEFAULT_DATA) or data_format != DataFormat.auto):
-        fail("--data and --format choose a greedy soup's members: add --greedy, or leave them out")
+    if precision not in ("fp32", "int8"):
+        fail(f"--precision {precision}: expected fp32 or int8")
+    if not greedy and (data != Path(config.DEFAULT_DATA) or data_format != DataFormat.auto or precision != "fp32"):
+        fail("--data, --format and --precision choose a greedy soup's members: add --greedy, or leave them out")
     try:
         if greedy:
             dataset = load_data(data, data_format, load_options(False, LabelMode.majority, 7))
             X, y = dataset.split("PublicTest")
             if not len(y):
                 fail(f"{data}: no PublicTest faces to choose the soup's members on")
-            with console.status(f"greedy soup of {len(checkpoints)} networks on {len(y)} PublicTest faces"):
-                ckpt = greedy_soup(checkpoints, X, y)
+            calibration = None
+            if precision == "int8":
+                calibration = dataset.split("Training")[0]
+                if not len(calibration):
+                    fail(f"{data}: no Training faces to calibrate the int8 soups on")
+            with console.status(
+                f"greedy soup of {len(checkpoints)} networks on {len(y)} PublicTest faces ({precision})"
+            ):
+                ckpt = greedy_soup(checkpoints, X, y, precision=precision, calibration_faces=calibration)
         else:
             ckpt = average_checkpoints(checkpoints)
     except (FileNotFoundError, ValueError) as exc:

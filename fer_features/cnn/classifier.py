@@ -235,7 +235,9 @@ class CNNClassifier(CNNModuleMixin, ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        path : str or path-like
+        path : str, path-like or dict
+            The checkpoint file, or a checkpoint already in memory
+            (:func:`~fer_features.cnn.checkpoints.load_checkpoint`'s dict, e.g. a soup being made).
         tta : {False, True, 'flip', 'ten-crop'}, default=False
         device : {'auto', 'cpu', 'cuda', 'mps'}, default='auto'
         batch_size : int, optional
@@ -262,9 +264,10 @@ class CNNClassifier(CNNModuleMixin, ClassifierMixin, BaseEstimator):
         from fer_features.cnn.checkpoints import load_checkpoint
         from fer_features.cnn.recipe import TrainConfig
 
-        ckpt = load_checkpoint(path)
+        ckpt = path if isinstance(path, dict) else load_checkpoint(path)
         if not ckpt.get("classes"):
-            raise ValueError(f"{path}: the checkpoint has no class names (save it from CNNClassifier or `fer train --clf cnn`)")
+            name = "the checkpoint in memory" if isinstance(path, dict) else path
+            raise ValueError(f"{name}: the checkpoint has no class names (save it from CNNClassifier or `fer train --clf cnn`)")
         known = {f.name for f in fields(TrainConfig)}
         params = {k: v for k, v in ckpt["config"].items() if k in known}
         params["net"] = dict(ckpt["config"]["net"])

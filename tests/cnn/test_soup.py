@@ -168,7 +168,68 @@ def test_fer_soup_greedy_cli_chooses_on_publictest_only(tmp_path):
     )
     assert not (tmp_path / "y.pt").exists()
     assert_user_error(
-        fer("soup", str(a), str(tmp_path / "gone.pt"), "--greedy", "--data", str(data), "--out", str(tmp_path / "w.pt")), "gone.pt"
+        fer(
+            "soup", str(a), str(tmp_path / "gone.pt"), "--greedy", "--data", str(data), "--out", str(tmp_path / "w.pt")
+        ),
+        "gone.pt",
     )
     assert_user_error(fer("soup", str(a), str(copy), "--data", str(data), "--out", str(tmp_path / "z.pt")), "--greedy")
     assert not (tmp_path / "z.pt").exists()
+    int8_out = tmp_path / "greedy-int8.pt"
+    result = fer(
+        "soup", str(bad), str(a), "--greedy", "--precision", "int8", "--data", str(data), "--out", str(int8_out)
+    )
+    assert result.exit_code == 0, result.output
+    written = load_checkpoint(int8_out)["soup"]
+    assert written["precision"] == "int8" and [m["checkpoint"] for m in written["members"]] == [str(a)]
+    assert_user_error(
+        fer("soup", str(a), str(copy), "--precision", "int8", "--out", str(tmp_path / "v.pt")), "--greedy"
+    )
+    no_training = write_csv(tmp_path / "no-training.csv", [r for r in rows if r[2] != "Training"])
+    args = ("--greedy", "--precision", "int8", "--data", str(no_training), "--out", str(tmp_path / "u.pt"))
+    assert_user_error(fer("soup", str(a), str(copy), *args), "Training")
+    assert not (tmp_path / "v.pt").exists() and not (tmp_path / "u.pt").exists()
+
+
+def test_greedy_soup_in_int8_scores_each_soup_as_fer_quantize_then_int8_inference_would(tmp_path, monkeypatch):
+    from fer_features.cnn import int8 as int8_module
+    from fer_features.cnn.int8 import add_int8_calibration
+
+    a, copy, bad, X, y = _greedy_case(tmp_path)
+    other = _member(tmp_path, 2)
+    calibration = pattern_images(per_class=4, seed=1)[0]
+    calibrated = []
+    real = int8_module.calibrate_checkpoint
+    monkeypatch.setattr(
+        int8_module, "calibrate_checkpoint", lambda ckpt, X, **kw: calibrated.append(len(X)) or real(ckpt, X, **kw)
+    )
+    soup = greedy_soup([a, other, bad], X, y, precision="int8", calibration_faces=calibration)
+    monkeypatch.undo()
+    assert calibrated == [len(calibration)] * 5  # each ingredient alone, then two trial soups
+    assert soup["soup"]["precision"] == "int8" and "int8" not in soup  # calibrated to choose, saved without
+    for step in soup["soup"]["ingredients"]:
+        alone = tmp_path / "alone.pt"
+        save_checkpoint(load_checkpoint(step["checkpoint"]), alone)
+        add_int8_calibration(alone, calibration)
+        int8 = CNNClassifier.from_checkpoint(alone, precision="int8").predict(X)
+        assert np.mean(int8 == y) == step["accuracy"]
+    path = save_checkpoint(soup, tmp_path / "soup.pt")
+    add_int8_calibration(path, calibration)
+    int8 = CNNClassifier.from_checkpoint(path, precision="int8").predict(X)
+    kept = [t for t in soup["soup"]["ingredients"] if t["kept"]]
+    assert np.mean(int8 == y) == kept[-1]["soup_accuracy"]
+    with pytest.raises(ValueError, match="calibration_faces"):
+        greedy_soup([a, copy], X, y, precision="int8")
+    with pytest.raises(ValueError, match="expected 'fp32' or 'int8'"):
+        greedy_soup([a, copy], X, y, precision="bf16")
+
+
+def test_from_checkpoint_takes_a_checkpoint_in_memory(tmp_path):
+    a = _member(tmp_path, 1)
+    X, _ = pattern_images(per_class=2)
+    from_file = CNNClassifier.from_checkpoint(a, precision="fp32").predict_proba(X)
+    in_memory = CNNClassifier.from_checkpoint(load_checkpoint(a), precision="fp32").predict_proba(X)
+    np.testing.assert_array_equal(in_memory, from_file)
+    bare = make_checkpoint(seed=1)
+    with pytest.raises(ValueError, match="^the checkpoint in memory: the checkpoint has no class names"):
+        CNNClassifier.from_checkpoint(bare)
