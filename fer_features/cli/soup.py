@@ -51,7 +51,7 @@ def soup(
     the networks; with [bold]--greedy[/] the networks are sorted by PublicTest accuracy and each
     joins only if the soup's PublicTest accuracy does not fall (--data: the FER2013 faces;
     PrivateTest is never used), judged in [bold]--precision int8[/] for a soup that will run in
-    int8. It has no int8 calibration: run [bold]fer quantize OUT[/] before --precision int8.
+    int8. The soup written has no int8 calibration: run [bold]fer quantize OUT[/] before running it in int8.
     """
     from fer_features.cnn.checkpoints import average_checkpoints, greedy_soup, save_checkpoint
 
@@ -80,7 +80,7 @@ def soup(
                 ckpt = greedy_soup(checkpoints, X, y, precision=precision, calibration_faces=calibration)
         else:
             ckpt = average_checkpoints(checkpoints)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:  # RuntimeError: no int8 engine in this torch
         fail(str(exc))
     save_checkpoint(ckpt, out)
     if greedy:

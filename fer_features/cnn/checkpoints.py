@@ -150,7 +150,7 @@ def greedy_soup(paths, X, y, *, batch_size: int = 512, precision: str = "fp32", 
         ``"greedy"``, ``"members"`` the ingredients kept, and ``"ingredients"``: for each, in the
         order tried, its path, its own accuracy, the soup's accuracy with it and whether it was
         kept (keys ``"checkpoint"``, ``"accuracy"``, ``"soup_accuracy"``, ``"kept"``);
-        ``"held_out"``: the number of faces. Its config and class order are the first path's,
+        ``"held_out"``: the number of faces; ``"precision"``: the arithmetic it was judged in. Its config and class order are the first path's,
         whichever ingredients are kept. With one ingredient the soup is that network.
 
     Raises

@@ -176,15 +176,24 @@ def test_fer_soup_greedy_cli_chooses_on_publictest_only(tmp_path):
     assert_user_error(fer("soup", str(a), str(copy), "--data", str(data), "--out", str(tmp_path / "z.pt")), "--greedy")
     assert not (tmp_path / "z.pt").exists()
     int8_out = tmp_path / "greedy-int8.pt"
-    result = fer(
-        "soup", str(bad), str(a), "--greedy", "--precision", "int8", "--data", str(data), "--out", str(int8_out)
-    )
+    from fer_features.cnn import int8 as int8_module
+
+    real, calibrated_on = int8_module.calibrate_checkpoint, []
+    with pytest.MonkeyPatch.context() as mp:  # calibrated on the Training faces only
+        mp.setattr(
+            int8_module, "calibrate_checkpoint", lambda c, F, **kw: calibrated_on.append(F.copy()) or real(c, F, **kw)
+        )
+        args = ("--greedy", "--precision", "int8", "--data", str(data), "--out", str(int8_out))
+        result = fer("soup", str(bad), str(a), *args)
     assert result.exit_code == 0, result.output
+    assert len(calibrated_on) == 3 and all(np.array_equal(F, X[:7]) for F in calibrated_on)
     written = load_checkpoint(int8_out)["soup"]
     assert written["precision"] == "int8" and [m["checkpoint"] for m in written["members"]] == [str(a)]
     assert_user_error(
         fer("soup", str(a), str(copy), "--precision", "int8", "--out", str(tmp_path / "v.pt")), "--greedy"
     )
+    bf16 = ("--greedy", "--precision", "bf16", "--out", str(tmp_path / "v.pt"))
+    assert_user_error(fer("soup", str(a), *bf16), "--precision bf16")
     no_training = write_csv(tmp_path / "no-training.csv", [r for r in rows if r[2] != "Training"])
     args = ("--greedy", "--precision", "int8", "--data", str(no_training), "--out", str(tmp_path / "u.pt"))
     assert_user_error(fer("soup", str(a), str(copy), *args), "Training")
@@ -198,14 +207,19 @@ def test_greedy_soup_in_int8_scores_each_soup_as_fer_quantize_then_int8_inferenc
     a, copy, bad, X, y = _greedy_case(tmp_path)
     other = _member(tmp_path, 2)
     calibration = pattern_images(per_class=4, seed=1)[0]
-    calibrated = []
+    calibrated, int8_passes = [], []
     real = int8_module.calibrate_checkpoint
     monkeypatch.setattr(
         int8_module, "calibrate_checkpoint", lambda ckpt, X, **kw: calibrated.append(len(X)) or real(ckpt, X, **kw)
     )
+    real_forward = CNNClassifier._int8_forward
+    monkeypatch.setattr(
+        CNNClassifier, "_int8_forward", lambda self, *args: int8_passes.append(1) or real_forward(self, *args)
+    )
     soup = greedy_soup([a, other, bad], X, y, precision="int8", calibration_faces=calibration)
     monkeypatch.undo()
-    assert calibrated == [len(calibration)] * 5  # each ingredient alone, then two trial soups
+    # each ingredient alone, then two trial soups: calibrated and run through the int8 network
+    assert calibrated == [len(calibration)] * 5 and len(int8_passes) == 5
     assert soup["soup"]["precision"] == "int8" and "int8" not in soup  # calibrated to choose, saved without
     for step in soup["soup"]["ingredients"]:
         alone = tmp_path / "alone.pt"
