@@ -1,5 +1,5 @@
-"""``fer soup``: fine-tunes of one network → their weights averaged (:func:`fer_features.cnn.checkpoints.average_checkpoints`,
-:func:`~fer_features.cnn.checkpoints.greedy_soup`)."""
+"""``fer soup``: fine-tunes of one network → their weights averaged (:func:`fer_features.cnn.soup.average_checkpoints`,
+:func:`~fer_features.cnn.soup.greedy_soup`)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def soup(
     PrivateTest is never used), judged in [bold]--precision int8[/] for a soup that will run in
     int8. The soup written has no int8 calibration: run [bold]fer quantize OUT[/] before running it in int8.
     """
-    from fer_features.cnn.checkpoints import average_checkpoints, greedy_soup, save_checkpoint
+    from fer_features.cnn.checkpoints import save_checkpoint
+    from fer_features.cnn.soup import average_checkpoints
 
     check_outputs((out, False, "--out"))
     missing = [str(p) for p in checkpoints if not p.is_file()]
@@ -64,22 +65,7 @@ def soup(
     if not greedy and (data != Path(config.DEFAULT_DATA) or data_format != DataFormat.auto or precision != "fp32"):
         fail("--data, --format and --precision choose a greedy soup's members: add --greedy, or leave them out")
     try:
-        if greedy:
-            dataset = load_data(data, data_format, load_options(False, LabelMode.majority, 7))
-            X, y = dataset.split("PublicTest")
-            if not len(y):
-                fail(f"{data}: no PublicTest faces to choose the soup's members on")
-            calibration = None
-            if precision == "int8":
-                calibration = dataset.split("Training")[0]
-                if not len(calibration):
-                    fail(f"{data}: no Training faces to calibrate the int8 soups on")
-            with console.status(
-                f"greedy soup of {len(checkpoints)} networks on {len(y)} PublicTest faces ({precision})"
-            ):
-                ckpt = greedy_soup(checkpoints, X, y, precision=precision, calibration_faces=calibration)
-        else:
-            ckpt = average_checkpoints(checkpoints)
+        ckpt = _greedy(checkpoints, data, data_format, precision) if greedy else average_checkpoints(checkpoints)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:  # RuntimeError: no int8 engine in this torch
         fail(str(exc))
     save_checkpoint(ckpt, out)
@@ -92,3 +78,18 @@ def soup(
     n = len(ckpt["soup"]["members"])
     what = "the one network kept" if n == 1 else f"the mean of {n} networks' weights"
     console.print(f"{out}: {what} written; int8: fer quantize {out}")
+
+
+def _greedy(checkpoints: list[Path], data: Path, data_format: DataFormat, precision: str) -> dict:
+    """The greedy soup chosen on the PublicTest faces of ``data`` (int8: calibrated on its Training faces)."""
+    from fer_features.cnn.soup import greedy_soup
+
+    dataset = load_data(data, data_format, load_options(False, LabelMode.majority, 7))
+    X, y = dataset.split("PublicTest")
+    if not len(y):
+        fail(f"{data}: no PublicTest faces to choose the soup's members on")
+    calibration = dataset.split("Training")[0] if precision == "int8" else None
+    if calibration is not None and not len(calibration):
+        fail(f"{data}: no Training faces to calibrate the int8 soups on")
+    with console.status(f"greedy soup of {len(checkpoints)} networks on {len(y)} PublicTest faces ({precision})"):
+        return greedy_soup(checkpoints, X, y, precision=precision, calibration_faces=calibration)

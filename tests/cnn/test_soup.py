@@ -9,8 +9,9 @@ torch = pytest.importorskip("torch")
 
 from conftest import TINY, assert_user_error, fer, make_checkpoint, pattern_images, pixel_string, write_csv  # noqa: E402
 
-from fer_features.cnn.checkpoints import average_checkpoints, greedy_soup, load_checkpoint, save_checkpoint  # noqa: E402
+from fer_features.cnn.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
 from fer_features.cnn.classifier import CNNClassifier  # noqa: E402
+from fer_features.cnn.soup import average_checkpoints, greedy_soup  # noqa: E402
 from fer_features.config import EMOTIONS  # noqa: E402
 
 CLASSES = sorted(EMOTIONS)
