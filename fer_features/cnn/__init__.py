@@ -1,4 +1,4 @@
-"""The CNN: network, training recipe and loop, checkpoints, int8 inference, ensembles.
+"""The CNN: network, training recipe and loop, checkpoints, model soups, int8 inference, ensembles.
 
 * :mod:`~fer_features.cnn.presets`: the network sizes by name (no torch);
 * :mod:`~fer_features.cnn.net`: :class:`~fer_features.cnn.net.FERNet`;
@@ -6,6 +6,7 @@
   mixing, loss, test-time views;
 * :mod:`~fer_features.cnn.loop`: :func:`~fer_features.cnn.loop.train_cnn`, the training loop;
 * :mod:`~fer_features.cnn.checkpoints`: saving, reading and rebuilding a trained network;
+* :mod:`~fer_features.cnn.soup`: fine-tunes of one network averaged (model soups, uniform or greedy);
 * :mod:`~fer_features.cnn.classifier`: :class:`~fer_features.cnn.classifier.CNNClassifier`, the
   end-to-end head (its embedding, the ``cnn`` feature, is :mod:`fer_features.features.cnn`);
 * :mod:`~fer_features.cnn.ensemble`: several trained networks as one head;
