@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from fer_features.cnn.checkpoints import _float_state, load_checkpoint, net_from_checkpoint, same_net
+from fer_features.cnn.ensemble import _check_labels
 
 
 def average_checkpoints(paths) -> dict:
@@ -135,13 +136,10 @@ def greedy_soup(paths, X, y, *, batch_size: int = 512, precision: str = "fp32", 
     if len(X) != len(y):
         raise ValueError(f"X holds {len(X)} faces but y {len(y)} labels")
     members, states = _soup_members(paths)
-    names = [str(c) for c in members[0]["classes"]]
-    unknown = sorted(set(y) - set(names))
-    if unknown:
-        raise ValueError(f"labels {unknown} are not among the checkpoints' classes {names}")
+    names = _check_labels(y, members[0]["classes"], "labels")
     target = np.array([names.index(label) for label in y])
-    xt = to_tensor(X, float(members[0]["mean"]), float(members[0]["std"]))
     cpu = torch.device("cpu")
+    xt = to_tensor(X, float(members[0]["mean"]), float(members[0]["std"])) if precision == "fp32" else None
 
     def soup_of(chosen: list[int]) -> dict:  # in the first path's config and class order, whatever is kept
         picked = [paths[i] for i in chosen], [members[i] for i in chosen], [states[i] for i in chosen]
