@@ -2,7 +2,7 @@
 
 Each command lives in its own module and only parses options, calls the library and prints:
 ``train`` and ``cv`` (:mod:`fer_features.training.run`), ``evaluate`` (:mod:`fer_features.training.evaluation`),
-``quantize`` (:mod:`fer_features.cnn.int8`), ``soup`` (:mod:`fer_features.cnn.checkpoints`), ``predict`` and ``serve`` (:class:`fer_features.Recognizer`), ``models`` (:mod:`fer_features.models`), ``benchmark``
+``quantize`` (:mod:`fer_features.cnn.int8`), ``soup`` (:mod:`fer_features.cnn.soup`), ``predict`` and ``serve`` (:class:`fer_features.Recognizer`), ``models`` (:mod:`fer_features.models`), ``benchmark``
 (:mod:`fer_features.benchmark.session`), ``data inspect`` (:mod:`fer_features.data.inspection`) and
 ``list``. Shared options and choices are in :mod:`fer_features.cli.common`; the progress bars
 that draw the library's events in :mod:`fer_features.cli.progress`.

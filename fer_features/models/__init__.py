@@ -5,8 +5,8 @@ card beside it (``fer_features/models/NAME.skops`` and ``NAME.json``), found thr
 :func:`fer_features.persist.bundled.bundled_models_dir` (``importlib.resources``), never by a path
 relative to the working folder:
 
-* ``default``: a compact CNN (distilled from an ensemble of four networks, then fine-tuned six
-  ways for the shifts of real photos and the six averaged into one network) run in int8, its
+* ``default``: a compact CNN (distilled from an ensemble of four networks, then fine-tuned for
+  the shifts of real photos, five fine-tunes and their start averaged into one network) run in int8, its
   probabilities divided by the square root of the Training class frequencies and
   temperature-scaled on PublicTest; what ``make run`` builds.
 * ``accurate``: three CNNs in int8, their probabilities averaged and divided by the Training
