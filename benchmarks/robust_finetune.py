@@ -30,7 +30,9 @@ then measured with ``fer robustness --split PublicTest`` (selection data only). 
   every photo's face has; the views of the Training faces are made once and kept in
   ``--out``/``pipeline-views.npz``;
 - ``photometric+pipeline-views``, ``pipeline-views+distill``: both;
-- ``photometric+mixup+cutmix+pipeline-views``: all three.
+- ``photometric+mixup+cutmix+pipeline-views``: all three;
+- ``photometric+ferplus+pipeline-views``: photometric shifts, pipeline views and the FERPlus
+  votes in the targets.
 
 Prints one JSON line per arm (its targets, training seconds, best epoch, PublicTest accuracy and
 the report's clean, shifted-mean and per-shift scores). Resumable: an arm whose checkpoint (``ARM.pt``) and report
@@ -76,6 +78,7 @@ def arms(photometric: float, ferplus_weight: float, teacher: str = TEACHER, view
         "photometric+pipeline-views": ({"photometric": photometric, "pipeline_views": views}, 0.0),
         "pipeline-views+distill": ({"pipeline_views": views, **distill}, 0.0),
         "photometric+mixup+cutmix+pipeline-views": ({"photometric": photometric, **mixing, "pipeline_views": views}, 0.0),
+        "photometric+ferplus+pipeline-views": ({"photometric": photometric, "pipeline_views": views}, ferplus_weight),
     }
 
 
