@@ -317,15 +317,24 @@ def card_entry(frame: pd.DataFrame, *, command: str | None = None, settings: dic
     return entry
 
 
-def add_to_card(card: str | os.PathLike, frame: pd.DataFrame, **kwargs) -> Path:
-    """Write :func:`card_entry` into a model card file as its ``"robustness"`` key, atomically.
+#: The model card key of each label set's entry: FER2013's labels, or the FERPlus majority labels
+#: of the same faces (``fer robustness --data fer2013new.csv``).
+CARD_KEYS = {"FER2013": "robustness", "FERPlus": "robustness_ferplus"}
+
+
+def add_to_card(card: str | os.PathLike, frame: pd.DataFrame, *, labels: str = "FER2013", **kwargs) -> Path:
+    """Write :func:`card_entry` into a model card file, atomically, under its label set's key.
 
     Parameters
     ----------
     card : path-like
-        A model card (``NAME.json`` beside ``NAME.skops``); the rest of it is kept.
+        A model card (``NAME.json`` beside ``NAME.skops``); the rest of it is kept, the other
+        label set's entry too.
     frame : pandas.DataFrame
         From :func:`run_robustness`.
+    labels : {'FER2013', 'FERPlus'}, default='FER2013'
+        The labels the faces were scored against: the entry goes under ``"robustness"`` or
+        ``"robustness_ferplus"`` (:data:`CARD_KEYS`).
     **kwargs
         ``command`` and ``settings`` of :func:`card_entry`.
 
@@ -336,12 +345,14 @@ def add_to_card(card: str | os.PathLike, frame: pd.DataFrame, **kwargs) -> Path:
     Raises
     ------
     RobustnessError
-        If the card is missing or not a JSON object.
+        If the card is missing or not a JSON object, or for another ``labels``.
     fer_features.persist.OutputError
         If it lies inside the installed package's bundled models (never rewritten by a run).
     """
     from fer_features.persist.outputs import atomic_path, check_writable
 
+    if labels not in CARD_KEYS:
+        raise RobustnessError(f"unknown label set {labels!r}; expected one of {', '.join(CARD_KEYS)}")
     path = Path(card)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -350,7 +361,7 @@ def add_to_card(card: str | os.PathLike, frame: pd.DataFrame, **kwargs) -> Path:
     if not isinstance(data, dict):
         raise RobustnessError(f"{path}: not a model card (a JSON object)")
     check_writable(path, option="--card")
-    data["robustness"] = card_entry(frame, **kwargs)
+    data[CARD_KEYS[labels]] = card_entry(frame, **kwargs)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     return path

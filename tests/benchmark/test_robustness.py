@@ -5,6 +5,7 @@ Synthetic crops and the tiny pattern model only (no real data): accuracy lives i
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -16,6 +17,7 @@ from fer_features.benchmark import robustness as R
 from fer_features.benchmark import shifts as S
 from fer_features.config import EMOTIONS
 from fer_features.data.fer2013 import FERDataset
+from fer_features.data.ferplus import FERPLUS_COLUMNS
 
 CROP_SHIFTS = [name for name, spec in S.SHIFTS.items() if spec.apply is not None]
 
@@ -212,6 +214,19 @@ def test_card_entry_is_added_and_the_rest_kept(tiny_model, tmp_path):
     assert entry["command"] == "fer robustness" and "cpu" in entry["machine"]
 
 
+def test_card_keeps_one_entry_per_label_set(tiny_model, tmp_path):
+    frame = R.run_robustness(tiny_model, pattern_dataset(), shifts=["blur"], framing_n=0, splits=["PublicTest"])
+    card = tmp_path / "m.json"
+    card.write_text(json.dumps({"name": "m"}))
+    R.add_to_card(card, frame, settings={"labels": "FER2013"})
+    R.add_to_card(card, frame.assign(accuracy=0.0), labels="FERPlus", settings={"labels": "FERPlus"})
+    saved = json.loads(card.read_text())
+    assert saved["robustness"]["PublicTest"]["clean"]["accuracy"] == round(float(frame["accuracy"].iloc[0]), 4)
+    assert saved["robustness_ferplus"]["PublicTest"]["clean"]["accuracy"] == 0.0  # the FERPlus run did not overwrite FER2013's
+    with pytest.raises(R.RobustnessError, match="unknown label set 'AffectNet'"):
+        R.add_to_card(card, frame, labels="AffectNet")
+
+
 def test_card_in_the_bundled_models_is_refused(tiny_model):
     from fer_features.persist.bundled import bundled_models_dir
     from fer_features.persist.outputs import OutputError
@@ -282,3 +297,32 @@ def test_cli_passes_test_time_augmentation_to_a_checkpoint_and_records_it(tiny_c
     assert result.exit_code == 0, result.output
     assert seen[0]["tta"] == "flip" and seen[0]["tta"] == json.loads(result.stdout)["settings"]["tta"]
     assert real(path, tta="flip").tta == "flip"  # and the loader puts it on the model
+
+
+def test_cli_scores_ferplus_labels_and_cards_them_apart(tiny_model_path, tmp_path):
+    """With --data fer2013new.csv the faces are scored against the FERPlus majority: faces whose votes
+    are unknown drop out, and the card gets "robustness_ferplus" beside the FER2013 entry."""
+    X, labels = pattern_images(per_class=4, seed=3)
+    usage = ["PublicTest", "PrivateTest"] * (len(labels) // 2)
+    folder = tmp_path / "ferplus"
+    folder.mkdir()
+    write_csv(folder / "fer2013.csv", [(EMOTIONS.index(e), pixel_string(x), u) for x, e, u in zip(X, labels, usage)])
+    column = {"angry": "anger", "happy": "happiness", "sad": "sadness"}
+    unknown = {i for i, u in enumerate(usage) if u == "PublicTest"}
+    unknown = set(sorted(unknown)[::3])  # a third of PublicTest: unknown, not a face of the 7 classes
+    with open(folder / "fer2013new.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Usage", "Image name", *FERPLUS_COLUMNS])
+        for i, (label, u) in enumerate(zip(labels, usage)):
+            col = "unknown" if i in unknown else column.get(label, label)
+            w.writerow([u, f"fer{i:07d}.png", *[10 if c == col else 0 for c in FERPLUS_COLUMNS]])
+    card = tmp_path / "m.json"
+    card.write_text(json.dumps({"name": "m", "robustness": {"kept": True}}))
+    result = fer("robustness", "--model", tiny_model_path, "--data", folder / "fer2013new.csv", "--shift", "jpeg",
+                 "--split", "PublicTest", "--framing-n", "0", "--card", card, "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    clean = next(r for r in payload["rows"] if r["shift"] == "clean")
+    assert payload["settings"]["labels"] == "FERPlus" and clean["n"] == usage.count("PublicTest") - len(unknown)
+    saved = json.loads(card.read_text())
+    assert saved["robustness"] == {"kept": True} and saved["robustness_ferplus"]["settings"]["labels"] == "FERPlus"
