@@ -6,7 +6,7 @@ DATA   ?= ../shared/data/fer2013.csv.gz
 MODEL  ?= models/fer-default.skops
 CNN    ?= models/cnn-compact-stem2-soup.pt
 PRIOR  ?= 0.5
-ACCURATE_CNNS  ?= models/cnn-large.pt+models/cnn-compact-ens-soup.pt+models/cnn-compact-stem2-soup.pt
+ACCURATE_CNNS  ?= models/cnn-large.pt+models/cnn-compact-ens-soup.pt+models/cnn-compact-stem2-ferplus-soup.pt
 ACCURATE_PRIOR ?= 0.25
 ACCURATE_MODEL ?= models/fer-accurate.skops
 
