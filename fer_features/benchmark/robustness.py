@@ -296,7 +296,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def card_entry(frame: pd.DataFrame, *, command: str | None = None, settings: dict | None = None) -> dict:
-    """The ``"robustness"`` entry of a model card: per split the clean and shifted means, and each shift's.
+    """A model card's robustness entry (its key: :data:`CARD_KEYS`): per split the clean and shifted means, and each shift's.
 
     Returns
     -------
@@ -317,9 +317,9 @@ def card_entry(frame: pd.DataFrame, *, command: str | None = None, settings: dic
     return entry
 
 
-#: The model card key of each label set's entry: FER2013's labels, or the FERPlus majority labels
-#: of the same faces (``fer robustness --data fer2013new.csv``).
-CARD_KEYS = {"FER2013": "robustness", "FERPlus": "robustness_ferplus"}
+#: The model card key of each label set's entry: FER2013's labels, the FERPlus majority labels of
+#: the same faces (``fer robustness --data fer2013new.csv``), or a folder of labelled photos.
+CARD_KEYS = {"FER2013": "robustness", "FERPlus": "robustness_ferplus", "photos": "robustness_photos"}
 
 
 def add_to_card(card: str | os.PathLike, frame: pd.DataFrame, *, labels: str = "FER2013", **kwargs) -> Path:
@@ -332,9 +332,9 @@ def add_to_card(card: str | os.PathLike, frame: pd.DataFrame, *, labels: str = "
         label set's entry too.
     frame : pandas.DataFrame
         From :func:`run_robustness`.
-    labels : {'FER2013', 'FERPlus'}, default='FER2013'
-        The labels the faces were scored against: the entry goes under ``"robustness"`` or
-        ``"robustness_ferplus"`` (:data:`CARD_KEYS`).
+    labels : {'FER2013', 'FERPlus', 'photos'}, default='FER2013'
+        The labels the faces were scored against: the entry goes under ``"robustness"``,
+        ``"robustness_ferplus"`` or ``"robustness_photos"`` (:data:`CARD_KEYS`).
     **kwargs
         ``command`` and ``settings`` of :func:`card_entry`.
 
@@ -345,7 +345,7 @@ def add_to_card(card: str | os.PathLike, frame: pd.DataFrame, *, labels: str = "
     Raises
     ------
     RobustnessError
-        If the card is missing or not a JSON object, or for another ``labels``.
+        If the card is missing or not a JSON object, or for a ``labels`` not in :data:`CARD_KEYS`.
     fer_features.persist.OutputError
         If it lies inside the installed package's bundled models (never rewritten by a run).
     """

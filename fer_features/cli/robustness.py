@@ -54,7 +54,10 @@ TtaOpt = Annotated[Tta, typer.Option(help="CNN checkpoint (.pt): test-time augme
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the rows to this .csv or .json.", rich_help_panel=OUTPUT)]
 CardOpt = Annotated[
     Path | None,
-    typer.Option(help="Add the results as \"robustness\" to this model card (.json); never a bundled model's.", rich_help_panel=OUTPUT),
+    typer.Option(
+        help="Add the results to this model card (.json) as \"robustness\" (\"robustness_ferplus\" for FERPlus labels); never a bundled model's.",
+        rich_help_panel=OUTPUT,
+    ),
 ]
 
 
@@ -93,7 +96,7 @@ def robustness(
     pipe = read_model(model, trust_pickle=trust_pickle, tta=tta.value)
     dataset = load_data(data, data_format, load_options(False, LabelMode.majority, 7))
     fmt = detect_format(data) if data_format == DataFormat.auto else data_format.value
-    labels = "FERPlus" if fmt == "ferplus" else "FER2013"  # the card key of the results (CARD_KEYS)
+    labels = {"ferplus": "FERPlus", "photos": "photos"}.get(fmt, "FER2013")  # the card key of the results (CARD_KEYS)
     start = time.perf_counter()
     rows = []
     with console.status("shifting faces") as status:

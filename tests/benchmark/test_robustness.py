@@ -259,6 +259,7 @@ def test_cli_runs_end_to_end_and_writes_json_and_csv(tiny_model_path, tiny_csv, 
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["settings"]["splits"] == ["PrivateTest"] and payload["summary"][-1]["shift"] == "mean"
+    assert payload["settings"]["labels"] == "FER2013"
     assert len(pd.read_csv(csv)) == 1 + 3
 
 
