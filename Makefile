@@ -33,7 +33,8 @@ run: install
 	$(BIN)/fer models compare $(MODEL) default
 
 ## The most accurate pipeline: three committed CNNs (large, a soup of a distilled compact one and
-## its fine-tune, and the default's soup) in int8, their probabilities averaged and divided by
+## its fine-tune, and the default's soup averaged with its fine-tune on FERPlus votes) in int8,
+## their probabilities averaged and divided by
 ## the Training class frequencies to the power 1/4 (nothing is trained; under a minute). The most accurate
 ## hand-crafted + CNN feature pipeline (hog+lbp+landmarks+cnn -> svm) is in BENCHMARKS.md.
 accurate: install
