@@ -23,7 +23,7 @@ install: $(BIN)/fer
 
 ## The main job: the default pipeline of `fer predict` (a compact CNN distilled on a GPU, then
 ## fine-tuned for the shifts of real photos, five fine-tunes and the start averaged into one
-## network, a model soup; run in int8, its probabilities divided by the square root of the Training class
+## network, a model soup, averaged 3:1 with its fine-tune on the FERPlus votes; run in int8, its probabilities divided by the square root of the Training class
 ## frequencies and temperature-scaled on PublicTest; nothing else is fitted), scored on
 ## PublicTest and PrivateTest of FER2013, then compared with the model the package ships as `default`
 ## (models/ outputs are not tracked: git status stays clean). The most accurate is `make accurate`.

@@ -6,7 +6,8 @@ card beside it (``fer_features/models/NAME.skops`` and ``NAME.json``), found thr
 relative to the working folder:
 
 * ``default``: a compact CNN (distilled from an ensemble of four networks, then fine-tuned for
-  the shifts of real photos, five fine-tunes and their start averaged into one network) run in int8, its
+  the shifts of real photos, five fine-tunes and their start averaged into one network, then
+  averaged 3:1 with its fine-tune on the FERPlus votes) run in int8, its
   probabilities divided by the square root of the Training class frequencies and
   temperature-scaled on PublicTest; what ``make run`` builds.
 * ``accurate``: three CNNs in int8, their probabilities averaged and divided by the Training
