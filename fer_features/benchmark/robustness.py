@@ -322,6 +322,33 @@ def card_entry(frame: pd.DataFrame, *, command: str | None = None, settings: dic
 CARD_KEYS = {"FER2013": "robustness", "FERPlus": "robustness_ferplus", "photos": "robustness_photos"}
 
 
+def label_set(data: str | os.PathLike, data_format: str = "auto") -> str:
+    """The labels a data path scores the faces against: a key of :data:`CARD_KEYS`.
+
+    Parameters
+    ----------
+    data : path-like
+        What ``fer robustness --data`` read (:func:`fer_features.data.sources.load_dataset`).
+    data_format : {'auto', 'fer2013', 'ferplus', 'photos'}, default='auto'
+        ``'auto'`` detects it (:func:`fer_features.data.sources.detect_format`).
+
+    Returns
+    -------
+    {'FER2013', 'FERPlus', 'photos'}
+        ``'FERPlus'`` for ``fer2013new.csv`` (or a folder holding it), ``'photos'`` for a folder of
+        labelled photos, else ``'FER2013'``.
+
+    Raises
+    ------
+    FileNotFoundError
+        With ``data_format='auto'``, if ``data`` does not exist.
+    """
+    from fer_features.data.sources import detect_format
+
+    fmt = detect_format(data) if data_format == "auto" else data_format
+    return {"ferplus": "FERPlus", "photos": "photos"}.get(fmt, "FER2013")
+
+
 def add_to_card(card: str | os.PathLike, frame: pd.DataFrame, *, labels: str = "FER2013", **kwargs) -> Path:
     """Write :func:`card_entry` into a model card file, atomically, under its label set's key.
 

@@ -85,18 +85,14 @@ def robustness(
     rotation, blur, JPEG, low resolution, brightness, contrast, gamma, noise, sunglasses and a
     hand, at 2-3 severities each, seeded. Prints each shift and severity, each shift's mean and
     the overall mean (on PublicTest: the "shifted PublicTest" score of model selection).
-    With --data fer2013new.csv the same faces are scored against their FERPlus majority labels
-    (7 classes), and --card writes them as "robustness_ferplus".
+    With --data fer2013new.csv: the FERPlus majority labels of the same faces (card: robustness_ferplus).
     """
-    from fer_features.benchmark.robustness import run_robustness
+    from fer_features.benchmark.robustness import label_set, run_robustness
     from fer_features.benchmark.shifts import RobustnessError
-    from fer_features.data.sources import detect_format
 
     splits, shifts = _checked_options(split, shift, out, card)
     pipe = read_model(model, trust_pickle=trust_pickle, tta=tta.value)
     dataset = load_data(data, data_format, load_options(False, LabelMode.majority, 7))
-    fmt = detect_format(data) if data_format == DataFormat.auto else data_format.value
-    labels = {"ferplus": "FERPlus", "photos": "photos"}.get(fmt, "FER2013")  # the card key of the results (CARD_KEYS)
     start = time.perf_counter()
     rows = []
     with console.status("shifting faces") as status:
@@ -118,7 +114,7 @@ def robustness(
             stats = framing_comparison(dataset, split=splits[0], n=eyes, seed=seed, detector=detector.value)
     wall = time.perf_counter() - start
     settings = {"splits": splits, "shifts": shifts, "limit": limit, "framing_n": framing_n, "seed": seed,
-                "detector": detector.value, "model": str(model or config.DEFAULT_MODEL), "tta": tta.value, "labels": labels,
+                "detector": detector.value, "model": str(model or config.DEFAULT_MODEL), "tta": tta.value, "labels": label_set(data, data_format.value),
                 "wall_seconds": round(wall, 1)}  # fmt: skip
     _write(frame, out, card, settings)
     if json_out:

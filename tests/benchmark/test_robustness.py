@@ -227,6 +227,16 @@ def test_card_keeps_one_entry_per_label_set(tiny_model, tmp_path):
         R.add_to_card(card, frame, labels="AffectNet")
 
 
+def test_label_set_follows_the_data_format(tiny_csv, tmp_path):
+    votes = tmp_path / "fer2013new.csv"
+    votes.write_text("Usage,Image name," + ",".join(FERPLUS_COLUMNS) + "\n")
+    assert R.label_set(tiny_csv) == "FER2013" and R.label_set(votes) == "FERPlus" and R.label_set(tmp_path) == "FERPlus"
+    assert R.label_set(tiny_csv, "photos") == "photos" and R.label_set(votes, "fer2013") == "FER2013"
+    assert set(R.CARD_KEYS) == {"FER2013", "FERPlus", "photos"}
+    with pytest.raises(FileNotFoundError, match="missing.csv"):
+        R.label_set(tmp_path / "missing.csv")
+
+
 def test_card_in_the_bundled_models_is_refused(tiny_model):
     from fer_features.persist.bundled import bundled_models_dir
     from fer_features.persist.outputs import OutputError
