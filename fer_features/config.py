@@ -70,6 +70,8 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
 #: CNN inference arithmetic: the training ones and ``int8`` (:mod:`fer_features.cnn.int8`).
 INFERENCE_PRECISIONS: tuple[str, ...] = (*PRECISIONS, "int8")
+#: The arithmetic a greedy model soup is judged in (:func:`fer_features.cnn.soup.greedy_soup`).
+SOUP_PRECISIONS: tuple[str, ...] = ("fp32", "int8")
 
 #: Test-time augmentation of the CNN: none, the mirror image, or ten crops (corners, centre, mirrored).
 TTA_MODES: tuple[str, ...] = ("none", "flip", "ten-crop")

@@ -60,8 +60,8 @@ def soup(
     missing = [str(p) for p in checkpoints if not p.is_file()]
     if missing:  # before FER2013 is read
         fail(f"{missing[0]}: no such CNN checkpoint")
-    if precision not in ("fp32", "int8"):
-        fail(f"--precision {precision}: expected fp32 or int8")
+    if precision not in config.SOUP_PRECISIONS:
+        fail(f"--precision {precision}: expected {' or '.join(config.SOUP_PRECISIONS)}")
     if not greedy and (data != Path(config.DEFAULT_DATA) or data_format != DataFormat.auto or precision != "fp32"):
         fail("--data, --format and --precision choose a greedy soup's members: add --greedy, or leave them out")
     try:

@@ -8,6 +8,7 @@ import torch
 
 from fer_features.cnn.checkpoints import _float_state, load_checkpoint, net_from_checkpoint, same_net
 from fer_features.cnn.ensemble import _check_labels
+from fer_features.config import SOUP_PRECISIONS
 
 
 def average_checkpoints(paths) -> dict:
@@ -126,8 +127,8 @@ def greedy_soup(paths, X, y, *, batch_size: int = 512, precision: str = "fp32", 
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError("a greedy soup needs at least one checkpoint, got none")
-    if precision not in ("fp32", "int8"):
-        raise ValueError(f"precision={precision!r}: expected 'fp32' or 'int8'")
+    if precision not in SOUP_PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected {' or '.join(map(repr, SOUP_PRECISIONS))}")
     if precision == "int8" and (calibration_faces is None or not len(calibration_faces)):
         raise ValueError("precision='int8' needs calibration_faces: Training faces to calibrate each trial soup")
     y = np.asarray(y).astype(str)
