@@ -32,7 +32,9 @@ then measured with ``fer robustness --split PublicTest`` (selection data only). 
 - ``photometric+pipeline-views``, ``pipeline-views+distill``: both;
 - ``photometric+mixup+cutmix+pipeline-views``: all three;
 - ``photometric+ferplus+pipeline-views``: photometric shifts, pipeline views and the FERPlus
-  votes in the targets.
+  votes in the targets;
+- ``photometric+pipeline-views+distill``, ``photometric+ferplus+pipeline-views+distill``: those
+  with the ``--teacher``'s distribution in the targets too.
 
 Prints one JSON line per arm (its targets, training seconds, best epoch, PublicTest accuracy and
 the report's clean, shifted-mean and per-shift scores). Resumable: an arm whose checkpoint (``ARM.pt``) and report
@@ -79,6 +81,11 @@ def arms(photometric: float, ferplus_weight: float, teacher: str = TEACHER, view
         "pipeline-views+distill": ({"pipeline_views": views, **distill}, 0.0),
         "photometric+mixup+cutmix+pipeline-views": ({"photometric": photometric, **mixing, "pipeline_views": views}, 0.0),
         "photometric+ferplus+pipeline-views": ({"photometric": photometric, "pipeline_views": views}, ferplus_weight),
+        "photometric+pipeline-views+distill": ({"photometric": photometric, "pipeline_views": views, **distill}, 0.0),
+        "photometric+ferplus+pipeline-views+distill": (
+            {"photometric": photometric, "pipeline_views": views, **distill},
+            ferplus_weight,
+        ),
     }
 
 
