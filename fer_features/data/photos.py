@@ -11,8 +11,10 @@ Emotion folder names are normalised (``anger``/``angry``, ``happiness``/``happy`
 ``sadness``/``sad``, ``surprised``/``surprise``, …, case-insensitive); a folder name that is not
 an emotion is an error that lists every such name. Each photo goes through
 :func:`fer_features.faces.alignment.find_faces` (dlib detection, 68 landmarks, alignment to FER2013's
-framing), in parallel with joblib; a photo with exactly one face gives one crop. Photos with no
-face, several faces, or that cannot be read are left out and listed in
+framing), in parallel with joblib; a photo with exactly one face gives one crop, and so does a
+small, nearly square photo in which no face is found, taken whole as an aligned face crop
+(:func:`~fer_features.faces.alignment.whole_image_face`, as ``fer predict`` takes it). Other
+photos with no face, several faces, or that cannot be read are left out and listed in
 ``PhotoFolderDataset.problems`` (and a CSV), never stopping the load;
 :func:`~fer_features.training.evaluation.evaluate_split` (``fer evaluate``) scores those without a face as
 wrong and stops on an unreadable one unless told to skip it. Results are cached under
@@ -225,7 +227,7 @@ def stratified_split(classes, *, seed: int = 0, fractions=SPLIT_FRACTIONS) -> np
 
 def _process_photo(path: str, detector: str, upsample: int | None, min_score: float | None):
     """(crop or None, problem or None) of one photo; runs in a joblib worker."""
-    from fer_features.faces.alignment import find_faces
+    from fer_features.faces.alignment import find_faces, whole_image_face
     from fer_features.faces.images import ImageError, decode_image
 
     try:
@@ -233,8 +235,9 @@ def _process_photo(path: str, detector: str, upsample: int | None, min_score: fl
     except (ImageError, FileNotFoundError) as exc:
         return None, f"unreadable: {exc}"
     faces = find_faces(image, detector=detector, upsample=upsample, min_score=min_score)
-    if not faces:
-        return None, "no face"
+    if not faces:  # a small, nearly square photo is taken whole, as fer predict takes it
+        whole = whole_image_face(image)
+        return (None, "no face") if whole is None else (whole.crop, None)
     if len(faces) > 1:
         return None, f"{len(faces)} faces"
     return faces[0].crop, None
@@ -292,13 +295,16 @@ def load_photo_folder(
     """
     from joblib import Parallel, delayed
 
+    from fer_features.faces.alignment import WHOLE_FACE_MAX_ASPECT, WHOLE_FACE_MAX_SIDE, WHOLE_FACE_MIN_STD
+
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
     paths, classes, usages = scan_photo_folder(root)
     names = EMOTIONS8 if "contempt" in classes else EMOTIONS
     cache_dir = Path(cache_dir or default_cache_dir())
-    key = _cache_key(root, paths, (detector, upsample, min_score))
+    whole = (WHOLE_FACE_MAX_SIDE, WHOLE_FACE_MAX_ASPECT, WHOLE_FACE_MIN_STD)  # small photos taken whole
+    key = _cache_key(root, paths, (detector, upsample, min_score, whole))
     cache_file = cache_dir / f"photos-{key}.npz"
 
     crops = _read_cache(cache_file) if cache else None

@@ -7,7 +7,15 @@ cropped as FER2013's are); :func:`~fer_features.faces.alignment.faces_in` does i
 photo (a file, bytes or an array).
 """
 
-from fer_features.faces.alignment import Face, align_eyes, align_face, detect_faces, faces_in, find_faces
+from fer_features.faces.alignment import (
+    Face,
+    align_eyes,
+    align_face,
+    detect_faces,
+    faces_in,
+    find_faces,
+    whole_image_face,
+)
 from fer_features.faces.detectors import DETECTORS, Detection, get_detector, list_detectors
 from fer_features.faces.images import ImageError, decode_image, to_grey, to_rgb
 
@@ -26,4 +34,5 @@ __all__ = [
     "list_detectors",
     "to_grey",
     "to_rgb",
+    "whole_image_face",
 ]

@@ -260,6 +260,56 @@ def is_face_crop(image: np.ndarray) -> bool:
     return image.shape[:2] == (CROP_SIZE, CROP_SIZE)
 
 
+#: Largest side, in pixels, of an image taken whole as a face crop when the detector finds no
+#: face in it (:func:`whole_image_face`). Aligned face crops of other data sets (100x100, for
+#: example) are often too tight for the detector: on FER2013's 3,589 PublicTest crops upscaled
+#: to 64, 100 and 192 pixels with no margin, yuface missed 7.0%, 4.1% and 1.2% of the faces
+#: (BENCHMARKS.md, section "Face crops given as photos"). Larger images are left to the
+#: detector: a scene's thumbnail without a face must not be given an emotion.
+WHOLE_FACE_MAX_SIDE = 160
+
+#: Largest ratio of the long side to the short side of such an image (5:4). A face crop is
+#: about square; a thumbnail of a scene is usually 4:3 or wider.
+WHOLE_FACE_MAX_ASPECT = 1.25
+
+#: Least standard deviation of such an image's grey levels (0-255): a flat image is no face.
+WHOLE_FACE_MIN_STD = 2.0
+
+
+def whole_image_face(image: np.ndarray) -> Face | None:
+    """The whole image as one face crop, if it is small and nearly square; else None.
+
+    For an image in which no face was found, as :func:`faces_in` does: at most
+    :data:`WHOLE_FACE_MAX_SIDE` pixels a side, sides within :data:`WHOLE_FACE_MAX_ASPECT`, it is
+    taken for an aligned face crop, unless it is flat (grey standard deviation under
+    :data:`WHOLE_FACE_MIN_STD`). Its central square is made grey and resized to 48x48 with
+    anti-aliasing (:func:`skimage.transform.resize`); it is not re-aligned.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3) or (height, width), dtype uint8
+        RGB or grey.
+
+    Returns
+    -------
+    Face or None
+        Box ``(0, 0, width, height)``, no landmarks, eyes or score; None for a larger, more
+        oblong or flat image.
+    """
+    from skimage.transform import resize
+
+    h, w = image.shape[:2]
+    if min(h, w) < 1 or max(h, w) > WHOLE_FACE_MAX_SIDE or max(h, w) > WHOLE_FACE_MAX_ASPECT * min(h, w):
+        return None
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    grey = to_grey(image)[top : top + side, left : left + side]
+    if grey.std() < WHOLE_FACE_MIN_STD:  # a blank or one-colour image is no face
+        return None
+    crop = resize(grey.astype(np.float32), (CROP_SIZE, CROP_SIZE), anti_aliasing=side > CROP_SIZE, preserve_range=True)
+    return Face(box=(0, 0, int(w), int(h)), landmarks=None, crop=np.clip(crop.round(), 0, 255).astype(np.uint8), score=None)
+
+
 def faces_in(
     source,
     *,
@@ -267,11 +317,15 @@ def faces_in(
     upsample: int | None = None,
     min_score: float | None = None,
     max_pixels: int | None = None,
+    whole_if_none: bool = True,
 ) -> tuple[np.ndarray, list[Face]]:
     """Read a photo and find its faces, in one call: :func:`~fer_features.faces.images.decode_image`, then :func:`find_faces`.
 
     A 48x48 image is taken as an aligned face crop (:func:`is_face_crop`), as FER2013's are: its
     one face is the whole image, found without detection (box ``(0, 0, 48, 48)``, score None).
+    A small, nearly square image in which the detector finds no face (at most
+    :data:`WHOLE_FACE_MAX_SIDE` pixels a side) is taken as a face crop too, resized whole
+    (:func:`whole_image_face`; ``whole_if_none=False`` turns that off).
 
     Parameters
     ----------
@@ -283,13 +337,16 @@ def faces_in(
         See :func:`find_faces`.
     max_pixels : int, optional
         See :func:`~fer_features.faces.images.decode_image`.
+    whole_if_none : bool, default=True
+        Take a small, nearly square image in which no face is found as a face crop
+        (:func:`whole_image_face`).
 
     Returns
     -------
     image : ndarray of shape (height, width, 3), dtype uint8, or (48, 48)
         The photo as RGB; a 48x48 grey uint8 crop as it was given.
     faces : list of Face
-        Highest detection score first; empty if no face was found.
+        Highest detection score first; empty if no face was found (and the image is not taken whole).
 
     Raises
     ------
@@ -313,4 +370,7 @@ def faces_in(
     if is_face_crop(image):
         whole = (0, 0, CROP_SIZE, CROP_SIZE)
         return image, [Face(box=whole, landmarks=None, crop=to_grey(image), score=None)]
-    return image, find_faces(image, detector=detector, upsample=upsample, min_score=min_score)
+    faces = find_faces(image, detector=detector, upsample=upsample, min_score=min_score)
+    if not faces and whole_if_none and (whole := whole_image_face(image)) is not None:
+        faces = [whole]
+    return image, faces

@@ -75,7 +75,9 @@ def predict_photos(
     model : fitted pipeline
         Takes ``(n, 48, 48)`` uint8 crops; has ``predict_proba`` and ``classes_``.
     images : list of ndarray of shape (height, width, 3) or (height, width), dtype uint8
-        RGB or grey photos. A 48x48 image is classified directly as a face crop.
+        RGB or grey photos. A 48x48 image is classified directly as a face crop, and so is a
+        small, nearly square one in which no face is found
+        (:func:`~fer_features.faces.alignment.whole_image_face`).
     detector : {'yuface', 'hog', 'mmod'} or a registered name, default='yuface'
     upsample : int, optional
         See :func:`fer_features.faces.alignment.detect_faces`.

@@ -361,3 +361,45 @@ def test_yuface_gives_c_detects_results_without_its_leak(astronaut_png):
     for _ in range(1000):
         _detect_into_buffer(fn, small)
     assert rss_kib() - before < 8 * 1024  # c_detect: 36 MiB more after 1,000 calls
+
+
+def test_small_square_image_without_a_face_is_taken_whole(astronaut):
+    from skimage import data
+    from skimage.transform import resize
+
+    from fer_features.faces.alignment import WHOLE_FACE_MAX_SIDE, faces_in, whole_image_face
+
+    # the brick texture: no face for the detector, and not flat; 110x100 grey, its central
+    # 100x100 square is the crop
+    brick = data.brick()[:110, :100]
+    assert find_faces(brick) == []
+    _, faces = faces_in(brick)
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.box == (0, 0, 100, 110) and face.score is None and face.landmarks is None
+    expected = resize(brick[5:105].astype(np.float32), (48, 48), anti_aliasing=True, preserve_range=True)
+    np.testing.assert_array_equal(face.crop, np.clip(expected.round(), 0, 255).astype(np.uint8))
+    assert faces_in(brick, whole_if_none=False)[1] == []
+    # too large, too oblong (4:3) or flat: no face
+    big = WHOLE_FACE_MAX_SIDE + 1
+    assert whole_image_face(data.brick()[:big, :big]) is None
+    assert whole_image_face(data.brick()[:120, :160]) is None
+    assert whole_image_face(np.full((100, 100, 3), 128, np.uint8)) is None
+    # a face the detector finds is aligned as before, not taken whole
+    small = np.asarray(Image.fromarray(astronaut[20:190, 125:285]).resize((150, 160)))
+    (found,) = faces_in(small)[1]
+    assert found.score is not None
+
+
+def test_photo_folder_keeps_a_small_face_crop_the_detector_misses(tmp_path):
+    from skimage import data
+
+    from fer_features.data.photos import load_photo_folder
+
+    (tmp_path / "photos/happy").mkdir(parents=True)
+    Image.fromarray(data.astronaut()).save(tmp_path / "photos/happy/astronaut.png")
+    Image.fromarray(data.brick()[:100, :100]).save(tmp_path / "photos/happy/crop.png")
+    Image.fromarray(data.brick()).save(tmp_path / "photos/happy/wall.png")  # 512x512: still no face
+    folder = load_photo_folder(tmp_path / "photos", n_jobs=1, cache_dir=tmp_path / "cache")
+    assert sorted(folder.names.tolist()) == ["happy/astronaut.png", "happy/crop.png"]
+    assert dict(folder.problems) == {"happy/wall.png": "no face"}
