@@ -279,11 +279,12 @@ WHOLE_FACE_MIN_STD = 2.0
 def whole_image_face(image: np.ndarray) -> Face | None:
     """The whole image as one face crop, if it is small and nearly square; else None.
 
-    For an image in which no face was found, as :func:`faces_in` does: at most
-    :data:`WHOLE_FACE_MAX_SIDE` pixels a side, sides within :data:`WHOLE_FACE_MAX_ASPECT`, it is
-    taken for an aligned face crop, unless it is flat (grey standard deviation under
-    :data:`WHOLE_FACE_MIN_STD`). Its central square is made grey and resized to 48x48 with
-    anti-aliasing (:func:`skimage.transform.resize`); it is not re-aligned.
+    :func:`faces_in` calls it for an image in which the detector found no face. An image at
+    most :data:`WHOLE_FACE_MAX_SIDE` pixels a side, its sides within
+    :data:`WHOLE_FACE_MAX_ASPECT` of each other, is taken for an aligned face crop, unless it
+    is flat (grey standard deviation under :data:`WHOLE_FACE_MIN_STD`). Its central square is
+    made grey and resized to 48x48 with anti-aliasing (:func:`skimage.transform.resize`); it
+    is not re-aligned.
 
     Parameters
     ----------
