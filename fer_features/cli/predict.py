@@ -56,10 +56,11 @@ def predict(
 ) -> None:
     """Find every face in each photo (or each frame of a video, or the webcam) and say its emotion.
 
-    A 48x48 image is taken as an aligned face crop, and so is a small square one with no face
-    found (at most 160 px). A photo with no face is reported and the batch goes on; an
-    unreadable file is reported and makes the exit code 2 once the batch is done. One video file (.mp4, .avi, .mov, .mkv, .webm, …) is read
-    frame by frame: [bold]--out[/] CSV, [bold]--annotate[/] video, [bold]--every[/] k.
+    A 48x48 image is taken as an aligned face crop, and so is a small, nearly square photo in
+    which no face is found (32 to 160 px). A photo with no face is reported and the batch goes
+    on; an unreadable file is reported and makes the exit code 2 once the batch is done. One
+    video file (.mp4, .avi, .mov, .mkv, .webm, …) is read frame by frame: [bold]--out[/] CSV,
+    [bold]--annotate[/] video, [bold]--every[/] k.
     """
     from fer_features.inference.video import sort_inputs
 

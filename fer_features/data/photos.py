@@ -10,11 +10,11 @@ Layouts read (any image size and colour; ``.jpg``, ``.png``, …):
 Emotion folder names are normalised (``anger``/``angry``, ``happiness``/``happy``,
 ``sadness``/``sad``, ``surprised``/``surprise``, …, case-insensitive); a folder name that is not
 an emotion is an error that lists every such name. Each photo goes through
-:func:`fer_features.faces.alignment.find_faces` (dlib detection, 68 landmarks, alignment to FER2013's
-framing), in parallel with joblib; a photo with exactly one face gives one crop, and so does a
-small, nearly square photo in which no face is found, taken whole as an aligned face crop
-(:func:`~fer_features.faces.alignment.whole_image_face`, as ``fer predict`` takes it). Other
-photos with no face, several faces, or that cannot be read are left out and listed in
+:func:`fer_features.faces.alignment.faces_in` as ``fer predict`` reads a photo (detection,
+alignment to FER2013's framing; a 48x48 photo, or a small, nearly square one in which no face
+is found, taken whole as the face crop: :func:`~fer_features.faces.alignment.whole_image_face`),
+in parallel with joblib; a photo with exactly one face gives one crop. Photos with no face,
+several faces, or that cannot be read are left out and listed in
 ``PhotoFolderDataset.problems`` (and a CSV), never stopping the load;
 :func:`~fer_features.training.evaluation.evaluate_split` (``fer evaluate``) scores those without a face as
 wrong and stops on an unreadable one unless told to skip it. Results are cached under
@@ -227,17 +227,17 @@ def stratified_split(classes, *, seed: int = 0, fractions=SPLIT_FRACTIONS) -> np
 
 def _process_photo(path: str, detector: str, upsample: int | None, min_score: float | None):
     """(crop or None, problem or None) of one photo; runs in a joblib worker."""
-    from fer_features.faces.alignment import find_faces, whole_image_face
+    from fer_features.faces.alignment import faces_in
     from fer_features.faces.images import ImageError, decode_image
 
     try:
         image = decode_image(path)
     except (ImageError, FileNotFoundError) as exc:
         return None, f"unreadable: {exc}"
-    faces = find_faces(image, detector=detector, upsample=upsample, min_score=min_score)
-    if not faces:  # a small, nearly square photo is taken whole, as fer predict takes it
-        whole = whole_image_face(image)
-        return (None, "no face") if whole is None else (whole.crop, None)
+    # as fer predict reads a photo: a 48x48 one, or a small, nearly square one without a detected face, is its face crop
+    _, faces = faces_in(image, detector=detector, upsample=upsample, min_score=min_score)
+    if not faces:
+        return None, "no face"
     if len(faces) > 1:
         return None, f"{len(faces)} faces"
     return faces[0].crop, None
@@ -281,9 +281,9 @@ def load_photo_folder(
     Returns
     -------
     PhotoFolderDataset
-        One 48x48 uint8 crop per photo with exactly one face; ``names`` are paths relative to
-        ``root``; ``classes`` is :data:`EMOTIONS`, or :data:`EMOTIONS8` when a contempt folder
-        exists.
+        One 48x48 uint8 crop per photo with exactly one face (found, or the photo taken whole);
+        ``names`` are paths relative to ``root``; ``classes`` is :data:`EMOTIONS`, or
+        :data:`EMOTIONS8` when a contempt folder exists.
 
     Raises
     ------
@@ -295,7 +295,12 @@ def load_photo_folder(
     """
     from joblib import Parallel, delayed
 
-    from fer_features.faces.alignment import WHOLE_FACE_MAX_ASPECT, WHOLE_FACE_MAX_SIDE, WHOLE_FACE_MIN_STD
+    from fer_features.faces.alignment import (
+        WHOLE_FACE_MAX_ASPECT,
+        WHOLE_FACE_MAX_SIDE,
+        WHOLE_FACE_MIN_SIDE,
+        WHOLE_FACE_MIN_STD,
+    )
 
     root = Path(root)
     if not root.is_dir():
@@ -303,7 +308,8 @@ def load_photo_folder(
     paths, classes, usages = scan_photo_folder(root)
     names = EMOTIONS8 if "contempt" in classes else EMOTIONS
     cache_dir = Path(cache_dir or default_cache_dir())
-    whole = (WHOLE_FACE_MAX_SIDE, WHOLE_FACE_MAX_ASPECT, WHOLE_FACE_MIN_STD)  # small photos taken whole
+    # which photos are taken whole as face crops (faces_in) is part of what the cache holds
+    whole = ("faces_in", WHOLE_FACE_MIN_SIDE, WHOLE_FACE_MAX_SIDE, WHOLE_FACE_MAX_ASPECT, WHOLE_FACE_MIN_STD)
     key = _cache_key(root, paths, (detector, upsample, min_score, whole))
     cache_file = cache_dir / f"photos-{key}.npz"
 

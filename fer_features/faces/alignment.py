@@ -61,8 +61,8 @@ class Face:
     crop : ndarray of shape (48, 48), dtype uint8
         The aligned grey face, framed as FER2013 faces are.
     score : float or None
-        Detector confidence (higher is surer; the scale is the detector's); None for a 48x48
-        crop taken whole (:func:`faces_in`).
+        Detector confidence (higher is surer; the scale is the detector's); None for an image
+        taken whole as a face crop (a 48x48 one, :func:`faces_in`; :func:`whole_image_face`).
     eyes : ndarray of shape (2, 2), dtype float32
         The eye points the crop was aligned on, ``(x, y)`` in pixels, image-left eye first.
     """
@@ -272,6 +272,9 @@ WHOLE_FACE_MAX_SIDE = 160
 #: about square; a thumbnail of a scene is usually 4:3 or wider.
 WHOLE_FACE_MAX_ASPECT = 1.25
 
+#: Smallest side, in pixels, of such an image: an icon is no face crop.
+WHOLE_FACE_MIN_SIDE = 32
+
 #: Least standard deviation of such an image's grey levels (0-255): a flat image is no face.
 WHOLE_FACE_MIN_STD = 2.0
 
@@ -279,8 +282,8 @@ WHOLE_FACE_MIN_STD = 2.0
 def whole_image_face(image: np.ndarray) -> Face | None:
     """The whole image as one face crop, if it is small and nearly square; else None.
 
-    :func:`faces_in` calls it for an image in which the detector found no face. An image at
-    most :data:`WHOLE_FACE_MAX_SIDE` pixels a side, its sides within
+    :func:`faces_in` calls it for an image in which the detector found no face. An image of
+    :data:`WHOLE_FACE_MIN_SIDE` to :data:`WHOLE_FACE_MAX_SIDE` pixels a side, its sides within
     :data:`WHOLE_FACE_MAX_ASPECT` of each other, is taken for an aligned face crop, unless it
     is flat (grey standard deviation under :data:`WHOLE_FACE_MIN_STD`). Its central square is
     made grey and resized to 48x48 with anti-aliasing (:func:`skimage.transform.resize`); it
@@ -288,27 +291,34 @@ def whole_image_face(image: np.ndarray) -> Face | None:
 
     Parameters
     ----------
-    image : ndarray of shape (height, width, 3) or (height, width), dtype uint8
-        RGB or grey.
+    image : ndarray of shape (height, width) or (height, width, 3 or 4)
+        Grey, RGB or RGBA, of any dtype :func:`~fer_features.faces.images.to_rgb` takes.
 
     Returns
     -------
     Face or None
-        Box ``(0, 0, width, height)``, no landmarks, eyes or score; None for a larger, more
-        oblong or flat image.
+        ``crop`` of shape (48, 48), dtype uint8; ``box`` the central square
+        ``(left, top, left + side, top + side)`` in pixels of the image; no landmarks, eyes or
+        score. None for a smaller, larger, more oblong or flat image.
+
+    Raises
+    ------
+    ImageError
+        If ``image`` is not an image array :func:`~fer_features.faces.images.to_rgb` takes.
     """
     from skimage.transform import resize
 
     h, w = image.shape[:2]
-    if min(h, w) < 1 or max(h, w) > WHOLE_FACE_MAX_SIDE or max(h, w) > WHOLE_FACE_MAX_ASPECT * min(h, w):
-        return None
     side = min(h, w)
+    if side < WHOLE_FACE_MIN_SIDE or max(h, w) > WHOLE_FACE_MAX_SIDE or max(h, w) > WHOLE_FACE_MAX_ASPECT * side:
+        return None
     top, left = (h - side) // 2, (w - side) // 2
-    grey = to_grey(image)[top : top + side, left : left + side]
+    grey = to_grey(to_rgb(image))[top : top + side, left : left + side]
     if grey.std() < WHOLE_FACE_MIN_STD:  # a blank or one-colour image is no face
         return None
     crop = resize(grey.astype(np.float32), (CROP_SIZE, CROP_SIZE), anti_aliasing=side > CROP_SIZE, preserve_range=True)
-    return Face(box=(0, 0, int(w), int(h)), landmarks=None, crop=np.clip(crop.round(), 0, 255).astype(np.uint8), score=None)
+    box = (int(left), int(top), int(left + side), int(top + side))
+    return Face(box=box, landmarks=None, crop=np.clip(crop.round(), 0, 255).astype(np.uint8), score=None)
 
 
 def faces_in(
@@ -326,7 +336,8 @@ def faces_in(
     one face is the whole image, found without detection (box ``(0, 0, 48, 48)``, score None).
     A small, nearly square image in which the detector finds no face (at most
     :data:`WHOLE_FACE_MAX_SIDE` pixels a side) is taken as a face crop too, resized whole
-    (:func:`whole_image_face`; ``whole_if_none=False`` turns that off).
+    (:func:`whole_image_face`), unless ``min_score`` is given (only detections then) or
+    ``whole_if_none`` is False.
 
     Parameters
     ----------
@@ -340,7 +351,8 @@ def faces_in(
         See :func:`~fer_features.faces.images.decode_image`.
     whole_if_none : bool, default=True
         Take a small, nearly square image in which no face is found as a face crop
-        (:func:`whole_image_face`).
+        (:func:`whole_image_face`). Ignored when ``min_score`` is given: a caller who asks for
+        detections above a score gets detections only.
 
     Returns
     -------
@@ -372,6 +384,6 @@ def faces_in(
         whole = (0, 0, CROP_SIZE, CROP_SIZE)
         return image, [Face(box=whole, landmarks=None, crop=to_grey(image), score=None)]
     faces = find_faces(image, detector=detector, upsample=upsample, min_score=min_score)
-    if not faces and whole_if_none and (whole := whole_image_face(image)) is not None:
+    if not faces and whole_if_none and min_score is None and (whole := whole_image_face(image)) is not None:
         faces = [whole]
     return image, faces

@@ -67,6 +67,7 @@ def predict_photos(
     detector: str = DEFAULT_DETECTOR,
     upsample: int | None = None,
     min_score: float | None = None,
+    whole_if_none: bool = True,
 ) -> list[list[FacePrediction]]:
     """Classify every face of several photos with one batched model call (:func:`classify_faces`).
 
@@ -83,13 +84,16 @@ def predict_photos(
         See :func:`fer_features.faces.alignment.detect_faces`.
     min_score : float, optional
         See :func:`fer_features.faces.alignment.detect_faces`.
+    whole_if_none : bool, default=True
+        See :func:`fer_features.faces.alignment.faces_in`.
 
     Returns
     -------
     list of list of FacePrediction
         Per photo, its faces by detection score; an empty list where none was found.
     """
-    return classify_faces(model, [faces_in(image, detector=detector, upsample=upsample, min_score=min_score)[1] for image in images])
+    options = dict(detector=detector, upsample=upsample, min_score=min_score, whole_if_none=whole_if_none)
+    return classify_faces(model, [faces_in(image, **options)[1] for image in images])
 
 
 def classify_faces(model, faces: list[list[Face]]) -> list[list[FacePrediction]]:

@@ -144,7 +144,8 @@ def iter_predictions(
     batch_size : int, default=8
         Analysed frames whose faces share one model call (``1`` for a live camera).
     detector, upsample, min_score
-        See :func:`fer_features.inference.photos.predict_photos`.
+        See :func:`fer_features.inference.photos.predict_photos`. A frame is never taken
+        whole as a face crop, however small (``whole_if_none=False``).
 
     Yields
     ------
@@ -164,7 +165,8 @@ def iter_predictions(
 
     def flush():
         analysed = [frame for _, frame, todo in pending if todo]
-        options = dict(detector=detector, upsample=upsample, min_score=min_score)
+        # a frame is a scene, never a face crop, however small
+        options = dict(detector=detector, upsample=upsample, min_score=min_score, whole_if_none=False)
         results = iter(predict_photos(model, analysed, **options) if analysed else ())
         for i, frame, todo in pending:
             yield i, frame, next(results) if todo else None

@@ -367,7 +367,7 @@ def test_small_square_image_without_a_face_is_taken_whole(astronaut):
     from skimage import data
     from skimage.transform import resize
 
-    from fer_features.faces.alignment import WHOLE_FACE_MAX_SIDE, faces_in, whole_image_face
+    from fer_features.faces.alignment import WHOLE_FACE_MAX_SIDE, WHOLE_FACE_MIN_SIDE, faces_in, whole_image_face
 
     # the brick texture: no face for the detector, and not flat; 110x100 grey, its central
     # 100x100 square is the crop
@@ -376,19 +376,50 @@ def test_small_square_image_without_a_face_is_taken_whole(astronaut):
     _, faces = faces_in(brick)
     assert len(faces) == 1
     face = faces[0]
-    assert face.box == (0, 0, 100, 110) and face.score is None and face.landmarks is None
+    assert face.box == (0, 5, 100, 105) and face.score is None and face.landmarks is None
     expected = resize(brick[5:105].astype(np.float32), (48, 48), anti_aliasing=True, preserve_range=True)
     np.testing.assert_array_equal(face.crop, np.clip(expected.round(), 0, 255).astype(np.uint8))
+    # off on request, and when a detection score is asked for
     assert faces_in(brick, whole_if_none=False)[1] == []
-    # too large, too oblong (4:3) or flat: no face
-    big = WHOLE_FACE_MAX_SIDE + 1
-    assert whole_image_face(data.brick()[:big, :big]) is None
-    assert whole_image_face(data.brick()[:120, :160]) is None
+    assert faces_in(brick, min_score=0.5)[1] == []
+    # RGB, RGBA (opaque) and float input give the grey image's crop
+    rgb = np.repeat(brick[..., None], 3, axis=2)
+    rgba = np.concatenate([rgb, np.full(brick.shape + (1,), 255, np.uint8)], axis=2)
+    for image in (rgb, rgba, brick / 255.0):
+        np.testing.assert_array_equal(whole_image_face(image).crop, face.crop)
+    # the size limits are inclusive; beyond them, 4:3, or flat: no face
+    wall = data.brick()
+    assert whole_image_face(wall[:WHOLE_FACE_MAX_SIDE, :WHOLE_FACE_MAX_SIDE]) is not None
+    assert whole_image_face(wall[:WHOLE_FACE_MIN_SIDE, :WHOLE_FACE_MIN_SIDE]) is not None
+    assert whole_image_face(wall[: WHOLE_FACE_MAX_SIDE + 1, : WHOLE_FACE_MAX_SIDE + 1]) is None
+    assert whole_image_face(wall[: WHOLE_FACE_MIN_SIDE - 1, : WHOLE_FACE_MIN_SIDE - 1]) is None
+    assert whole_image_face(wall[:120, :160]) is None
     assert whole_image_face(np.full((100, 100, 3), 128, np.uint8)) is None
     # a face the detector finds is aligned as before, not taken whole
     small = np.asarray(Image.fromarray(astronaut[20:190, 125:285]).resize((150, 160)))
     (found,) = faces_in(small)[1]
     assert found.score is not None
+
+
+def test_small_face_crop_through_predict_photos_and_video_frames(tiny_model, tmp_path):
+    from skimage import data
+
+    from fer_features.inference.video import iter_predictions, open_capture
+
+    brick = np.repeat(data.brick()[:100, :100, None], 3, axis=2)
+    (faces,) = predict_photos(tiny_model, [brick])
+    assert len(faces) == 1 and faces[0].box == (0, 0, 100, 100) and faces[0].detection_score is None
+    assert predict_photos(tiny_model, [brick], whole_if_none=False) == [[]]
+    # a video frame is a scene: never taken whole
+    import cv2
+
+    path = tmp_path / "bricks.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (100, 100))
+    for _ in range(2):
+        writer.write(brick)
+    writer.release()
+    got = [faces for _, _, faces in iter_predictions(tiny_model, open_capture(path))]
+    assert len(got) == 2 and got == [[], []]
 
 
 def test_photo_folder_keeps_a_small_face_crop_the_detector_misses(tmp_path):
