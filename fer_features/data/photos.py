@@ -228,14 +228,12 @@ def stratified_split(classes, *, seed: int = 0, fractions=SPLIT_FRACTIONS) -> np
 def _process_photo(path: str, detector: str, upsample: int | None, min_score: float | None):
     """(crop or None, problem or None) of one photo; runs in a joblib worker."""
     from fer_features.faces.alignment import faces_in
-    from fer_features.faces.images import ImageError, decode_image
+    from fer_features.faces.images import ImageError
 
-    try:
-        image = decode_image(path)
-    except (ImageError, FileNotFoundError) as exc:
+    try:  # read as fer predict reads a photo (faces_in decodes it; a missing file is an ImageError too)
+        _, faces = faces_in(path, detector=detector, upsample=upsample, min_score=min_score)
+    except ImageError as exc:
         return None, f"unreadable: {exc}"
-    # as fer predict reads a photo: a 48x48 one, or a small, nearly square one without a detected face, is its face crop
-    _, faces = faces_in(image, detector=detector, upsample=upsample, min_score=min_score)
     if not faces:
         return None, "no face"
     if len(faces) > 1:
