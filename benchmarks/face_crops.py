@@ -2,10 +2,11 @@
 
 Aligned face crops of other data sets are often distributed at 64 to 256 pixels with little
 margin. Each PublicTest face of ``--data`` is upscaled (bicubic) to each ``--sizes`` side, with
-no margin, and goes through :func:`fer_features.faces.alignment.faces_in` twice: with
-``whole_if_none=False`` (the detector's faces only) and with the default (a small, nearly
-square image in which no face is found is taken whole: :func:`~fer_features.faces.alignment.whole_image_face`).
-The model classifies the first face of each; a face not found counts as wrong.
+no margin, and goes through :func:`fer_features.faces.alignment.faces_in` with
+``whole_if_none=False`` (the detector's faces only); where no face is found, through
+:func:`~fer_features.faces.alignment.whole_image_face` too, as ``faces_in`` does by default (a
+small, nearly square image taken whole). The model classifies the first face of each way; a
+face not found counts as wrong.
 
     python benchmarks/face_crops.py --model default --sizes 64,100,192
 """
@@ -37,7 +38,7 @@ def main() -> None:
     from PIL import Image
 
     from fer_features.data.sources import load_data
-    from fer_features.faces.alignment import faces_in
+    from fer_features.faces.alignment import faces_in, whole_image_face
     from fer_features.persist.files import load_model
 
     data = load_data(args.data, limit=args.limit or None)
@@ -50,10 +51,11 @@ def main() -> None:
         for face in X:
             photo = np.asarray(Image.fromarray(face).resize((size, size), Image.Resampling.BICUBIC))
             found = faces_in(photo, whole_if_none=False)[1]
-            detected.append(found[0].crop if found else None)
-            if not found:
-                found = faces_in(photo)[1]
-            whole.append(found[0].crop if found else None)
+            crop = found[0].crop if found else None
+            detected.append(crop)
+            if crop is None and (taken := whole_image_face(photo)) is not None:  # what faces_in does next
+                crop = taken.crop
+            whole.append(crop)
         row = {"model": args.model, "size": size, "faces": len(X)}
         for name, crops in (("detector", detected), ("taken_whole", whole)):
             hit = np.array([c is not None for c in crops])
